@@ -1,0 +1,316 @@
+"""The per-parameter capacity task (CAPACITY_TASK.md section 1): study settings, the frozen
+per-trial config, and the one function that turns an Optuna trial into that config.
+
+Torch-free: training lives in `objectives.training`, imported only when a trial runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from objectives.architectures import ARCHS, GATED, check_arch, count_params, solve_hidden_size
+from objectives.space import Dimension, Scalar, parse_dimension
+
+if TYPE_CHECKING:
+    import optuna
+
+TASK = "capacity"
+OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd", "adagrad")
+ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
+SEARCHED_ACTIVATION: frozenset[str] = frozenset({"rnn", "ugrnn"})
+MAX_DEPTH = 16
+MAX_B = 10_000_000
+
+# Order matters: it is the order of `trial.suggest_*` calls, which the samplers see.
+DIMENSIONS: tuple[str, ...] = (
+    "depth",
+    "b",
+    "learning_rate",
+    "init_scale",
+    "activation",
+    "optimizer",
+    "gate_bias",
+    "grad_clip",
+    "max_steps",
+)
+
+
+def default_activation(arch: str) -> str:
+    return "relu" if arch == "irnn" else "tanh"
+
+
+def default_space(arch: str, budget: int, depths: tuple[int, ...]) -> dict[str, Dimension]:
+    """Defaults: b, learning rate, init scale and depth searched; the rest fixed."""
+    depth = (
+        Dimension("depth", "fixed", value=depths[0])
+        if len(depths) == 1
+        else Dimension("depth", "choice", choices=tuple(depths))
+    )
+    return {
+        "depth": depth,
+        "b": Dimension("b", "int", low=max(8, budget // 2), high=16 * budget, log=True),
+        "learning_rate": Dimension("learning_rate", "float", low=1e-4, high=1e-1, log=True),
+        "init_scale": Dimension("init_scale", "float", low=0.1, high=3.0, log=True),
+        "activation": Dimension("activation", "fixed", value=default_activation(arch)),
+        "optimizer": Dimension("optimizer", "fixed", value="adam"),
+        "gate_bias": Dimension("gate_bias", "fixed", value=1.0),
+        "grad_clip": Dimension("grad_clip", "fixed", value=0.0),
+        "max_steps": Dimension("max_steps", "fixed", value=2000),
+    }
+
+
+def _numbers(dim: Dimension) -> list[float]:
+    if dim.kind in ("float", "int"):
+        assert dim.low is not None and dim.high is not None
+        return [dim.low, dim.high]
+    values = dim.values()
+    bad = [v for v in values if isinstance(v, str | bool)]
+    if bad:
+        raise ValueError(f"{dim.name}: expected numbers, got {bad[0]!r}")
+    return [float(v) for v in values]
+
+
+def _check_range(dim: Dimension, low: float, high: float, what: str) -> None:
+    for x in _numbers(dim):
+        if not low <= x <= high:
+            raise ValueError(f"{dim.name}: {x:g} is out of range; allowed: {what}")
+
+
+def _check_words(dim: Dimension, allowed: tuple[str, ...]) -> None:
+    if dim.kind in ("float", "int"):
+        raise ValueError(f"{dim.name}: takes values from {', '.join(allowed)}, not a range")
+    for v in dim.values():
+        if v not in allowed:
+            raise ValueError(f"{dim.name}: unknown value {v!r}; allowed: {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class CapacityStudy:
+    """Everything fixed for one study: the network family, budget, and the search space."""
+
+    arch: str
+    budget: int
+    n_in: int = 32
+    unroll: int = 5
+    patience: int = 200
+    space: Mapping[str, Dimension] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_arch(self.arch)
+        for name, value, low, high in (
+            ("budget", self.budget, 1, 10**9),
+            ("n_in", self.n_in, 1, 4096),
+            ("unroll", self.unroll, 1, 1000),
+            ("patience", self.patience, 1, 10**7),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        missing = [d for d in DIMENSIONS if d not in self.space]
+        unknown = [d for d in self.space if d not in DIMENSIONS]
+        if missing or unknown:
+            raise ValueError(
+                f"search space must name exactly {', '.join(DIMENSIONS)}; "
+                f"missing {missing}, unknown {unknown}"
+            )
+        space = self.space
+        depth = space["depth"]
+        if depth.kind in ("float", "int"):
+            raise ValueError("depth: give a list of depths (e.g. 1,2,4), not a range")
+        for d in depth.values():
+            if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DEPTH:
+                raise ValueError(f"depth: {d!r} is not an integer in [1, {MAX_DEPTH}]")
+            solve_hidden_size(self.arch, self.n_in, d, self.budget)
+        _check_range(space["b"], 2, MAX_B, f"[2, {MAX_B}]")
+        _check_range(space["learning_rate"], 1e-8, 10.0, "(0, 10]")
+        _check_range(space["init_scale"], 1e-6, 100.0, "(0, 100]")
+        _check_range(space["gate_bias"], -20.0, 20.0, "[-20, 20]")
+        _check_range(space["grad_clip"], 0.0, 1e6, "0 (off) or a positive norm")
+        _check_range(space["max_steps"], 1, 10**7, "[1, 10000000]")
+        for name in ("b", "max_steps"):
+            if any(x != int(x) for x in _numbers(space[name])):
+                raise ValueError(f"{name}: must be an integer")
+        _check_words(space["optimizer"], OPTIMIZERS)
+        activation = space["activation"]
+        if self.arch in SEARCHED_ACTIVATION:
+            _check_words(activation, ACTIVATIONS)
+        elif activation.kind != "fixed" or activation.value != default_activation(self.arch):
+            raise ValueError(
+                f"activation: {self.arch} uses {default_activation(self.arch)} only; "
+                f"the activation is searched for {', '.join(sorted(SEARCHED_ACTIVATION))}"
+            )
+        if self.arch not in GATED and space["gate_bias"].searched:
+            raise ValueError(
+                f"gate_bias: {self.arch} has no gates; gated cells: {', '.join(sorted(GATED))}"
+            )
+
+    @property
+    def name(self) -> str:
+        return f"{TASK}-{self.arch}-p{self.budget}"
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.space["depth"].values())
+
+    def hidden_size(self, depth: int) -> int:
+        return solve_hidden_size(self.arch, self.n_in, depth, self.budget)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """JSON-ready description, stored as the study's user attrs."""
+        return {
+            "task": TASK,
+            "arch": self.arch,
+            "budget": self.budget,
+            "n_in": self.n_in,
+            "unroll": self.unroll,
+            "patience": self.patience,
+            "space": {name: dim.to_dict() for name, dim in self.space.items()},
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> CapacityStudy:
+        space = {name: Dimension.from_dict(name, d) for name, d in attrs["space"].items()}
+        return cls(
+            arch=attrs["arch"],
+            budget=int(attrs["budget"]),
+            n_in=int(attrs["n_in"]),
+            unroll=int(attrs["unroll"]),
+            patience=int(attrs["patience"]),
+            space=space,
+        )
+
+
+def build_study(
+    arch: str,
+    budget: int,
+    *,
+    depths: tuple[int, ...] = (1, 2, 4),
+    n_in: int = 32,
+    unroll: int = 5,
+    patience: int = 200,
+    overrides: Mapping[str, Any] | None = None,
+) -> CapacityStudy:
+    """A study with the default space, where `overrides` (name -> spec) replace dimensions.
+
+    Specs are strings as on the command line (``1e-3``, ``1e-4:1e-1``, ``adam,rmsprop``) or
+    experiment-file values; see `objectives.space.parse_dimension`.
+    """
+    check_arch(arch)
+    if not depths:
+        raise ValueError("depths: give at least one depth")
+    space = default_space(arch, budget, depths)
+    for name, spec in (overrides or {}).items():
+        if name not in space:
+            raise ValueError(f"unknown search dimension {name!r}; known: {', '.join(DIMENSIONS)}")
+        space[name] = parse_dimension(name, spec, space[name])
+    return CapacityStudy(
+        arch=arch, budget=budget, n_in=n_in, unroll=unroll, patience=patience, space=space
+    )
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    """One training run of the capacity task: everything `objectives.training` needs."""
+
+    arch: str
+    n_in: int
+    hidden_size: int
+    depth: int
+    unroll: int
+    b: int
+    learning_rate: float
+    init_scale: float
+    activation: str = "tanh"
+    optimizer: str = "adam"
+    gate_bias: float = 1.0
+    grad_clip: float = 0.0
+    max_steps: int = 2000
+    patience: int = 200
+    seed: int = 0
+    budget: int | None = None
+
+    def __post_init__(self) -> None:
+        check_arch(self.arch)
+        for name in ("n_in", "hidden_size", "depth", "unroll", "max_steps", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.b, bool) or not isinstance(self.b, int) or not 2 <= self.b <= MAX_B:
+            raise ValueError(f"b must be an integer in [2, {MAX_B}], got {self.b!r}")
+        if not self.learning_rate > 0 or not self.init_scale > 0:
+            raise ValueError("learning_rate and init_scale must be positive")
+        if self.grad_clip < 0:
+            raise ValueError(f"grad_clip must be >= 0 (0 is off), got {self.grad_clip}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r}; allowed: tanh, relu")
+        if self.arch == "irnn" and self.activation != "relu":
+            raise ValueError("irnn uses relu")
+        if self.arch not in SEARCHED_ACTIVATION | {"irnn"} and self.activation != "tanh":
+            raise ValueError(f"{self.arch} uses tanh")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+    @property
+    def num_params(self) -> int:
+        return count_params(self.arch, self.n_in, self.hidden_size, self.depth)
+
+    def to_attrs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _suggest(trial: optuna.trial.BaseTrial, dim: Dimension) -> Scalar:
+    if dim.kind == "fixed":
+        assert dim.value is not None
+        return dim.value
+    if dim.kind == "choice":
+        if len(dim.choices) == 1:
+            return dim.choices[0]
+        choice = trial.suggest_categorical(dim.name, list(dim.choices))
+        if choice is None:  # never: None is not among the choices
+            raise ValueError(f"{dim.name}: sampler returned no value")
+        return choice
+    assert dim.low is not None and dim.high is not None
+    if dim.kind == "int":
+        return trial.suggest_int(dim.name, int(dim.low), int(dim.high), log=dim.log)
+    return trial.suggest_float(dim.name, dim.low, dim.high, log=dim.log)
+
+
+def suggest_config(
+    trial: optuna.trial.BaseTrial, study: CapacityStudy, seed: int
+) -> CapacityConfig:
+    """The only place the capacity task touches Optuna: trial -> frozen config."""
+    values = {name: _suggest(trial, study.space[name]) for name in DIMENSIONS}
+    depth = int(values["depth"])
+    return CapacityConfig(
+        arch=study.arch,
+        n_in=study.n_in,
+        hidden_size=study.hidden_size(depth),
+        depth=depth,
+        unroll=study.unroll,
+        b=int(values["b"]),
+        learning_rate=float(values["learning_rate"]),
+        init_scale=float(values["init_scale"]),
+        activation=str(values["activation"]),
+        optimizer=str(values["optimizer"]),
+        gate_bias=float(values["gate_bias"]),
+        grad_clip=float(values["grad_clip"]),
+        max_steps=int(values["max_steps"]),
+        patience=study.patience,
+        seed=seed,
+        budget=study.budget,
+    )
+
+
+__all__ = [
+    "ARCHS",
+    "DIMENSIONS",
+    "OPTIMIZERS",
+    "TASK",
+    "CapacityConfig",
+    "CapacityStudy",
+    "build_study",
+    "suggest_config",
+]

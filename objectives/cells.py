@@ -1,0 +1,177 @@
+"""The six recurrent cells, written by hand as pure functions over a flat dict of weights.
+
+Layout: every weight is stored so that `x @ w` works on any leading axes. Biases and learned
+initial states are row vectors (1, width), so adding a leading model axis K to every tensor
+((K, d, n), (K, 1, n), inputs (K, b, d)) turns the same code into K networks trained at once.
+
+Names per layer l (0-based), input width d, hidden size n, G gate blocks:
+    l{l}.w_x (d, G*n)   input weights          l{l}.w_h (n, G*n or 2n)  recurrent weights
+    l{l}.bias (1, G*n)  biases                 l{l}.h0 (1, n)  learned initial state
+    l{l}.w_hc (n, n)    GRU candidate's recurrent weights (after the reset gate)
+    l{l}.c0 (1, n)      LSTM learned initial cell state
+    proj (n_in, n)      +RNN input projection (no bias: zero input stays zero)
+    out.w (n, 1), out.b (1, 1)  linear readout to one logit
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from objectives.architectures import GATE_BLOCKS, check_arch, layer_input_width
+
+Params = dict[str, Tensor]
+State = tuple[Tensor, ...]
+
+
+def _normal(shape: tuple[int, ...], std: float, generator: torch.Generator) -> Tensor:
+    return torch.randn(shape, generator=generator) * std
+
+
+def init_params(
+    arch: str,
+    n_in: int,
+    hidden_size: int,
+    depth: int,
+    init_scale: float,
+    generator: torch.Generator,
+) -> Params:
+    """Fresh weights: input and recurrent matrices N(0, init_scale^2 / fan_in), biases and
+    initial states zero; the IRNN's recurrent matrix is the identity."""
+    check_arch(arch)
+    n = hidden_size
+    blocks = GATE_BLOCKS[arch]
+    params: Params = {}
+    if arch == "+rnn":
+        params["proj"] = _normal((n_in, n), init_scale / n_in**0.5, generator)
+    for layer in range(depth):
+        d = layer_input_width(arch, n_in, n, layer)
+        p = f"l{layer}."
+        params[p + "w_x"] = _normal((d, blocks * n), init_scale / d**0.5, generator)
+        if arch == "irnn":
+            params[p + "w_h"] = torch.eye(n)
+        elif arch == "gru":
+            params[p + "w_h"] = _normal((n, 2 * n), init_scale / n**0.5, generator)
+            params[p + "w_hc"] = _normal((n, n), init_scale / n**0.5, generator)
+        else:
+            params[p + "w_h"] = _normal((n, blocks * n), init_scale / n**0.5, generator)
+        params[p + "bias"] = torch.zeros(1, blocks * n)
+        params[p + "h0"] = torch.zeros(1, n)
+        if arch == "lstm":
+            params[p + "c0"] = torch.zeros(1, n)
+    params["out.w"] = _normal((n, 1), 1.0 / n**0.5, generator)
+    params["out.b"] = torch.zeros(1, 1)
+    return params
+
+
+def num_params(params: Params) -> int:
+    return sum(t.numel() for t in params.values())
+
+
+def _activation(name: str) -> Callable[[Tensor], Tensor]:
+    if name == "tanh":
+        return torch.tanh
+    if name == "relu":
+        return torch.relu
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def _pre(p: Params, prefix: str, x: Tensor | None, h: Tensor) -> Tensor:
+    """x @ w_x + h @ w_h + bias, skipping the input term when the input is zero."""
+    pre = h @ p[prefix + "w_h"] + p[prefix + "bias"]
+    return pre if x is None else pre + x @ p[prefix + "w_x"]
+
+
+def _split(t: Tensor, parts: int) -> tuple[Tensor, ...]:
+    return t.chunk(parts, dim=-1)
+
+
+def step(
+    arch: str,
+    p: Params,
+    layer: int,
+    state: State,
+    x: Tensor | None,
+    act: Callable[[Tensor], Tensor],
+    gate_bias: float,
+) -> tuple[Tensor, State]:
+    """One time step of one layer: (output fed upwards, new state). x None means zero input."""
+    pf = f"l{layer}."
+    h = state[0]
+    if arch in ("rnn", "irnn"):
+        h = act(_pre(p, pf, x, h))
+        return h, (h,)
+    if arch == "ugrnn":
+        c_pre, g_pre = _split(_pre(p, pf, x, h), 2)
+        g = torch.sigmoid(g_pre + gate_bias)
+        h = g * h + (1.0 - g) * act(c_pre)
+        return h, (h,)
+    if arch == "gru":
+        n = h.shape[-1]
+        bias = p[pf + "bias"]
+        gates_pre = h @ p[pf + "w_h"] + bias[..., : 2 * n]
+        cand_pre = bias[..., 2 * n :]
+        if x is not None:
+            x_pre = x @ p[pf + "w_x"]
+            gates_pre = gates_pre + x_pre[..., : 2 * n]
+            cand_pre = cand_pre + x_pre[..., 2 * n :]
+        u_pre, r_pre = _split(gates_pre, 2)
+        u = torch.sigmoid(u_pre + gate_bias)
+        r = torch.sigmoid(r_pre)
+        c = torch.tanh(cand_pre + (r * h) @ p[pf + "w_hc"])
+        h = u * h + (1.0 - u) * c
+        return h, (h,)
+    if arch == "lstm":
+        cell = state[1]
+        i_pre, f_pre, o_pre, g_pre = _split(_pre(p, pf, x, h), 4)
+        cell = torch.sigmoid(f_pre + gate_bias) * cell + torch.sigmoid(i_pre) * torch.tanh(g_pre)
+        h = torch.sigmoid(o_pre) * torch.tanh(cell)
+        return h, (h, cell)
+    if arch == "+rnn":
+        y_pre, h_pre, gy_pre, gh_pre = _split(_pre(p, pf, x, h), 4)
+        gy = torch.sigmoid(gy_pre + gate_bias)
+        gh = torch.sigmoid(gh_pre + gate_bias)
+        y = (1.0 - gy) * torch.relu(y_pre)
+        if x is not None:
+            y = y + gy * x
+        h = gh * h + (1.0 - gh) * torch.tanh(h_pre)
+        return y, (h,)
+    raise ValueError(f"unknown arch {arch!r}")
+
+
+def initial_state(arch: str, p: Params, layer: int, batch_shape: torch.Size) -> State:
+    """The learned initial state, broadcast over the samples (and any leading model axis)."""
+    pf = f"l{layer}."
+    h0 = p[pf + "h0"]
+    shape = (*batch_shape, h0.shape[-1])
+    if arch == "lstm":
+        return (h0.expand(shape), p[pf + "c0"].expand(shape))
+    return (h0.expand(shape),)
+
+
+def forward(
+    arch: str,
+    params: Params,
+    x: Tensor,
+    *,
+    depth: int,
+    unroll: int,
+    activation: str = "tanh",
+    gate_bias: float = 1.0,
+) -> Tensor:
+    """Logits (..., b): input x (..., b, n_in) at the first step only, zero input after,
+    `unroll` steps in all, the last layer's output at the last step read out linearly."""
+    act = _activation(activation)
+    batch_shape = x.shape[:-1]
+    inputs: Tensor = x @ params["proj"] if arch == "+rnn" else x
+    states = [initial_state(arch, params, layer, batch_shape) for layer in range(depth)]
+    out: Tensor | None = None
+    for t in range(unroll):
+        layer_in: Tensor | None = inputs if t == 0 else None
+        for layer in range(depth):
+            out, states[layer] = step(arch, params, layer, states[layer], layer_in, act, gate_bias)
+            layer_in = out
+    assert out is not None
+    return (out @ params["out.w"] + params["out.b"]).squeeze(-1)

@@ -1,0 +1,72 @@
+"""The one explicit registry of tasks: name -> factory. Factories import inside, so looking a
+task up (as `hpsearch export` and `status` never need to) costs nothing, and running one
+imports torch only then."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import optuna
+
+
+class TrialResult(Protocol):
+    @property
+    def bits(self) -> float: ...
+
+    @property
+    def diverged(self) -> bool: ...
+
+    def to_attrs(self) -> dict[str, Any]: ...
+
+
+class StudySettings(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def to_attrs(self) -> dict[str, Any]: ...
+
+
+class Task(Protocol):
+    """What the service needs from a task."""
+
+    name: str
+
+    def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any: ...
+
+    def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any: ...
+
+    def run(self, config: Any, device: str) -> TrialResult: ...
+
+
+class CapacityTask:
+    """The per-parameter capacity task of Collins et al. (2017)."""
+
+    name = "capacity"
+
+    def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any:
+        from objectives.capacity import CapacityStudy
+
+        return CapacityStudy.from_attrs(attrs)
+
+    def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any:
+        from objectives.capacity import suggest_config
+
+        return suggest_config(trial, study, seed)
+
+    def run(self, config: Any, device: str) -> TrialResult:
+        from objectives.training import train_capacity
+
+        return train_capacity(config, device)
+
+
+TASKS: dict[str, Callable[[], Task]] = {"capacity": CapacityTask}
+
+
+def get_task(name: str) -> Task:
+    try:
+        factory = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}") from None
+    return factory()

@@ -1,0 +1,60 @@
+"""Heartbeats for trials run through ask-and-tell, where Optuna's own heartbeat thread (which
+covers only `study.optimize`) does not reach. One thread beats for every trial a worker holds."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+import optuna
+
+logger = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Records a heartbeat for each held trial every `interval` seconds, from one thread.
+
+    `hold(trial_id)` beats at once (so that a worker killed a moment later still leaves a
+    trial that goes stale), `release(trial_id)` stops beating for it.
+    """
+
+    def __init__(self, storage: optuna.storages.RDBStorage, interval: float) -> None:
+        self._storage = storage
+        self._interval = interval
+        self._held: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hpsearch-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._interval + 5)
+
+    def hold(self, trial_id: int) -> None:
+        self._storage.record_heartbeat(trial_id)
+        with self._lock:
+            self._held.add(trial_id)
+
+    def release(self, trial_id: int) -> None:
+        with self._lock:
+            self._held.discard(trial_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            with self._lock:
+                held = sorted(self._held)
+            for trial_id in held:
+                try:
+                    self._storage.record_heartbeat(trial_id)
+                except Exception as e:  # a missed beat is retried next interval
+                    logger.warning("heartbeat for trial id %d failed: %s", trial_id, e)

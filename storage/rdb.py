@@ -1,0 +1,96 @@
+"""Turn a URL into an Optuna RDBStorage with a deliberate connection and heartbeat policy."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+
+from storage.errors import StorageError
+from storage.url import normalize_url, redact_url, sqlite_path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeartbeatPolicy:
+    """A RUNNING trial whose worker has not beaten for `grace` seconds is failed and, up to
+    `max_retry` times, queued again with the same parameters."""
+
+    interval: int = 10
+    grace: int = 60
+    max_retry: int = 3
+
+    def __post_init__(self) -> None:
+        if self.interval < 1 or self.grace < 1:
+            raise ValueError("heartbeat interval and grace must be positive whole seconds")
+        if self.grace <= self.interval:
+            raise ValueError(
+                f"heartbeat grace ({self.grace}s) must exceed the interval ({self.interval}s)"
+            )
+        if self.max_retry < 0:
+            raise ValueError("max_retry must be >= 0")
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    if sqlite_path(url) is not None:
+        # Several worker processes share one file: wait for the write lock, don't fail.
+        return {"connect_args": {"timeout": 60}}
+    # PostgreSQL: few connections per worker (the server has a ceiling), dead ones detected.
+    return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def _prepare_sqlite(url: str, create: bool) -> None:
+    path = sqlite_path(url)
+    assert path is not None
+    if not path.exists():
+        if not create:
+            raise StorageError(
+                f"no database at {path}: create studies first with 'hpsearch create'"
+            )
+        if not path.parent.exists():
+            raise StorageError(f"cannot create {path}: folder {path.parent} does not exist")
+    try:
+        with sqlite3.connect(path, timeout=60) as conn:
+            # WAL lets readers run while a worker writes; the mode is stored in the file.
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as e:
+        raise StorageError(f"cannot open SQLite database {path}: {e}") from None
+
+
+def open_storage(
+    url: str,
+    *,
+    create: bool = False,
+    heartbeat: HeartbeatPolicy | None = None,
+) -> optuna.storages.RDBStorage:
+    """An RDBStorage for `url`. With create=False a missing SQLite file is an error instead of
+    a new empty database. Errors come out as StorageError with the password hidden."""
+    url = normalize_url(url)
+    shown = redact_url(url)
+    if sqlite_path(url) is not None:
+        _prepare_sqlite(url, create)
+    kwargs: dict[str, Any] = {}
+    if heartbeat is not None:
+        kwargs = {
+            "heartbeat_interval": heartbeat.interval,
+            "grace_period": heartbeat.grace,
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=heartbeat.max_retry
+            ),
+        }
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        raise StorageError(f"cannot use storage {shown}: {_first_line(e)}") from None
+    except RuntimeError as e:  # Optuna's schema-version check
+        raise StorageError(f"storage {shown} needs attention: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(getattr(e, "orig", None) or e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
