@@ -97,7 +97,7 @@ class Worker:
     def run(self, n_trials: int | None = None) -> WorkerReport:
         report = WorkerReport()
         failures_in_a_row = 0
-        with Heartbeat(self.storage, self.heartbeat_interval) as heartbeat:
+        with Heartbeat(self.storage, self.heartbeat_interval, self._fail_stale) as heartbeat:
             while n_trials is None or report.complete + report.failed < n_trials:
                 claimed = self._claim_any(heartbeat)
                 if claimed is None:
@@ -154,10 +154,15 @@ class Worker:
                 raise
         return trial, config
 
-    def _others_running(self) -> bool:
-        """Whether another worker still holds a trial that may yet fail and need a retry."""
+    def _fail_stale(self) -> None:
+        """Fail (and queue retries of) trials whose workers stopped beating."""
         for entry in self.studies:
             optuna.storages.fail_stale_trials(entry.study)
+
+    def _others_running(self) -> bool:
+        """Whether another worker still holds a trial that may yet fail and need a retry."""
+        self._fail_stale()
+        for entry in self.studies:
             states = (TrialState.RUNNING, TrialState.WAITING)
             if entry.study.get_trials(deepcopy=False, states=states):
                 return True

@@ -197,6 +197,8 @@ def build_study(
     experiment-file values; see `objectives.space.parse_dimension`.
     """
     check_arch(arch)
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 10**9:
+        raise ValueError(f"budget must be an integer in [1, {10**9}], got {budget!r}")
     if not depths:
         raise ValueError("depths: give at least one depth")
     space = default_space(arch, budget, depths)

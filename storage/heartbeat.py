@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 import optuna
@@ -16,12 +17,20 @@ class Heartbeat:
     """Records a heartbeat for each held trial every `interval` seconds, from one thread.
 
     `hold(trial_id)` beats at once (so that a worker killed a moment later still leaves a
-    trial that goes stale), `release(trial_id)` stops beating for it.
+    trial that goes stale), `release(trial_id)` stops beating for it. `sweep`, if given, runs
+    after every round of beats: the worker uses it to fail other workers' stale trials
+    promptly, not only when it next asks for a trial.
     """
 
-    def __init__(self, storage: optuna.storages.RDBStorage, interval: float) -> None:
+    def __init__(
+        self,
+        storage: optuna.storages.RDBStorage,
+        interval: float,
+        sweep: Callable[[], None] | None = None,
+    ) -> None:
         self._storage = storage
         self._interval = interval
+        self._sweep = sweep
         self._held: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -58,3 +67,8 @@ class Heartbeat:
                     self._storage.record_heartbeat(trial_id)
                 except Exception as e:  # a missed beat is retried next interval
                     logger.warning("heartbeat for trial id %d failed: %s", trial_id, e)
+            if self._sweep is not None:
+                try:
+                    self._sweep()
+                except Exception as e:
+                    logger.warning("stale-trial sweep failed: %s", e)

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hpsearch(
+    *args: str, timeout: float = 240, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a child process, as a user would."""
+    inherited = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    full_env = {**inherited, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "hpsearch.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=ROOT,
+    )
+
+
+def snapshot(url: str) -> dict[str, tuple[int, dict]]:
+    """Every study's trial count and user attrs: what a failed command must not change."""
+    storage = optuna.storages.RDBStorage(url)
+    return {
+        s.study_name: (len(storage.get_all_trials(s._study_id, deepcopy=False)), s.user_attrs)
+        for s in storage.get_all_studies()
+    }

@@ -1,0 +1,67 @@
+"""Every registered task passes the same checks: suggest gives a valid config, a tiny run
+finishes, the same seed gives the same result."""
+
+import optuna
+import pytest
+
+from objectives.registry import TASKS, get_task
+
+TINY = {
+    "capacity": {
+        "attrs": {
+            "task": "capacity",
+            "arch": "rnn",
+            "budget": 300,
+            "n_in": 8,
+            "unroll": 3,
+            "patience": 20,
+            "space": {
+                "depth": {"kind": "choice", "choices": [1, 2]},
+                "b": {"kind": "int", "low": 16, "high": 64, "log": True},
+                "learning_rate": {"kind": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                "init_scale": {"kind": "float", "low": 0.5, "high": 2.0, "log": True},
+                "activation": {"kind": "fixed", "value": "tanh"},
+                "optimizer": {"kind": "fixed", "value": "adam"},
+                "gate_bias": {"kind": "fixed", "value": 1.0},
+                "grad_clip": {"kind": "fixed", "value": 0.0},
+                "max_steps": {"kind": "fixed", "value": 40},
+            },
+        }
+    }
+}
+
+
+def test_every_task_has_a_tiny_setting():
+    assert set(TASKS) == set(TINY)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_task_conformance(name):
+    task = get_task(name)
+    settings = task.study_from_attrs(TINY[name]["attrs"])
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(1))
+    trial = study.ask()
+    config = task.suggest(trial, settings, 11)
+    assert config.seed == 11
+    first = task.run(config, "cpu")
+    again = task.run(config, "cpu")
+    assert first.bits == again.bits
+    assert 0.0 <= first.bits <= config.b
+    attrs = first.to_attrs()
+    for key in (
+        "bits",
+        "bits_per_param",
+        "num_params",
+        "hidden_size",
+        "depth",
+        "error_fraction",
+        "steps",
+        "seconds",
+        "device",
+    ):
+        assert key in attrs
+
+
+def test_unknown_task():
+    with pytest.raises(ValueError, match="unknown task 'foo'"):
+        get_task("foo")
