@@ -102,7 +102,7 @@ def search(out: Path, trials: int) -> dict[str, object]:
         )
         procs[sampler] = subprocess.Popen(
             [*HPSEARCH, "worker", "--storage", url, "--all", "--seed", "0", "--device", "cpu"],
-            stderr=open(out / f"search-{sampler}.log", "w"),  # noqa: SIM115
+            stderr=open(out / f"search-{sampler}.log", "w"),
         )
     start = time.perf_counter()
     for proc in procs.values():

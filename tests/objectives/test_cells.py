@@ -44,7 +44,10 @@ def test_leading_model_axis_equals_separate_networks(arch):
         for s in (3, 4, 5)
     ]
     one_by_one = torch.stack(
-        [forward(arch, p, x, depth=2, unroll=4, activation=_act(arch)) for p, x in zip(nets, xs)]
+        [
+            forward(arch, p, x, depth=2, unroll=4, activation=_act(arch))
+            for p, x in zip(nets, xs, strict=False)
+        ]
     )
     stacked = {k: torch.stack([p[k] for p in nets]) for k in nets[0]}
     batched = forward(arch, stacked, torch.stack(xs), depth=2, unroll=4, activation=_act(arch))

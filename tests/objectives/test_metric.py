@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -35,7 +36,7 @@ def test_matches_formula():
 
 def test_monotone_towards_chance():
     values = [mutual_information_bits(200, e) for e in range(0, 101)]
-    assert all(a > b for a, b in zip(values, values[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(values))
 
 
 @pytest.mark.parametrize(("b", "errors"), [(0, 0), (10, -1), (10, 11)])

@@ -23,7 +23,7 @@ def test_missing_folder(tmp_path: Path):
 def test_not_a_database(tmp_path: Path):
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StorageError, match="junk.db"):
+    with pytest.raises(StorageError, match=r"junk\.db"):
         open_storage(f"sqlite:///{path}")
 
 
