@@ -21,6 +21,8 @@ def postgres_url() -> Iterator[str]:
     skips, and CI (which sets it) fails on skipped postgres tests."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_ENV} is not set: CI must run the postgres tests")
         pytest.skip(f"{POSTGRES_ENV} is not set")
     import psycopg
     import sqlalchemy

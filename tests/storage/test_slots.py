@@ -2,6 +2,8 @@ import multiprocessing
 import time
 from pathlib import Path
 
+import pytest
+
 from storage import open_storage, trial_slot
 
 
@@ -35,3 +37,9 @@ def _check_exclusive(url: str, tmp_path: Path) -> None:
 def test_sqlite_slot_is_exclusive_across_processes(sqlite_url: str, tmp_path: Path):
     open_storage(sqlite_url, create=True)
     _check_exclusive(sqlite_url, tmp_path)
+
+
+@pytest.mark.postgres
+def test_postgres_slot_is_exclusive_across_processes(postgres_url: str, tmp_path: Path):
+    open_storage(postgres_url, create=True).engine.dispose()
+    _check_exclusive(postgres_url, tmp_path)
