@@ -33,3 +33,30 @@ def snapshot(url: str) -> dict[str, tuple[int, dict]]:
         s.study_name: (len(storage.get_all_trials(s._study_id, deepcopy=False)), s.user_attrs)
         for s in storage.get_all_studies()
     }
+
+
+def run_workers(url: str, count: int, timeout: float = 240) -> list[str]:
+    """Start `count` worker processes on every study at once; wait; return their logs."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpsearch.cli",
+        "worker",
+        "--storage",
+        url,
+        "--all",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [
+        subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        for _ in range(count)
+    ]
+    try:
+        logs = [w.communicate(timeout=timeout)[1] for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert [w.returncode for w in workers] == [0] * count, logs
+    return logs

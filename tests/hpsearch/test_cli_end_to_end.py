@@ -3,15 +3,13 @@
 import csv
 import io
 import json
-import subprocess
-import sys
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from hpsearch.export import BestRow
-from tests.hpsearch.helpers import ROOT, hpsearch
+from tests.hpsearch.helpers import hpsearch, run_workers
 
 KEYS = [
     "study",
@@ -55,28 +53,7 @@ def test_two_workers_share_studies_and_stop_at_target(sqlite_url):
     assert created.returncode == 0, created.stderr
     assert created.stdout.split() == ["capacity-rnn-p300", "capacity-gru-p300"]
 
-    env = {"PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpsearch.cli",
-        "worker",
-        "--storage",
-        sqlite_url,
-        "--all",
-        "--device",
-        "cpu",
-    ]
-    workers = [
-        subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        for _ in range(2)
-    ]
-    try:
-        logs = [w.communicate(timeout=240)[1] for w in workers]
-    finally:
-        for w in workers:
-            w.kill()
-    assert [w.returncode for w in workers] == [0, 0], logs
+    logs = run_workers(sqlite_url, 2)
     # Both workers did real work, and their samplers were seeded differently.
     seeds = [
         line.split("sampler seed ")[1]

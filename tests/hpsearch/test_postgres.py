@@ -1,34 +1,41 @@
 """The capacity search on a real PostgreSQL server: two workers, two studies, export."""
 
 import json
-import subprocess
-import sys
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.hpsearch.helpers import ROOT, hpsearch
+from tests.hpsearch.helpers import hpsearch, run_workers
 
 
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
 def test_capacity_search_on_postgres(postgres_url):
-    assert hpsearch("create", "--storage", postgres_url, "--arch", "rnn,lstm", "--budget", "400",
-                    "--depths", "1,2", "--trials", "8", "--seed", "2",
-                    "--space", "max_steps=40").returncode == 0
-    cmd = [sys.executable, "-m", "hpsearch.cli", "worker", "--storage", postgres_url, "--all",
-           "--device", "cpu"]
-    workers = [subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
-                                env={"PYTHONPATH": str(ROOT)}, cwd=ROOT) for _ in range(2)]
-    try:
-        logs = [w.communicate(timeout=240)[1] for w in workers]
-    finally:
-        for w in workers:
-            w.kill()
-    assert [w.returncode for w in workers] == [0, 0], logs
-    storage = optuna.storages.RDBStorage(postgres_url.replace("postgresql://",
-                                                              "postgresql+psycopg://"))
+    assert (
+        hpsearch(
+            "create",
+            "--storage",
+            postgres_url,
+            "--arch",
+            "rnn,lstm",
+            "--budget",
+            "400",
+            "--depths",
+            "1,2",
+            "--trials",
+            "8",
+            "--seed",
+            "2",
+            "--space",
+            "max_steps=40",
+        ).returncode
+        == 0
+    )
+    run_workers(postgres_url, 2)
+    storage = optuna.storages.RDBStorage(
+        postgres_url.replace("postgresql://", "postgresql+psycopg://")
+    )
     for name in ("capacity-rnn-p400", "capacity-lstm-p400"):
         trials = optuna.load_study(study_name=name, storage=storage).get_trials()
         assert sorted(t.number for t in trials) == list(range(8))
