@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--device", default="auto", help="auto, cpu or cuda")
     worker.add_argument("--seed", type=int, help="sampler seed (default: random per worker)")
     worker.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    worker.add_argument(
+        "--processes",
+        default="1",
+        help="worker processes to start here: a number, or 'gpus' for one per "
+        "visible GPU (each pinned to its GPU)",
+    )
     worker.add_argument("--heartbeat-interval", type=int, default=10, help="seconds")
     worker.add_argument(
         "--heartbeat-grace",
@@ -88,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="trials by state and best bits per study")
     _storage_arg(status)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    upgrade = db_sub.add_parser("upgrade", help="create the tables or bring them to this version")
+    _storage_arg(upgrade)
+
+    dashboard = sub.add_parser("dashboard", help="serve optuna-dashboard over the storage")
+    _storage_arg(dashboard)
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     return parser
 
 
@@ -145,6 +161,7 @@ def _worker(args: argparse.Namespace) -> int:
         raise HpsearchError(str(e)) from None
     if args.device not in ("auto", "cpu", "cuda"):
         raise HpsearchError(f"--device {args.device!r}: choose auto, cpu or cuda")
+    processes = _parse_processes(args.processes)
     url = resolve_url(args.storage)
     storage = open_storage(url, heartbeat=policy)
     records = find_records(storage, None if args.all else args.study)
@@ -155,11 +172,24 @@ def _worker(args: argparse.Namespace) -> int:
 
     from hpsearch.worker import Worker, resolve_device
 
-    torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    worker = Worker(
-        storage, records, device=device, seed=args.seed, heartbeat_interval=policy.interval
-    )
+    if processes != 1:
+        from hpsearch.processes import run_processes
+
+        storage.engine.dispose()
+        gpus = torch.cuda.device_count() if device == "cuda" else 0
+        count = gpus if processes == "gpus" else int(processes)
+        if count < 1:
+            raise HpsearchError("--processes gpus: no GPU is visible here")
+        return run_processes(
+            argv=args.argv,
+            count=count,
+            pin_gpus=processes == "gpus" or gpus > 0,
+            gpus=gpus,
+            seed=args.seed,
+        )
+    torch.set_num_threads(args.threads)
+    worker = Worker(storage, records, device=device, seed=args.seed, heartbeat=policy)
     logger.info(
         "worker %s on %s, %s, %d studies, sampler seed %d",
         worker.name,
@@ -172,6 +202,43 @@ def _worker(args: argparse.Namespace) -> int:
     logger.info(
         "worker %s done: %d complete, %d failed", worker.name, report.complete, report.failed
     )
+    return 0
+
+
+def _parse_processes(text: str) -> int | str:
+    if text == "gpus":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise HpsearchError(f"--processes takes a positive number or 'gpus', got {text!r}")
+    return count
+
+
+def _db(args: argparse.Namespace) -> int:
+    from storage import upgrade_schema
+
+    before, after = upgrade_schema(resolve_url(args.storage))
+    if before == after:
+        print(f"schema is current ({after})")
+    else:
+        print(f"schema upgraded from {before} to {after}")
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise HpsearchError(f"--port must be in [1, 65535], got {args.port}")
+    storage = open_storage(resolve_url(args.storage))
+    from optuna_dashboard import run_server
+
+    logger.info("dashboard for %s on http://%s:%d/", redact_url(storage.url), args.host, args.port)
+    try:
+        run_server(storage, host=args.host, port=args.port)
+    except OSError as e:
+        raise HpsearchError(f"cannot serve on {args.host}:{args.port}: {e.strerror}") from None
     return 0
 
 
@@ -199,7 +266,14 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"create": _create, "worker": _worker, "export": _export, "status": _status}
+COMMANDS = {
+    "create": _create,
+    "worker": _worker,
+    "export": _export,
+    "status": _status,
+    "db": _db,
+    "dashboard": _dashboard,
+}
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -208,6 +282,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -69,6 +69,8 @@ def _row(record: StudyRecord, depth: int, trials: list[FrozenTrial]) -> BestRow:
 def best_rows(storage: optuna.storages.BaseStorage) -> list[BestRow]:
     rows: list[BestRow] = []
     for record in list_records(storage):
+        if record.task != "capacity":
+            continue
         study_id = storage.get_study_id_from_name(record.name)
         complete = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
         by_depth: dict[int, list[FrozenTrial]] = {}

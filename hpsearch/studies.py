@@ -11,7 +11,8 @@ import optuna
 
 from hpsearch.errors import HpsearchError, StudyNotFound
 from hpsearch.experiment import Experiment
-from objectives.registry import get_task
+from hpsearch.samplers import check_sampler
+from objectives.registry import StudySettings, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,25 @@ def create_studies(
         if study.name in existing:
             out.append((study.name, False))
             continue
-        attrs = {
-            **study.to_attrs(),
-            TARGET_KEY: experiment.trials,
-            SAMPLER_KEY: experiment.sampler,
-            SEED_KEY: seed,
-        }
-        out.append((study.name, _create_one(storage, study.name, attrs)))
+        created = create_study(
+            storage, study, trials=experiment.trials, sampler=experiment.sampler, seed=seed
+        )
+        out.append((study.name, created))
     return out
+
+
+def create_study(
+    storage: optuna.storages.BaseStorage,
+    settings: StudySettings,
+    *,
+    trials: int,
+    sampler: str,
+    seed: int,
+) -> bool:
+    """Create one study of any task from its settings; False if it exists already."""
+    check_sampler(sampler)
+    attrs = {**settings.to_attrs(), TARGET_KEY: trials, SAMPLER_KEY: sampler, SEED_KEY: seed}
+    return _create_one(storage, settings.name, attrs)
 
 
 def _create_one(storage: optuna.storages.BaseStorage, name: str, attrs: dict[str, Any]) -> bool:

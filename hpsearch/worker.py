@@ -4,11 +4,13 @@ every study's target is reached. Many workers (processes, machines) share the st
 Trials go through ask-and-tell. A slot lock makes "count, then ask" atomic across workers, so
 together they stop at exactly the target; heartbeats (recorded by this worker for every trial
 it holds) let a dead worker's trial go stale, be failed and be retried with the same
-parameters by whoever claims next.
+parameters by whoever claims next. Every database step is retried on transient errors, and
+written so that a retry neither loses nor double-counts a trial.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -23,8 +25,14 @@ from optuna.trial import TrialState
 from hpsearch.errors import HpsearchError
 from hpsearch.samplers import make_sampler
 from hpsearch.studies import StudyRecord
-from objectives.registry import Task, get_task
-from storage import Heartbeat, trial_slot
+from objectives.registry import Task, TrialResult, get_task
+from storage import (
+    Heartbeat,
+    HeartbeatPolicy,
+    fail_orphaned_trials,
+    retry_transient,
+    trial_slot,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +68,10 @@ class _Study:
     settings: Any
     task: Task
 
+    @property
+    def study_id(self) -> int:
+        return self.study._study_id
+
 
 @dataclass
 class WorkerReport:
@@ -76,13 +88,13 @@ class Worker:
         *,
         device: str,
         seed: int | None = None,
-        heartbeat_interval: float = 10.0,
+        heartbeat: HeartbeatPolicy | None = None,
     ) -> None:
         if not records:
             raise HpsearchError("no studies to work on: create some with 'hpsearch create'")
         self.storage = storage
         self.device = device
-        self.heartbeat_interval = heartbeat_interval
+        self.policy = heartbeat or HeartbeatPolicy()
         # Workers must not share a sampler seed unless told to (--seed).
         self.seed = seed if seed is not None else secrets.randbelow(2**31)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -97,11 +109,11 @@ class Worker:
     def run(self, n_trials: int | None = None) -> WorkerReport:
         report = WorkerReport()
         failures_in_a_row = 0
-        with Heartbeat(self.storage, self.heartbeat_interval, self._fail_stale) as heartbeat:
+        with Heartbeat(self.storage, self.policy.interval, self._sweep_quietly) as heartbeat:
             while n_trials is None or report.complete + report.failed < n_trials:
                 claimed = self._claim_any(heartbeat)
                 if claimed is None:
-                    if self._others_running():
+                    if retry_transient(self._others_running, "checking other workers"):
                         time.sleep(WAIT_POLL_SECONDS)
                         continue
                     break
@@ -121,21 +133,27 @@ class Worker:
                         )
         return report
 
+    # -- claiming --------------------------------------------------------------------------
+
     def _claim_any(self, heartbeat: Heartbeat) -> tuple[_Study, optuna.trial.Trial, Any] | None:
         """A new trial from the next study (in rotation) that still has room."""
         count = len(self.studies)
         for offset in range(count):
             index = (self._next + offset) % count
-            claimed = self._claim(self.studies[index], heartbeat)
+            entry = self.studies[index]
+            claimed = retry_transient(
+                functools.partial(self._claim, entry, heartbeat),
+                f"claiming a trial of {entry.record.name}",
+            )
             if claimed is not None:
                 self._next = (index + 1) % count
-                return self.studies[index], claimed[0], claimed[1]
+                return entry, claimed[0], claimed[1]
         return None
 
     def _claim(self, entry: _Study, heartbeat: Heartbeat) -> tuple[optuna.trial.Trial, Any] | None:
         study = entry.study
         with trial_slot(self.storage, entry.record.name):
-            optuna.storages.fail_stale_trials(study)
+            self._sweep(entry)
             trials = study.get_trials(deepcopy=False, states=COUNTED)
             waiting = any(t.state == TrialState.WAITING for t in trials)
             if not waiting and len(trials) >= entry.record.target:
@@ -143,67 +161,142 @@ class Worker:
             # ask() takes a WAITING trial (a retry of a stale one) before making a new one;
             # the sampler sees the RUNNING trials of every other worker.
             trial = study.ask()
-            heartbeat.hold(trial._trial_id)
             try:
+                heartbeat.hold(trial._trial_id)
                 config = entry.task.suggest(
                     trial, entry.settings, trial_seed(entry.record.seed, trial.number)
                 )
-            except Exception:
+                # Safety net: should the lock ever have been lost (its connection killed),
+                # a trial beyond the target is given back rather than run.
+                counted = len(study.get_trials(deepcopy=False, states=COUNTED))
+                if counted > entry.record.target:
+                    raise _OverTarget
+            except BaseException as e:
                 heartbeat.release(trial._trial_id)
-                study.tell(trial, state=TrialState.FAIL)
+                self._give_back(trial, "over_target" if isinstance(e, _OverTarget) else None)
+                if isinstance(e, _OverTarget):
+                    return None
                 raise
         return trial, config
 
-    def _fail_stale(self) -> None:
-        """Fail (and queue retries of) trials whose workers stopped beating."""
+    def _give_back(self, trial: optuna.trial.Trial, reason: str | None) -> None:
+        """Fail a trial this worker asked for but will not run (best effort: if even this
+        fails, the orphan/stale sweeps fail it later)."""
+        try:
+            if reason:
+                self.storage.set_trial_system_attr(trial._trial_id, f"hpsearch:{reason}", True)
+            self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        except Exception as e:
+            logger.warning("could not give back trial #%d: %s", trial.number, e)
+
+    # -- sweeps ----------------------------------------------------------------------------
+
+    def _sweep(self, entry: _Study) -> None:
+        """Fail (and queue retries of) trials whose workers stopped beating or never beat."""
+        optuna.storages.fail_stale_trials(entry.study)
+        fail_orphaned_trials(self.storage, entry.study_id, self.policy.grace)
+
+    def _sweep_quietly(self) -> None:
         for entry in self.studies:
-            optuna.storages.fail_stale_trials(entry.study)
+            self._sweep(entry)
 
     def _others_running(self) -> bool:
         """Whether another worker still holds a trial that may yet fail and need a retry."""
-        self._fail_stale()
         for entry in self.studies:
+            self._sweep(entry)
             states = (TrialState.RUNNING, TrialState.WAITING)
             if entry.study.get_trials(deepcopy=False, states=states):
                 return True
         return False
 
+    # -- running and telling ---------------------------------------------------------------
+
     def _run_trial(
         self, entry: _Study, trial: optuna.trial.Trial, config: Any, heartbeat: Heartbeat
     ) -> bool:
-        study = entry.study
+        name = entry.record.name
         try:
             result = entry.task.run(config, self.device)
         except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
-            study.tell(trial, state=TrialState.FAIL)
-            heartbeat.release(trial._trial_id)
-            logger.warning("%s #%d: interrupted, marked failed", entry.record.name, trial.number)
+            self._finish(trial, heartbeat, None, {"interrupted": True}, f"interrupting {name}")
+            logger.warning("%s #%d: interrupted, marked failed", name, trial.number)
             raise
         except Exception as e:
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}"[:1000])
-            study.tell(trial, state=TrialState.FAIL)
-            heartbeat.release(trial._trial_id)
-            logger.error(
-                "%s #%d failed: %s: %s", entry.record.name, trial.number, type(e).__name__, e
-            )
+            error = f"{type(e).__name__}: {e}"[:1000]
+            self._finish(trial, heartbeat, None, {"error": error}, f"failing {name}")
+            logger.error("%s #%d failed: %s", name, trial.number, error)
             return False
-        for key, value in result.to_attrs().items():
-            trial.set_user_attr(key, value)
-        trial.set_user_attr("config", config.to_attrs())
-        trial.set_user_attr("worker", self.name)
-        study.tell(trial, result.bits)
-        heartbeat.release(trial._trial_id)
+        attrs = {**result.to_attrs(), "config": config.to_attrs(), "worker": self.name}
+        self._finish(trial, heartbeat, result, attrs, f"reporting {name} #{trial.number}")
+        self._log(name, trial.number, result)
+        return True
+
+    def _finish(
+        self,
+        trial: optuna.trial.Trial,
+        heartbeat: Heartbeat,
+        result: TrialResult | None,
+        attrs: dict[str, Any],
+        what: str,
+    ) -> None:
+        """Write attrs, then the final state: COMPLETE with the bits, or FAIL. Retried as a
+        whole; a state already written by an earlier attempt is not written twice."""
+        trial_id = trial._trial_id
+
+        def write() -> TrialState:
+            try:
+                for key, value in attrs.items():
+                    self.storage.set_trial_user_attr(trial_id, key, value)
+                state = self.storage.get_trial(trial_id).state
+                if state.is_finished():
+                    return state  # an earlier attempt got through
+                if result is None:
+                    self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+                    return TrialState.FAIL
+                self.storage.set_trial_state_values(
+                    trial_id, state=TrialState.COMPLETE, values=[result.value]
+                )
+                return TrialState.COMPLETE
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return self.storage.get_trial(trial_id).state
+
+        try:
+            final = retry_transient(write, what)
+        finally:
+            heartbeat.release(trial_id)
+        if result is not None and final != TrialState.COMPLETE:
+            logger.warning(
+                "trial #%d was marked %s by a stale-trial sweep before its result (%g) "
+                "could be written (heartbeats late?); its retry runs the same parameters",
+                trial.number,
+                final.name,
+                result.value,
+            )
+
+    @staticmethod
+    def _log(name: str, number: int, result: TrialResult) -> None:
         attrs = result.to_attrs()
+        if "bits" not in attrs:
+            logger.info(
+                "%s #%d: value %.6g in %.2fs",
+                name,
+                number,
+                result.value,
+                attrs.get("seconds", float("nan")),
+            )
+            return
         logger.info(
             "%s #%d: %.1f bits (%.2f bits/param) depth=%s b=%s%s in %.1fs",
-            entry.record.name,
-            trial.number,
-            result.bits,
+            name,
+            number,
+            result.value,
             attrs.get("bits_per_param", float("nan")),
             attrs.get("depth"),
             attrs.get("b"),
             " DIVERGED" if result.diverged else "",
             attrs.get("seconds", float("nan")),
         )
-        return True
+
+
+class _OverTarget(Exception):
+    pass

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 class TrialResult(Protocol):
     @property
-    def bits(self) -> float: ...
+    def value(self) -> float: ...
 
     @property
     def diverged(self) -> bool: ...
@@ -61,7 +61,28 @@ class CapacityTask:
         return train_capacity(config, device)
 
 
-TASKS: dict[str, Callable[[], Task]] = {"capacity": CapacityTask}
+class CalibrationTask:
+    """A known function in place of training: measures the service itself."""
+
+    name = "calibration"
+
+    def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any:
+        from objectives.calibration import CalibrationStudy
+
+        return CalibrationStudy.from_attrs(attrs)
+
+    def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any:
+        from objectives.calibration import suggest_config
+
+        return suggest_config(trial, study, seed)
+
+    def run(self, config: Any, device: str) -> TrialResult:
+        from objectives.calibration import run
+
+        return run(config)
+
+
+TASKS: dict[str, Callable[[], Task]] = {"capacity": CapacityTask, "calibration": CalibrationTask}
 
 
 def get_task(name: str) -> Task:

@@ -35,6 +35,11 @@ class CapacityResult:
     diverged: bool
     final_loss: float
 
+    @property
+    def value(self) -> float:
+        """What the study maximises: the bits stored."""
+        return self.bits
+
     def to_attrs(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -4,8 +4,9 @@ Never imports hpsearch or objectives.
 """
 
 from storage.errors import StorageError
-from storage.heartbeat import Heartbeat
-from storage.rdb import HeartbeatPolicy, open_storage
+from storage.heartbeat import Heartbeat, fail_orphaned_trials
+from storage.rdb import HeartbeatPolicy, open_storage, upgrade_schema
+from storage.retry import is_transient, retry_transient
 from storage.slots import trial_slot
 from storage.url import DEFAULT_URL, ENV_VAR, normalize_url, redact_url, resolve_url
 
@@ -15,9 +16,13 @@ __all__ = [
     "Heartbeat",
     "HeartbeatPolicy",
     "StorageError",
+    "fail_orphaned_trials",
+    "is_transient",
     "normalize_url",
     "open_storage",
     "redact_url",
     "resolve_url",
+    "retry_transient",
     "trial_slot",
+    "upgrade_schema",
 ]

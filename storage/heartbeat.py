@@ -6,9 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import optuna
+import sqlalchemy
+from optuna.trial import TrialState
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +75,37 @@ class Heartbeat:
                     self._sweep()
                 except Exception as e:
                     logger.warning("stale-trial sweep failed: %s", e)
+
+
+_ORPHANS = sqlalchemy.text(
+    "SELECT t.trial_id FROM trials t WHERE t.study_id = :study_id AND t.state = 'RUNNING' "
+    "AND t.datetime_start < :cutoff "
+    "AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
+)
+
+
+def fail_orphaned_trials(
+    storage: optuna.storages.RDBStorage, study_id: int, grace: float
+) -> list[int]:
+    """Fail RUNNING trials that never got a first heartbeat, `grace` seconds after they
+    started. hpsearch workers beat as soon as they ask, so such a trial was asked by a worker
+    that died (or lost its connection) within that moment; Optuna's stale-trial check skips
+    trials without heartbeats, and one left RUNNING would hold a slot forever."""
+    cutoff = datetime.now() - timedelta(seconds=grace)
+    with storage.engine.connect() as connection:
+        ids = [
+            row[0] for row in connection.execute(_ORPHANS, {"study_id": study_id, "cutoff": cutoff})
+        ]
+    failed = []
+    for trial_id in ids:
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                storage.set_trial_system_attr(trial_id, "hpsearch:orphaned", True)
+                failed.append(trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker got there first
+    if failed:
+        logger.warning(
+            "failed %d orphaned trial(s) without heartbeats: ids %s", len(failed), failed
+        )
+    return failed

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
+import sqlalchemy.pool
 
 from storage.errors import StorageError
 from storage.url import normalize_url, redact_url, sqlite_path
@@ -40,8 +42,19 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if sqlite_path(url) is not None:
         # Several worker processes share one file: wait for the write lock, don't fail.
         return {"connect_args": {"timeout": 60}}
-    # PostgreSQL: few connections per worker (the server has a ceiling), dead ones detected.
-    return {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
+    # PostgreSQL has a connection ceiling (100 by default) that 64 workers must fit under:
+    # one pooled connection per process, shared by the worker loop and its heartbeat thread
+    # (each waits briefly for the other), checked before use so that a connection the server
+    # dropped is replaced instead of failing the next query. The trial-slot lock takes a
+    # connection of its own only while it is held (storage.slots).
+    return {
+        "pool_size": 1,
+        "max_overflow": 0,
+        "pool_timeout": 120,
+        "pool_pre_ping": True,
+        "pool_recycle": 1800,
+        "connect_args": {"connect_timeout": 10, "application_name": "hpsearch"},
+    }
 
 
 def _prepare_sqlite(url: str, create: bool) -> None:
@@ -62,18 +75,40 @@ def _prepare_sqlite(url: str, create: bool) -> None:
         raise StorageError(f"cannot open SQLite database {path}: {e}") from None
 
 
+UPGRADE_HINT = "run 'hpsearch db upgrade' (with the same storage) first"
+
+
+def _check_tables(url: str, shown: str) -> None:
+    """A database without Optuna's tables is an error, not something to create silently."""
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        raise StorageError(f"cannot use storage {shown}: {_first_line(e)}") from None
+    finally:
+        engine.dispose()
+    if not {"studies", "trials", "version_info"} <= tables:
+        raise StorageError(
+            f"storage {shown} has no hpsearch tables: {UPGRADE_HINT}, "
+            "or create studies with 'hpsearch create'"
+        )
+
+
 def open_storage(
     url: str,
     *,
     create: bool = False,
     heartbeat: HeartbeatPolicy | None = None,
 ) -> optuna.storages.RDBStorage:
-    """An RDBStorage for `url`. With create=False a missing SQLite file is an error instead of
-    a new empty database. Errors come out as StorageError with the password hidden."""
+    """An RDBStorage for `url`. With create=False a database without tables (or a missing
+    SQLite file) is an error instead of a new empty one, and an old schema asks for
+    'hpsearch db upgrade'. Errors come out as StorageError with the password hidden."""
     url = normalize_url(url)
     shown = redact_url(url)
     if sqlite_path(url) is not None:
         _prepare_sqlite(url, create)
+    if not create:
+        _check_tables(url, shown)
     kwargs: dict[str, Any] = {}
     if heartbeat is not None:
         kwargs = {
@@ -87,8 +122,31 @@ def open_storage(
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
     except sqlalchemy.exc.SQLAlchemyError as e:
         raise StorageError(f"cannot use storage {shown}: {_first_line(e)}") from None
-    except RuntimeError as e:  # Optuna's schema-version check
-        raise StorageError(f"storage {shown} needs attention: {_first_line(e)}") from None
+    except RuntimeError:  # Optuna's schema-version check
+        raise StorageError(
+            f"the schema of {shown} is older than this version: {UPGRADE_HINT}"
+        ) from None
+
+
+def upgrade_schema(url: str) -> tuple[str, str]:
+    """Create Optuna's tables if missing and bring the schema to head.
+    Returns (version before, version after)."""
+    url = normalize_url(url)
+    shown = redact_url(url)
+    if sqlite_path(url) is not None:
+        _prepare_sqlite(url, create=True)
+    try:
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs=_engine_kwargs(url), skip_compatibility_check=True
+        )
+        before = storage.get_current_version()
+        if before != storage.get_head_version():
+            storage.upgrade()
+        after = storage.get_current_version()
+        storage.engine.dispose()
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        raise StorageError(f"cannot upgrade {shown}: {_first_line(e)}") from None
+    return before, after
 
 
 def _first_line(e: BaseException) -> str:
