@@ -15,17 +15,31 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hpsearch.errors import HpsearchError
-from storage import HeartbeatPolicy, StorageError, open_storage, redact_url, resolve_url
+from storage import (
+    HeartbeatPolicy,
+    StorageError,
+    open_storage,
+    redact_url,
+    resolve_url,
+    retry_transient,
+)
 
 logger = logging.getLogger("hpsearch")
 EXIT_USAGE = 2
+CHILD_ENV = "HPSEARCH_WORKER_CHILD"
+STARTUP_WAIT_SECONDS = 120.0
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, not usage text plus an error."""
+    """argparse, but a usage error is one line, not usage text plus an error, and options
+    are never abbreviated (so that no shortened flag slips past a check)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -48,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--from", dest="from_file", type=Path, help="experiment file (TOML)")
     create.add_argument("--arch", help="comma-separated: rnn,irnn,ugrnn,gru,lstm,+rnn")
     create.add_argument("--budget", help="comma-separated parameter budgets, e.g. 200,1000")
-    create.add_argument("--depths", default="1,2,4", help="depths to search (default 1,2,4)")
+    create.add_argument("--depths", help="depths to search (default 1,2,4; 2,4 for +rnn)")
     create.add_argument("--trials", type=int, default=100, help="target trials per study")
     create.add_argument("--n-in", type=int, default=32, help="input bits per sample")
     create.add_argument("--unroll", type=int, default=5, help="time steps T")
@@ -128,7 +142,7 @@ def _create(args: argparse.Namespace) -> int:
         experiment = Experiment(
             archs=parse_list(args.arch, "--arch", str),
             budgets=parse_list(args.budget, "--budget", int),
-            depths=parse_list(args.depths, "--depths", int),
+            depths=None if args.depths is None else parse_list(args.depths, "--depths", int),
             trials=args.trials,
             n_in=args.n_in,
             unroll=args.unroll,
@@ -145,7 +159,9 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from hpsearch.studies import check_task, find_records
+    import optuna
+
+    from hpsearch.studies import StudyRecord, check_task, find_records
 
     if args.all == bool(args.study):
         raise HpsearchError("worker needs --study NAME (repeatable) or --all, not both")
@@ -163,8 +179,13 @@ def _worker(args: argparse.Namespace) -> int:
         raise HpsearchError(f"--device {args.device!r}: choose auto, cpu or cuda")
     processes = _parse_processes(args.processes)
     url = resolve_url(args.storage)
-    storage = open_storage(url, heartbeat=policy)
-    records = find_records(storage, None if args.all else args.study)
+
+    def connect() -> tuple[optuna.storages.RDBStorage, list[StudyRecord]]:
+        storage = open_storage(url, heartbeat=policy)
+        return storage, find_records(storage, None if args.all else args.study)
+
+    # A worker waits for a database that is restarting (but not for a wrong URL or study).
+    storage, records = retry_transient(connect, "connecting", deadline=STARTUP_WAIT_SECONDS)
     for record in records:
         check_task(record)
 
@@ -189,7 +210,11 @@ def _worker(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     torch.set_num_threads(args.threads)
-    worker = Worker(storage, records, device=device, seed=args.seed, heartbeat=policy)
+    worker = retry_transient(
+        lambda: Worker(storage, records, device=device, seed=args.seed, heartbeat=policy),
+        "loading studies",
+        deadline=STARTUP_WAIT_SECONDS,
+    )
     logger.info(
         "worker %s on %s, %s, %d studies, sampler seed %d",
         worker.name,
@@ -206,6 +231,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _parse_processes(text: str) -> int | str:
+    if os.environ.get(CHILD_ENV) and text != "1":
+        raise HpsearchError("a worker started by --processes cannot start more workers")
     if text == "gpus":
         return text
     try:
@@ -234,6 +261,9 @@ def _dashboard(args: argparse.Namespace) -> int:
     storage = open_storage(resolve_url(args.storage))
     from optuna_dashboard import run_server
 
+    # Nothing to clean up on stop, and wsgiref's request handler swallows the
+    # KeyboardInterrupt that SIGTERM raises elsewhere: let SIGTERM end the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     logger.info("dashboard for %s on http://%s:%d/", redact_url(storage.url), args.host, args.port)
     try:
         run_server(storage, host=args.host, port=args.port)
@@ -254,7 +284,10 @@ def _export(args: argparse.Namespace) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        args.out.write_text(text)
+        try:
+            args.out.write_text(text)
+        except OSError as e:
+            raise HpsearchError(f"cannot write {args.out}: {e.strerror}") from None
     return 0
 
 
@@ -306,6 +339,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:
+        # A defect, not bad input: still one line, unless -v asks for the traceback.
+        if args.verbose:
+            raise
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(
+            f"hpsearch {args.command}: internal error: {type(e).__name__}: {first} "
+            "(run with -v for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

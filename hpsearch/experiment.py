@@ -35,7 +35,7 @@ class Experiment:
 
     archs: tuple[str, ...]
     budgets: tuple[int, ...]
-    depths: tuple[int, ...] = (1, 2, 4)
+    depths: tuple[int, ...] | None = None  # None: 1, 2, 4 (2, 4 for +rnn)
     trials: int = 100
     n_in: int = 32
     unroll: int = 5
@@ -157,7 +157,7 @@ def load_experiment(path: Path) -> Experiment:
     return Experiment(
         archs=tuple(archs),
         budgets=_int_list(data, "budgets"),
-        depths=_int_list(data, "depths") if "depths" in data else (1, 2, 4),
+        depths=_int_list(data, "depths") if "depths" in data else None,
         trials=_int(data, "trials", 100),
         n_in=_int(data, "n_in", 32),
         unroll=_int(data, "unroll", 5),

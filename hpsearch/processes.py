@@ -49,7 +49,7 @@ def run_processes(
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         for index in range(count):
-            env = dict(os.environ)
+            env = {**os.environ, "HPSEARCH_WORKER_CHILD": "1"}
             if pin_gpus and gpus > 0:
                 visible = os.environ.get("CUDA_VISIBLE_DEVICES")
                 ids = visible.split(",") if visible else [str(i) for i in range(gpus)]

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import secrets
+import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ class Worker:
     def run(self, n_trials: int | None = None) -> WorkerReport:
         report = WorkerReport()
         failures_in_a_row = 0
-        with Heartbeat(self.storage, self.policy.interval, self._sweep_quietly) as heartbeat:
+        with Heartbeat(self.storage, self.policy.interval, self._sweep_all) as heartbeat:
             while n_trials is None or report.complete + report.failed < n_trials:
                 claimed = self._claim_any(heartbeat)
                 if claimed is None:
@@ -190,24 +191,26 @@ class Worker:
             logger.warning("could not give back trial #%d: %s", trial.number, e)
 
     # -- sweeps ----------------------------------------------------------------------------
+    # Sweeps run only while holding the study's slot lock: Optuna's stale check reads and then
+    # fails a trial without a row lock, so two workers sweeping at once would each queue a
+    # retry of the same dead trial.
 
     def _sweep(self, entry: _Study) -> None:
-        """Fail (and queue retries of) trials whose workers stopped beating or never beat."""
+        """Fail (and queue retries of) trials whose workers stopped beating or never beat.
+        Call with the slot lock held."""
         optuna.storages.fail_stale_trials(entry.study)
-        fail_orphaned_trials(self.storage, entry.study_id, self.policy.grace)
+        fail_orphaned_trials(self.storage, entry.study_id)
 
-    def _sweep_quietly(self) -> None:
+    def _sweep_all(self) -> None:
         for entry in self.studies:
-            self._sweep(entry)
+            with trial_slot(self.storage, entry.record.name):
+                self._sweep(entry)
 
     def _others_running(self) -> bool:
         """Whether another worker still holds a trial that may yet fail and need a retry."""
-        for entry in self.studies:
-            self._sweep(entry)
-            states = (TrialState.RUNNING, TrialState.WAITING)
-            if entry.study.get_trials(deepcopy=False, states=states):
-                return True
-        return False
+        self._sweep_all()
+        states = (TrialState.RUNNING, TrialState.WAITING)
+        return any(entry.study.get_trials(deepcopy=False, states=states) for entry in self.studies)
 
     # -- running and telling ---------------------------------------------------------------
 
@@ -218,8 +221,19 @@ class Worker:
         try:
             result = entry.task.run(config, self.device)
         except KeyboardInterrupt:
-            self._finish(trial, heartbeat, None, {"interrupted": True}, f"interrupting {name}")
-            logger.warning("%s #%d: interrupted, marked failed", name, trial.number)
+            # Stopped (Ctrl-C, SIGTERM from `docker compose stop`): fail the trial and queue
+            # its parameters again, as for a crashed worker, with further signals held off.
+            previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                self._finish(trial, heartbeat, None, {"interrupted": True}, f"stopping {name}")
+                retry_transient(
+                    functools.partial(self._requeue, entry, trial),
+                    f"requeueing {name} #{trial.number}",
+                    deadline=30,
+                )
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+            logger.warning("%s #%d: interrupted; failed and queued again", name, trial.number)
             raise
         except Exception as e:
             error = f"{type(e).__name__}: {e}"[:1000]
@@ -231,6 +245,14 @@ class Worker:
         self._log(name, trial.number, result)
         return True
 
+    def _requeue(self, entry: _Study, trial: optuna.trial.Trial) -> None:
+        """Queue a failed trial's parameters again (Optuna's retry callback, which records
+        `failed_trial` and `retry_history` and honours the retry limit)."""
+        frozen = self.storage.get_trial(trial._trial_id)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=self.policy.max_retry)(
+            entry.study, frozen
+        )
+
     def _finish(
         self,
         trial: optuna.trial.Trial,
@@ -238,10 +260,12 @@ class Worker:
         result: TrialResult | None,
         attrs: dict[str, Any],
         what: str,
-    ) -> None:
-        """Write attrs, then the final state: COMPLETE with the bits, or FAIL. Retried as a
-        whole; a state already written by an earlier attempt is not written twice."""
+    ) -> bool:
+        """Write attrs, then the final state: COMPLETE with the value, or FAIL. Retried as a
+        whole; a state already written by an earlier attempt is not written twice. True if
+        this worker wrote the final state (False: a stale-trial sweep failed it first)."""
         trial_id = trial._trial_id
+        written: list[bool] = []
 
         def write() -> TrialState:
             try:
@@ -249,14 +273,12 @@ class Worker:
                     self.storage.set_trial_user_attr(trial_id, key, value)
                 state = self.storage.get_trial(trial_id).state
                 if state.is_finished():
-                    return state  # an earlier attempt got through
-                if result is None:
-                    self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-                    return TrialState.FAIL
-                self.storage.set_trial_state_values(
-                    trial_id, state=TrialState.COMPLETE, values=[result.value]
-                )
-                return TrialState.COMPLETE
+                    return state  # an earlier attempt got through, or a sweep failed it
+                final = TrialState.FAIL if result is None else TrialState.COMPLETE
+                values = None if result is None else [result.value]
+                self.storage.set_trial_state_values(trial_id, state=final, values=values)
+                written.append(True)
+                return final
             except optuna.exceptions.UpdateFinishedTrialError:
                 return self.storage.get_trial(trial_id).state
 
@@ -272,6 +294,7 @@ class Worker:
                 final.name,
                 result.value,
             )
+        return bool(written)
 
     @staticmethod
     def _log(name: str, number: int, result: TrialResult) -> None:

@@ -37,6 +37,11 @@ DIMENSIONS: tuple[str, ...] = (
 )
 
 
+def default_depths(arch: str) -> tuple[int, ...]:
+    """Depths 1, 2, 4 as in the paper; the +RNN is not used at depth 1 (CAPACITY_TASK §3)."""
+    return (2, 4) if arch == "+rnn" else (1, 2, 4)
+
+
 def default_activation(arch: str) -> str:
     return "relu" if arch == "irnn" else "tanh"
 
@@ -121,6 +126,11 @@ class CapacityStudy:
         for d in depth.values():
             if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DEPTH:
                 raise ValueError(f"depth: {d!r} is not an integer in [1, {MAX_DEPTH}]")
+            if self.arch == "+rnn" and d == 1:
+                raise ValueError(
+                    "depth: +rnn is not used at depth 1 (its depth output only mixes in the "
+                    "input there); choose depths of 2 or more"
+                )
             solve_hidden_size(self.arch, self.n_in, d, self.budget)
         _check_range(space["b"], 2, MAX_B, f"[2, {MAX_B}]")
         _check_range(space["learning_rate"], 1e-8, 10.0, "(0, 10]")
@@ -185,7 +195,7 @@ def build_study(
     arch: str,
     budget: int,
     *,
-    depths: tuple[int, ...] = (1, 2, 4),
+    depths: tuple[int, ...] | None = None,
     n_in: int = 32,
     unroll: int = 5,
     patience: int = 200,
@@ -199,6 +209,8 @@ def build_study(
     check_arch(arch)
     if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= 10**9:
         raise ValueError(f"budget must be an integer in [1, {10**9}], got {budget!r}")
+    if depths is None:
+        depths = default_depths(arch)
     if not depths:
         raise ValueError("depths: give at least one depth")
     space = default_space(arch, budget, depths)

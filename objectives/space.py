@@ -97,23 +97,35 @@ class Dimension:
 
 def _parse_scalar(text: str, numeric: Kind) -> Scalar:
     text = text.strip()
-    if numeric == "int":
+    if numeric in ("int", "float"):
+        try:
+            as_float = float(text)
+        except ValueError:
+            kind = "an integer" if numeric == "int" else "a number"
+            raise ValueError(f"expected {kind}, got {text!r}") from None
+        if not math.isfinite(as_float):
+            raise ValueError(f"expected a finite number, got {text!r}")
+        if numeric == "float":
+            return as_float
         try:
             return int(text)
         except ValueError:
-            try:
-                as_float = float(text)
-            except ValueError:
-                raise ValueError(f"expected an integer, got {text!r}") from None
             if as_float != int(as_float):
                 raise ValueError(f"expected an integer, got {text!r}") from None
             return int(as_float)
-    if numeric == "float":
-        try:
-            return float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
     return text
+
+
+def _choices(name: str, value: Any) -> list[Any]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ValueError(f"{name}: choices must be a list, got {value!r}")
+    return list(value)
+
+
+def _log_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: log must be true or false, got {value!r}")
+    return value
 
 
 def parse_dimension(name: str, spec: Any, default: Dimension) -> Dimension:
@@ -152,8 +164,12 @@ def parse_dimension(name: str, spec: Any, default: Dimension) -> Dimension:
             return Dimension(name, "choice", choices=tuple(scalar(p) for p in spec.split(",")))
         return Dimension(name, "fixed", value=scalar(spec))
     if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - {"choices", "low", "high", "log", "value"})
+        if unknown:
+            raise ValueError(f"{name}: unknown keys {unknown}; use value, choices, low/high/log")
         if "choices" in spec:
-            return Dimension(name, "choice", choices=tuple(scalar(v) for v in spec["choices"]))
+            choices = _choices(name, spec["choices"])
+            return Dimension(name, "choice", choices=tuple(scalar(v) for v in choices))
         if "low" in spec and "high" in spec:
             if numeric == "choice":
                 raise ValueError(f"{name}: takes values, not a range")
@@ -162,16 +178,16 @@ def parse_dimension(name: str, spec: Any, default: Dimension) -> Dimension:
                 range_kind,
                 low=float(scalar(spec["low"])),
                 high=float(scalar(spec["high"])),
-                log=bool(spec.get("log", default.log)),
+                log=_log_flag(name, spec.get("log", default.log)),
             )
         if "value" in spec:
             return Dimension(name, "fixed", value=scalar(spec["value"]))
         raise ValueError(f"{name}: expected value, choices, or low and high")
     if isinstance(spec, Sequence):
+        if numeric == "choice":
+            return Dimension(name, "choice", choices=tuple(scalar(v) for v in spec))
         if len(spec) != 2:
             raise ValueError(f"{name}: a range is [low, high], got {list(spec)}")
-        if numeric == "choice":
-            raise ValueError(f"{name}: takes values, not a range")
         return Dimension(
             name,
             range_kind,
@@ -181,6 +197,6 @@ def parse_dimension(name: str, spec: Any, default: Dimension) -> Dimension:
         )
     if isinstance(spec, bool):
         raise ValueError(f"{name}: expected a number or text, got {spec!r}")
-    if isinstance(spec, int | float):
+    if isinstance(spec, int | float | str):
         return Dimension(name, "fixed", value=scalar(spec))
     raise ValueError(f"{name}: cannot read {spec!r}")

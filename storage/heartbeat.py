@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from types import TracebackType
 
 import optuna
@@ -79,28 +78,26 @@ class Heartbeat:
 
 _ORPHANS = sqlalchemy.text(
     "SELECT t.trial_id FROM trials t WHERE t.study_id = :study_id AND t.state = 'RUNNING' "
-    "AND t.datetime_start < :cutoff "
     "AND NOT EXISTS (SELECT 1 FROM trial_heartbeats h WHERE h.trial_id = t.trial_id)"
 )
 
 
-def fail_orphaned_trials(
-    storage: optuna.storages.RDBStorage, study_id: int, grace: float
-) -> list[int]:
-    """Fail RUNNING trials that never got a first heartbeat, `grace` seconds after they
-    started. hpsearch workers beat as soon as they ask, so such a trial was asked by a worker
-    that died (or lost its connection) within that moment; Optuna's stale-trial check skips
-    trials without heartbeats, and one left RUNNING would hold a slot forever."""
-    cutoff = datetime.now() - timedelta(seconds=grace)
+def fail_orphaned_trials(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
+    """Fail RUNNING trials that never got a first heartbeat.
+
+    Call with the study's slot lock held. hpsearch workers ask for a trial and record its
+    first heartbeat under that lock, so a trial without one was asked by a worker that died
+    (or lost its connection) in that moment. Optuna's stale-trial check skips such trials,
+    and one left RUNNING would hold a slot of the study's target forever. No clock is
+    compared, so clock or time-zone differences between hosts do not matter.
+    """
     with storage.engine.connect() as connection:
-        ids = [
-            row[0] for row in connection.execute(_ORPHANS, {"study_id": study_id, "cutoff": cutoff})
-        ]
+        ids = [row[0] for row in connection.execute(_ORPHANS, {"study_id": study_id})]
     failed = []
     for trial_id in ids:
         try:
+            storage.set_trial_system_attr(trial_id, "hpsearch:orphaned", True)
             if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                storage.set_trial_system_attr(trial_id, "hpsearch:orphaned", True)
                 failed.append(trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another worker got there first

@@ -13,6 +13,7 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 
 from storage.errors import StorageError
+from storage.retry import is_transient
 from storage.url import normalize_url, redact_url, sqlite_path
 
 logger = logging.getLogger(__name__)
@@ -43,13 +44,13 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
         # Several worker processes share one file: wait for the write lock, don't fail.
         return {"connect_args": {"timeout": 60}}
     # PostgreSQL has a connection ceiling (100 by default) that 64 workers must fit under:
-    # one pooled connection per process, shared by the worker loop and its heartbeat thread
-    # (each waits briefly for the other), checked before use so that a connection the server
-    # dropped is replaced instead of failing the next query. The trial-slot lock takes a
-    # connection of its own only while it is held (storage.slots).
+    # one pooled connection kept per process, shared by the worker loop and its heartbeat
+    # thread, with one more only while both are busy at once; each is checked before use so
+    # that a connection the server dropped is replaced instead of failing the next query.
+    # The trial-slot lock takes a connection of its own only while it is held (storage.slots).
     return {
         "pool_size": 1,
-        "max_overflow": 0,
+        "max_overflow": 1,  # Optuna's own set-up nests two connections
         "pool_timeout": 120,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
@@ -67,6 +68,8 @@ def _prepare_sqlite(url: str, create: bool) -> None:
             )
         if not path.parent.exists():
             raise StorageError(f"cannot create {path}: folder {path.parent} does not exist")
+    if not create:
+        return  # a read or a worker: the file was prepared when its studies were created
     try:
         with sqlite3.connect(path, timeout=60) as conn:
             # WAL lets readers run while a worker writes; the mode is stored in the file.
@@ -84,7 +87,9 @@ def _check_tables(url: str, shown: str) -> None:
     try:
         tables = set(sqlalchemy.inspect(engine).get_table_names())
     except sqlalchemy.exc.SQLAlchemyError as e:
-        raise StorageError(f"cannot use storage {shown}: {_first_line(e)}") from None
+        raise StorageError(
+            f"cannot use storage {shown}: {_first_line(e)}", transient=is_transient(e)
+        ) from None
     finally:
         engine.dispose()
     if not {"studies", "trials", "version_info"} <= tables:
@@ -121,7 +126,9 @@ def open_storage(
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
     except sqlalchemy.exc.SQLAlchemyError as e:
-        raise StorageError(f"cannot use storage {shown}: {_first_line(e)}") from None
+        raise StorageError(
+            f"cannot use storage {shown}: {_first_line(e)}", transient=is_transient(e)
+        ) from None
     except RuntimeError:  # Optuna's schema-version check
         raise StorageError(
             f"the schema of {shown} is older than this version: {UPGRADE_HINT}"

@@ -49,6 +49,8 @@ def _chain(e: BaseException) -> list[BaseException]:
 def is_transient(e: BaseException) -> bool:
     """Whether `e` (or what it wraps, as Optuna wraps driver errors) will likely pass."""
     for err in _chain(e):
+        if isinstance(err, StorageError):
+            return err.transient
         if isinstance(err, sqlalchemy.exc.DBAPIError) and err.connection_invalidated:
             return True
         if isinstance(

@@ -1,0 +1,223 @@
+"""The worker's claim path and fault handling, in process on SQLite."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from hpsearch.studies import create_study, find_records
+from hpsearch.worker import Worker
+from objectives.calibration import CalibrationStudy
+from storage import Heartbeat, HeartbeatPolicy, fail_orphaned_trials, open_storage, trial_slot
+
+POLICY = HeartbeatPolicy(interval=1, grace=2, max_retry=3)
+
+
+def _setup(url: str, *, trials: int = 20, sampler: str = "random", seconds: float = 0.0):
+    storage = open_storage(url, create=True, heartbeat=POLICY)
+    create_study(
+        storage,
+        CalibrationStudy(label="c", seconds=seconds),
+        trials=trials,
+        sampler=sampler,
+        seed=0,
+    )
+    return storage, find_records(storage, None)
+
+
+def test_gp_sees_the_other_workers_running_trial(sqlite_url, monkeypatch):
+    storage, records = _setup(sqlite_url, sampler="gp")
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    for i in range(12):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x0": i / 3 - 2, "x1": 1.0 - i / 5},
+                value=-float(i),
+                distributions={
+                    "x0": optuna.distributions.FloatDistribution(-5, 5),
+                    "x1": optuna.distributions.FloatDistribution(-5, 5),
+                },
+            )
+        )
+    seen: list[list[dict]] = []
+    original = optuna.samplers.GPSampler._sample_relative_impl
+
+    def spy(self, study, completed, running, search_space):
+        seen.append([dict(t.params) for t in running])
+        return original(self, study, completed, running, search_space)
+
+    monkeypatch.setattr(optuna.samplers.GPSampler, "_sample_relative_impl", spy)
+    a = Worker(storage, records, device="cpu", seed=1, heartbeat=POLICY)
+    b = Worker(storage, records, device="cpu", seed=2, heartbeat=POLICY)
+    with Heartbeat(storage, 1) as beat:
+        _, _, config_a = a._claim_any(beat)
+        _, _, config_b = b._claim_any(beat)
+    assert seen[0] == []
+    # B's acquisition function was given A's running trial, parameters included.
+    assert seen[1] == [{"x0": config_a.x[0], "x1": config_a.x[1]}]
+    assert config_a.x != config_b.x
+
+
+def test_worker_stops_at_target_and_records_results(sqlite_url):
+    storage, records = _setup(sqlite_url, trials=7)
+    report = Worker(storage, records, device="cpu", heartbeat=POLICY).run()
+    assert report.complete == 7
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 7
+    for t in trials:
+        assert t.value == -sum((v - 1.0) ** 2 for v in t.user_attrs["config"]["x"])
+
+
+def test_orphaned_trial_without_heartbeat_is_failed_and_replaced(sqlite_url):
+    storage, records = _setup(sqlite_url, trials=3)
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    orphan = study.ask()  # asked, never beaten for: its worker died at once
+    orphan.suggest_float("x0", -5, 5)
+    with trial_slot(storage, "calibration-c"):
+        assert fail_orphaned_trials(storage, study._study_id) == [orphan._trial_id]
+    Worker(storage, records, device="cpu", heartbeat=POLICY).run()
+    states = [t.state for t in study.get_trials()]
+    assert states.count(TrialState.COMPLETE) == 3 and states[0] == TrialState.FAIL
+
+
+def test_a_trial_beyond_the_target_is_given_back(sqlite_url, monkeypatch):
+    storage, records = _setup(sqlite_url, trials=2)
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    # Simulate a lost lock: another worker's trials appear between counting and asking.
+    original_ask = optuna.Study.ask
+    sneaked = []
+
+    def racing_ask(self, *args, **kwargs):
+        if not sneaked:
+            for _ in range(2):
+                t = original_ask(self)
+                storage.record_heartbeat(t._trial_id)
+                sneaked.append(t)
+        return original_ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", racing_ask)
+    with Heartbeat(storage, 1) as beat:
+        assert worker._claim_any(beat) is None
+    given_back = study.get_trials()[-1]
+    assert given_back.state == TrialState.FAIL
+    assert given_back.system_attrs["hpsearch:over_target"] is True
+
+
+def _sweep_once(url: str, at: float) -> None:
+    storage = open_storage(url, heartbeat=POLICY)
+    records = find_records(storage, None)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    while time.time() < at:
+        pass
+    worker._sweep_all()
+
+
+def test_concurrent_sweeps_queue_one_retry(sqlite_url):
+    storage, _ = _setup(sqlite_url)
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    dead = study.ask()
+    dead.suggest_float("x0", -5, 5)
+    storage.record_heartbeat(dead._trial_id)
+    time.sleep(POLICY.grace + 1)
+    at = time.time() + 1.5
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_sweep_once, args=(sqlite_url, at)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1
+    assert waiting[0].system_attrs["failed_trial"] == dead.number
+
+
+def test_interrupted_trial_is_failed_and_queued_again(sqlite_url, monkeypatch):
+    storage, records = _setup(sqlite_url, trials=3)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("objectives.calibration.run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run()
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    first, retry = study.get_trials()
+    assert first.state == TrialState.FAIL and first.user_attrs["interrupted"] is True
+    assert retry.state == TrialState.WAITING and retry.params == first.params
+    monkeypatch.undo()
+    Worker(storage, records, device="cpu", heartbeat=POLICY).run()
+    trials = study.get_trials()
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 3
+    assert trials[1].state == TrialState.COMPLETE and trials[1].params == first.params
+
+
+def test_failing_task_stops_the_worker_after_three(sqlite_url, monkeypatch):
+    storage, records = _setup(sqlite_url, trials=10)
+
+    def broken(config):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("objectives.calibration.run", broken)
+    from hpsearch.errors import HpsearchError
+
+    with pytest.raises(HpsearchError, match="3 trials in a row failed"):
+        Worker(storage, records, device="cpu", heartbeat=POLICY).run()
+    trials = optuna.load_study(study_name="calibration-c", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert trials[0].user_attrs["error"] == "RuntimeError: boom"
+
+
+@pytest.mark.timeout(120)
+def test_processes_start_that_many_workers(sqlite_url):
+    from tests.hpsearch.helpers import hpsearch
+
+    _setup(sqlite_url, trials=9, seconds=0.2)
+    result = hpsearch(
+        "worker",
+        "--storage",
+        sqlite_url,
+        "--all",
+        "--device",
+        "cpu",
+        "--processes",
+        "3",
+        "--seed",
+        "5",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "started 3 worker processes" in result.stderr
+    seeds = sorted(
+        line.split("sampler seed ")[1]
+        for line in result.stderr.splitlines()
+        if "sampler seed" in line
+    )
+    assert seeds == ["5", "6", "7"]
+    trials = optuna.load_study(study_name="calibration-c", storage=sqlite_url).get_trials()
+    assert len({t.user_attrs["worker"] for t in trials}) == 3
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 9
+
+
+def test_processes_flag_is_not_abbreviated_or_nested(sqlite_url):
+    from tests.hpsearch.helpers import hpsearch
+
+    _setup(sqlite_url, trials=1)
+    short = hpsearch("worker", "--storage", sqlite_url, "--all", "--proc", "3")
+    assert short.returncode == 2 and "unrecognized arguments: --proc" in short.stderr
+    nested = hpsearch(
+        "worker",
+        "--storage",
+        sqlite_url,
+        "--all",
+        "--processes",
+        "2",
+        env={"HPSEARCH_WORKER_CHILD": "1"},
+    )
+    assert nested.returncode == 2 and "cannot start more workers" in nested.stderr
