@@ -1,4 +1,4 @@
-"""The `hpsearch` command: create, worker, export, status.
+"""The `hpsearch` command: create, worker, status, export, plot, dashboard, db upgrade.
 
 Errors the user can fix come out as one line on stderr with exit code 2, before anything is
 written to the database.
@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from hpsearch.errors import HpsearchError
+from hpsearch.export import Selection
 from storage import (
     HeartbeatPolicy,
     StorageError,
@@ -52,6 +53,30 @@ def _storage_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _selection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", help="only these tasks (comma-separated)")
+    parser.add_argument("--arch", help="only these archs (comma-separated)")
+    parser.add_argument("--budget", help="only these budgets (comma-separated)")
+    parser.add_argument("--depth", help="only these depths (comma-separated)")
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    from hpsearch.experiment import parse_list
+
+    def words(text: str | None, what: str) -> tuple[str, ...] | None:
+        return None if text is None else parse_list(text, what, str)
+
+    def numbers(text: str | None, what: str) -> tuple[int, ...] | None:
+        return None if text is None else parse_list(text, what, int)
+
+    return Selection(
+        tasks=words(args.task, "--task"),
+        archs=words(args.arch, "--arch"),
+        budgets=numbers(args.budget, "--budget"),
+        depths=numbers(args.depth, "--depth"),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="hpsearch", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -71,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--sampler", default="gp", help="gp, tpe or random")
     create.add_argument("--seed", type=int, help="study seed (trial data and weights)")
+    create.add_argument(
+        "--tag", default="", help="name suffix, e.g. to compare samplers: capacity-rnn-p1000-TAG"
+    )
     create.add_argument(
         "--space",
         action="append",
@@ -101,10 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a heartbeat before a trial is failed and retried",
     )
 
-    export = sub.add_parser("export", help="best-bits table, one row per (study, depth)")
+    export = sub.add_parser("export", help="best-bits tables")
     _storage_arg(export)
-    export.add_argument("--format", default="md", help="md, csv or json")
+    export.add_argument("--format", default="md", help="md, csv, json or latex")
+    export.add_argument(
+        "--table",
+        default="best",
+        help="best (one row per study and depth), fits (bits per parameter per "
+        "arch and depth), multipliers (arch against arch), or all",
+    )
     export.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    _selection_args(export)
+
+    plot = sub.add_parser("plot", help="figures as self-contained HTML (and PNG if possible)")
+    _storage_arg(plot)
+    plot.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    _selection_args(plot)
 
     status = sub.add_parser("status", help="trials by state and best bits per study")
     _storage_arg(status)
@@ -150,11 +190,18 @@ def _create(args: argparse.Namespace) -> int:
             sampler=args.sampler,
             seed=args.seed,
             space=parse_space_args(args.space),
+            tag=args.tag,
         )
     experiment.studies()  # validate everything before touching the database
     storage = open_storage(resolve_url(args.storage), create=True)
-    for name, created in create_studies(storage, experiment):
+    results = create_studies(storage, experiment)
+    for name, created in results:
         print(name if created else f"{name} (exists, unchanged)")
+    new = [name for name, created in results if created]
+    if new:
+        from hpsearch.notes import publish
+
+        publish(storage, new)
     return 0
 
 
@@ -273,14 +320,38 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from hpsearch.export import FORMATS, best_rows, render
+    from hpsearch.export import best_rows, fit_rows, multipliers
+    from hpsearch.render import (
+        FORMATS,
+        TABLES,
+        best_table,
+        fits_table,
+        multipliers_table,
+        render,
+    )
 
     if args.format not in FORMATS:
         raise HpsearchError(f"unknown format {args.format!r}; choose from {', '.join(FORMATS)}")
+    if args.table not in TABLES:
+        raise HpsearchError(f"unknown table {args.table!r}; choose from {', '.join(TABLES)}")
+    if args.table == "all" and args.format == "csv":
+        raise HpsearchError("csv holds one table: choose --table best, fits or multipliers")
     if args.out is not None and not args.out.parent.exists():
         raise HpsearchError(f"--out {args.out}: folder {args.out.parent} does not exist")
+    selection = _selection(args)
     storage = open_storage(resolve_url(args.storage))
-    text = render(best_rows(storage), args.format)
+    rows = best_rows(storage, selection)
+    tables = {
+        "best": lambda: [best_table(rows)],
+        "fits": lambda: [fits_table(fit_rows(rows))],
+        "multipliers": lambda: [multipliers_table(multipliers(rows))],
+        "all": lambda: [
+            best_table(rows),
+            fits_table(fit_rows(rows)),
+            multipliers_table(multipliers(rows)),
+        ],
+    }[args.table]()
+    text = render(tables, args.format)
     if args.out is None:
         sys.stdout.write(text)
     else:
@@ -288,6 +359,30 @@ def _export(args: argparse.Namespace) -> int:
             args.out.write_text(text)
         except OSError as e:
             raise HpsearchError(f"cannot write {args.out}: {e.strerror}") from None
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from hpsearch.plots import write_figures
+
+    if args.out.exists() and not args.out.is_dir():
+        raise HpsearchError(f"--out {args.out}: not a folder")
+    if not args.out.parent.exists():
+        raise HpsearchError(f"--out {args.out}: folder {args.out.parent} does not exist")
+    selection = _selection(args)
+    storage = open_storage(resolve_url(args.storage))
+    try:
+        args.out.mkdir(exist_ok=True)
+        written, skipped = write_figures(storage, args.out, selection)
+    except OSError as e:
+        raise HpsearchError(f"cannot write into {args.out}: {e.strerror}") from None
+    from hpsearch.notes import publish
+
+    publish(storage)  # the dashboard's notes and figures, up to date
+    for path in written:
+        print(path)
+    if skipped:
+        logger.warning("%s", skipped)
     return 0
 
 
@@ -303,6 +398,7 @@ COMMANDS = {
     "create": _create,
     "worker": _worker,
     "export": _export,
+    "plot": _plot,
     "status": _status,
     "db": _db,
     "dashboard": _dashboard,

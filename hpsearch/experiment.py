@@ -43,6 +43,7 @@ class Experiment:
     sampler: str = "gp"
     seed: int | None = None
     space: Mapping[str, Any] = field(default_factory=dict)
+    tag: str = ""
 
     def __post_init__(self) -> None:
         if not self.archs:
@@ -72,6 +73,7 @@ class Experiment:
                             unroll=self.unroll,
                             patience=self.patience,
                             overrides=self.space,
+                            tag=self.tag,
                         )
                     )
                 except ValueError as e:
@@ -165,4 +167,5 @@ def load_experiment(path: Path) -> Experiment:
         sampler=sampler,
         seed=seed,
         space=space,
+        tag=str(data.get("tag", "")),
     )

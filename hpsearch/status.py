@@ -1,8 +1,10 @@
-"""Each study's trials by state and its best bits so far."""
+"""Each study's trials by state, its best bits so far, and trials completed in the last
+hour (by any worker)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import optuna
 from optuna.trial import TrialState
@@ -21,6 +23,7 @@ class StudyStatus:
     pruned: int
     best_bits: float | None
     best_bits_per_param: float | None
+    trials_last_hour: int
 
 
 def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
@@ -33,6 +36,12 @@ def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
             counts[trial.state] += 1
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+        hour_ago = datetime.now() - timedelta(hours=1)
+        last_hour = sum(
+            1
+            for t in complete
+            if t.datetime_complete is not None and t.datetime_complete > hour_ago
+        )
         out.append(
             StudyStatus(
                 study=record.name,
@@ -46,6 +55,7 @@ def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
                 best_bits_per_param=(
                     None if best is None else best.user_attrs.get("bits_per_param")
                 ),
+                trials_last_hour=last_hour,
             )
         )
     return out
@@ -55,7 +65,7 @@ def render_status(rows: list[StudyStatus]) -> str:
     if not rows:
         return "no hpsearch studies in this storage\n"
     header = f"{'study':<28} {'done':>9} {'run':>4} {'wait':>4} {'fail':>4} {'best bits':>10} "
-    header += f"{'bits/param':>10}"
+    header += f"{'bits/param':>10} {'trials/h':>8}"
     lines = [header]
     for r in rows:
         best = "-" if r.best_bits is None else f"{r.best_bits:.1f}"
@@ -63,6 +73,6 @@ def render_status(rows: list[StudyStatus]) -> str:
         done = f"{r.complete}/{r.target}"
         lines.append(
             f"{r.study:<28} {done:>9} {r.running:>4} {r.waiting:>4} {r.failed:>4} "
-            f"{best:>10} {bpp:>10}"
+            f"{best:>10} {bpp:>10} {r.trials_last_hour:>8}"
         )
     return "\n".join(lines) + "\n"

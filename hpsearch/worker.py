@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.errors import HpsearchError
+from hpsearch.progress import Progress
 from hpsearch.samplers import make_sampler
 from hpsearch.studies import StudyRecord
 from objectives.registry import Task, TrialResult, get_task
@@ -42,6 +43,8 @@ MAX_FAILURES_IN_A_ROW = 3
 # How often a worker with nothing left to claim looks again while others still run trials
 # (one of them may die, and its trial come back as a retry).
 WAIT_POLL_SECONDS = 1.0
+# Least time between two refreshes of the dashboard notes by one worker.
+NOTE_SECONDS = 60.0
 
 
 def resolve_device(name: str) -> str:
@@ -106,11 +109,16 @@ class Worker:
             study = optuna.load_study(study_name=record.name, storage=storage, sampler=sampler)
             self.studies.append(_Study(record, study, task.study_from_attrs(record.attrs), task))
         self._next = 0
+        self._best_seen: dict[str, float] = {}
+        self._noted = -NOTE_SECONDS
 
     def run(self, n_trials: int | None = None) -> WorkerReport:
         report = WorkerReport()
         failures_in_a_row = 0
-        with Heartbeat(self.storage, self.policy.interval, self._sweep_all) as heartbeat:
+        with (
+            Heartbeat(self.storage, self.policy.interval, self._sweep_all) as heartbeat,
+            Progress(self.storage, [e.record for e in self.studies]) as progress,
+        ):
             while n_trials is None or report.complete + report.failed < n_trials:
                 claimed = self._claim_any(heartbeat)
                 if claimed is None:
@@ -120,6 +128,7 @@ class Worker:
                     break
                 entry, trial, config = claimed
                 ok = self._run_trial(entry, trial, config, heartbeat)
+                progress.update()
                 name = entry.record.name
                 report.per_study[name] = report.per_study.get(name, 0) + 1
                 if ok:
@@ -243,7 +252,32 @@ class Worker:
         attrs = {**result.to_attrs(), "config": config.to_attrs(), "worker": self.name}
         self._finish(trial, heartbeat, result, attrs, f"reporting {name} #{trial.number}")
         self._log(name, trial.number, result)
+        self._refresh_note(entry, result.value)
         return True
+
+    def _refresh_note(self, entry: _Study, value: float) -> None:
+        """Keep the dashboard's note and figure current: on a new best, at most once a
+        minute per worker (the figure reads every study's trials). Never fails the trial."""
+        if entry.record.task != "capacity":
+            return
+        now = time.monotonic()
+        improved = value > self._best_seen.get(entry.record.name, float("-inf"))
+        self._best_seen[entry.record.name] = max(
+            value, self._best_seen.get(entry.record.name, float("-inf"))
+        )
+        if not improved or now - self._noted < NOTE_SECONDS:
+            return
+        self._noted = now
+        try:
+            from hpsearch.notes import publish
+
+            retry_transient(
+                lambda: publish(self.storage, [entry.record.name]),
+                "updating the dashboard note",
+                deadline=60,
+            )
+        except Exception as e:
+            logger.warning("could not update the dashboard note of %s: %s", entry.record.name, e)
 
     def _requeue(self, entry: _Study, trial: optuna.trial.Trial) -> None:
         """Queue a failed trial's parameters again (Optuna's retry callback, which records

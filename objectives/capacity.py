@@ -101,9 +101,12 @@ class CapacityStudy:
     unroll: int = 5
     patience: int = 200
     space: Mapping[str, Dimension] = field(default_factory=dict)
+    tag: str = ""
 
     def __post_init__(self) -> None:
         check_arch(self.arch)
+        if self.tag and not all(c.isalnum() or c in "-_." for c in self.tag):
+            raise ValueError(f"tag may hold letters, digits, '-', '_' and '.', got {self.tag!r}")
         for name, value, low, high in (
             ("budget", self.budget, 1, 10**9),
             ("n_in", self.n_in, 1, 4096),
@@ -157,7 +160,8 @@ class CapacityStudy:
 
     @property
     def name(self) -> str:
-        return f"{TASK}-{self.arch}-p{self.budget}"
+        base = f"{TASK}-{self.arch}-p{self.budget}"
+        return f"{base}-{self.tag}" if self.tag else base
 
     @property
     def depths(self) -> tuple[int, ...]:
@@ -176,6 +180,7 @@ class CapacityStudy:
             "unroll": self.unroll,
             "patience": self.patience,
             "space": {name: dim.to_dict() for name, dim in self.space.items()},
+            "tag": self.tag,
         }
 
     @classmethod
@@ -188,6 +193,7 @@ class CapacityStudy:
             unroll=int(attrs["unroll"]),
             patience=int(attrs["patience"]),
             space=space,
+            tag=str(attrs.get("tag", "")),
         )
 
 
@@ -200,6 +206,7 @@ def build_study(
     unroll: int = 5,
     patience: int = 200,
     overrides: Mapping[str, Any] | None = None,
+    tag: str = "",
 ) -> CapacityStudy:
     """A study with the default space, where `overrides` (name -> spec) replace dimensions.
 
@@ -219,7 +226,13 @@ def build_study(
             raise ValueError(f"unknown search dimension {name!r}; known: {', '.join(DIMENSIONS)}")
         space[name] = parse_dimension(name, spec, space[name])
     return CapacityStudy(
-        arch=arch, budget=budget, n_in=n_in, unroll=unroll, patience=patience, space=space
+        arch=arch,
+        budget=budget,
+        n_in=n_in,
+        unroll=unroll,
+        patience=patience,
+        space=space,
+        tag=tag,
     )
 
 
