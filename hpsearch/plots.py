@@ -87,7 +87,7 @@ def bits_vs_params(rows: list[BestRow], fits: list[FitRow]) -> go.Figure:
                         x=xs,
                         y=[fit.bits_per_param_slope * x for x in xs],
                         mode="lines",
-                        name=f"{arch}: {fit.bits_per_param_slope:.2f} bits/param",
+                        name=f"{arch}, depth {depth}: {fit.bits_per_param_slope:.2f} bits/param",
                         legendgroup=arch,
                         showlegend=True,
                         line={"color": colors[arch], "dash": "dash", "width": 1},

@@ -7,10 +7,12 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch.studies import StudyRecord
 
@@ -28,10 +30,14 @@ class Progress:
         self.started = time.monotonic()
         self.mine = 0
         self.bar: tqdm | None = None
+        self._redirect: Any = None
 
     def __enter__(self) -> Progress:
         if self.enabled:
             target = sum(r.target for r in self.records)
+            # Log lines go above the bar instead of through it.
+            self._redirect = logging_redirect_tqdm()
+            self._redirect.__enter__()
             self.bar = tqdm(
                 total=target,
                 unit="trial",
@@ -40,6 +46,9 @@ class Progress:
                 desc=self.records[0].name
                 if len(self.records) == 1
                 else f"{len(self.records)} studies",
+                # done/target, elapsed, then our own rate: tqdm's would count the trials of
+                # every worker as if this one had run them.
+                bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}",
             )
             self._refresh()
         return self
@@ -52,6 +61,7 @@ class Progress:
     ) -> None:
         if self.bar is not None:
             self.bar.close()
+            self._redirect.__exit__(exc_type, exc, tb)
 
     def update(self) -> None:
         self.mine += 1

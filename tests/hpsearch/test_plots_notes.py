@@ -29,7 +29,7 @@ def test_bits_vs_params_panels_lines_and_fits(storage):
     assert {(t.name, t.xaxis) for t in data} == {("rnn", "x"), ("rnn", "x2"), ("gru", "x")}
     rnn1 = next(t for t in data if t.name == "rnn" and t.xaxis == "x")
     assert list(rnn1.x) == [400, 1000] and list(rnn1.y) == [1200.0, 3000.0]
-    fit = next(t for t in fig.data if t.name == "rnn: 3.00 bits/param")
+    fit = next(t for t in fig.data if t.name == "rnn, depth 1: 3.00 bits/param")
     assert fit.y[0] == pytest.approx(3.0 * fit.x[0]) and fit.line.dash == "dash"
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
 
