@@ -36,8 +36,12 @@ def _trial(bits, depth, b, params, state=TrialState.COMPLETE, hidden=10):
 
 @pytest.fixture
 def storage(sqlite_url):
+    return _populate(sqlite_url)
+
+
+def _populate(url):
     """rnn at budgets 500 and 1000, gru at 1000, with known best trials."""
-    storage = open_storage(sqlite_url, create=True)
+    storage = open_storage(url, create=True)
     create_studies(
         storage,
         Experiment(archs=("gru", "rnn"), budgets=(500, 1000), depths=(1, 2), trials=10, seed=0),
@@ -141,3 +145,19 @@ def test_foreign_studies_are_ignored(sqlite_url):
     optuna.create_study(storage=storage, study_name="someone-elses")
     assert best_rows(storage) == []
     assert study_status(storage) == []
+
+
+@pytest.mark.postgres
+def test_same_tables_on_postgres_and_sqlite(sqlite_url, postgres_url):
+    outputs = []
+    for url in (sqlite_url, postgres_url):
+        storage = _populate(url)
+        rows = best_rows(storage)
+        tables = [
+            best_table(rows),
+            fits_table(fit_rows(rows)),
+            multipliers_table(multipliers(rows)),
+        ]
+        outputs.append([render(tables, fmt) for fmt in ("md", "json", "latex")])
+        storage.engine.dispose()
+    assert outputs[0] == outputs[1]
