@@ -95,7 +95,7 @@ def step(
     state: State,
     x: Tensor | None,
     act: Callable[[Tensor], Tensor],
-    gate_bias: float,
+    gate_bias: float | Tensor,
 ) -> tuple[Tensor, State]:
     """One time step of one layer: (output fed upwards, new state). x None means zero input."""
     pf = f"l{layer}."
@@ -159,7 +159,7 @@ def forward(
     depth: int,
     unroll: int,
     activation: str = "tanh",
-    gate_bias: float = 1.0,
+    gate_bias: float | Tensor = 1.0,
 ) -> Tensor:
     """Logits (..., b): input x (..., b, n_in) at the first step only, zero input after,
     `unroll` steps in all, the last layer's output at the last step read out linearly."""

@@ -1,0 +1,287 @@
+"""Many capacity trials trained as one program: K networks of the same shape with every
+weight stacked along a leading model axis (the layout of `objectives.cells`).
+
+Per trial: its own data set (padded to the largest b in the batch and masked, so padding adds
+nothing to loss, gradient or score), learning rate, init scale, gate bias, gradient clip,
+optimizer state, early stopping and divergence. The summed per-trial losses give each trial
+exactly its own gradient. A trial that ends (stopped, converged, diverged) leaves its slot,
+which a new trial of the same shape can take at once.
+
+The optimizers are written out over stacked tensors, step for step as torch.optim computes
+them (Adam, RMSprop, SGD with Nesterov momentum, Adagrad), because torch.optim has one
+learning rate per parameter tensor, not per model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from objectives.capacity import CapacityConfig
+from objectives.cells import forward, init_params, num_params
+from objectives.metric import bits_per_param, mutual_information_bits
+from objectives.training import CapacityResult, make_dataset
+
+ShapeKey = tuple[str, int, int, int, int, str, str]
+
+
+def shape_key(config: CapacityConfig) -> ShapeKey:
+    """Trials that can share one batch: same network shape, activation and optimizer."""
+    return (
+        config.arch,
+        config.n_in,
+        config.hidden_size,
+        config.depth,
+        config.unroll,
+        config.activation,
+        config.optimizer,
+    )
+
+
+@dataclass
+class _Slot:
+    config: CapacityConfig
+    started: float
+    steps: int = 0
+    best_bits: float = 0.0
+    best_errors: int = 0
+    since_best: int = 0
+    last_loss: float = math.nan
+
+
+class BatchedTrainer:
+    """Up to `capacity` trials of one shape, trained together.
+
+    `add(config)` puts a trial in a free slot; `run(steps)` trains every occupied slot for up
+    to that many steps and returns the trials that ended, each with the same result record
+    that `objectives.training.train_capacity` gives.
+    """
+
+    ADAM_BETAS = (0.9, 0.999)
+    RMSPROP_ALPHA = 0.99
+
+    def __init__(self, key: ShapeKey, capacity: int, device: str = "cpu") -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self.key = key
+        (
+            self.arch,
+            self.n_in,
+            self.hidden,
+            self.depth,
+            self.unroll,
+            self.activation,
+            self.optimizer,
+        ) = key
+        self.capacity = capacity
+        self.device = torch.device(device)
+        self.slots: list[_Slot | None] = [None] * capacity
+        self.max_b = 0
+        self.params: dict[str, Tensor] = {}
+        self.state: dict[str, dict[str, Tensor]] = {}
+        self._allocated = False
+
+    # -- slots -----------------------------------------------------------------------------
+
+    @property
+    def free(self) -> int:
+        return sum(1 for s in self.slots if s is None)
+
+    @property
+    def occupied(self) -> int:
+        return self.capacity - self.free
+
+    def add(self, config: CapacityConfig) -> int:
+        if shape_key(config) != self.key:
+            raise ValueError(f"trial of shape {shape_key(config)} in a batch of {self.key}")
+        index = self.slots.index(None) if None in self.slots else -1
+        if index < 0:
+            raise ValueError("no free slot")
+        if not self._allocated:
+            self._allocate(config)
+        if config.b > self.max_b:
+            self._grow(config.b)
+        gen = torch.Generator().manual_seed(config.seed + 1)
+        fresh = init_params(self.arch, self.n_in, self.hidden, self.depth, config.init_scale, gen)
+        x, y = make_dataset(config.b, config.n_in, config.seed)
+        with torch.no_grad():
+            for name, tensor in fresh.items():
+                self.params[name][index] = tensor.to(self.device)
+                for buf in self.state[name].values():
+                    buf[index] = 0
+            self.x[index] = 0
+            self.y[index] = 0
+            self.mask[index] = 0
+            self.x[index, : config.b] = x.to(self.device)
+            self.y[index, : config.b] = y.to(self.device)
+            self.mask[index, : config.b] = 1
+            self.b[index] = config.b
+            self.lr[index] = config.learning_rate
+            self.clip[index] = config.grad_clip
+            self.gate_bias[index] = config.gate_bias
+            self.step_count[index] = 0
+        self.slots[index] = _Slot(
+            config=config, started=time.perf_counter(), best_errors=config.b // 2
+        )
+        return index
+
+    def _allocate(self, config: CapacityConfig) -> None:
+        k = self.capacity
+        gen = torch.Generator().manual_seed(0)
+        template = init_params(self.arch, self.n_in, self.hidden, self.depth, 1.0, gen)
+        self.params = {
+            name: torch.zeros((k, *t.shape), device=self.device).requires_grad_(True)
+            for name, t in template.items()
+        }
+        buffers = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": ("sum",)}[
+            self.optimizer
+        ]
+        self.state = {
+            name: {b: torch.zeros_like(p, requires_grad=False) for b in buffers}
+            for name, p in self.params.items()
+        }
+        self.b = torch.zeros(k, device=self.device)
+        self.lr = torch.zeros(k, device=self.device)
+        self.clip = torch.zeros(k, device=self.device)
+        self.gate_bias = torch.zeros(k, 1, 1, device=self.device)
+        self.step_count = torch.zeros(k, device=self.device)
+        self.x = torch.zeros(k, 0, self.n_in, device=self.device)
+        self.y = torch.zeros(k, 0, device=self.device)
+        self.mask = torch.zeros(k, 0, device=self.device)
+        self._allocated = True
+
+    def _grow(self, b: int) -> None:
+        """Pad every slot's data to the new largest b (padding is masked out)."""
+        k, extra = self.capacity, b - self.max_b
+        self.x = torch.cat([self.x, torch.zeros(k, extra, self.n_in, device=self.device)], 1)
+        self.y = torch.cat([self.y, torch.zeros(k, extra, device=self.device)], 1)
+        self.mask = torch.cat([self.mask, torch.zeros(k, extra, device=self.device)], 1)
+        self.max_b = b
+
+    # -- training --------------------------------------------------------------------------
+
+    def run(self, steps: int) -> list[tuple[CapacityConfig, CapacityResult]]:
+        """Train the occupied slots for up to `steps` steps; return the trials that ended."""
+        ended: list[tuple[CapacityConfig, CapacityResult]] = []
+        for _ in range(steps):
+            if self.occupied == 0:
+                break
+            ended.extend(self._step())
+        return ended
+
+    def _step(self) -> list[tuple[CapacityConfig, CapacityResult]]:
+        logits = forward(
+            self.arch,
+            self.params,
+            self.x,
+            depth=self.depth,
+            unroll=self.unroll,
+            activation=self.activation,
+            gate_bias=self.gate_bias,
+        )
+        bce = F.binary_cross_entropy_with_logits(logits, self.y, reduction="none")
+        per_model = (bce * self.mask).sum(1) / self.b.clamp(min=1)  # mean over own samples
+        wrong = (((logits > 0) != (self.y > 0.5)).float() * self.mask).sum(1)
+        losses = per_model.detach().tolist()
+        errors = wrong.detach().tolist()
+
+        ended: list[tuple[CapacityConfig, CapacityResult]] = []
+        keep = torch.ones(self.capacity, device=self.device)
+        for k, slot in enumerate(self.slots):
+            if slot is None:
+                keep[k] = 0
+                continue
+            loss, err, config = losses[k], int(errors[k]), slot.config
+            slot.last_loss = loss
+            if not math.isfinite(loss):
+                ended.append((config, self._result(slot, diverged=True)))
+                self.slots[k] = None
+                keep[k] = 0
+                continue
+            bits = mutual_information_bits(config.b, err)
+            if bits > slot.best_bits:
+                slot.best_bits, slot.best_errors, slot.since_best = bits, err, 0
+            else:
+                slot.since_best += 1
+            if err == 0 or slot.since_best >= config.patience or slot.steps >= config.max_steps:
+                ended.append((config, self._result(slot, diverged=False)))
+                self.slots[k] = None
+                keep[k] = 0
+        if keep.sum() == 0:
+            return ended
+        # Each model's gradient comes from its own loss only; models that left add nothing
+        # (torch.where, so that a NaN loss cannot reach the others through the sum).
+        total = torch.where(keep > 0, per_model, torch.zeros_like(per_model)).sum()
+        grads = torch.autograd.grad(total, list(self.params.values()))
+        self._update(dict(zip(self.params, grads, strict=True)), keep)
+        for slot in self.slots:
+            if slot is not None:
+                slot.steps += 1
+        return ended
+
+    def _update(self, grads: dict[str, Tensor], keep: Tensor) -> None:
+        with torch.no_grad():
+            if bool((self.clip > 0).any()):
+                sq = sum(g.pow(2).flatten(1).sum(1) for g in grads.values())
+                norm = torch.sqrt(sq)  # type: ignore[arg-type]
+                coef = torch.clamp(self.clip / (norm + 1e-6), max=1.0)
+                coef = torch.where(self.clip > 0, coef, torch.ones_like(coef))
+                grads = {n: g * coef.view(-1, *([1] * (g.dim() - 1))) for n, g in grads.items()}
+            self.step_count += keep
+            t = self.step_count
+            for name, p in self.params.items():
+                g = grads[name]
+                shape = (-1, *([1] * (p.dim() - 1)))
+                lr = (self.lr * keep).view(shape)
+                st = self.state[name]
+                if self.optimizer == "adam":
+                    b1, b2 = self.ADAM_BETAS
+                    kp = keep.view(shape) > 0
+                    st["m"].copy_(torch.where(kp, st["m"] * b1 + g * (1 - b1), st["m"]))
+                    st["v"].copy_(torch.where(kp, st["v"] * b2 + g * g * (1 - b2), st["v"]))
+                    tt = t.clamp(min=1).view(shape)
+                    bc1 = 1 - b1**tt
+                    bc2 = 1 - b2**tt
+                    denom = st["v"].sqrt() / bc2.sqrt() + 1e-8
+                    p.sub_(lr / bc1 * st["m"] / denom)
+                elif self.optimizer == "rmsprop":
+                    a = self.RMSPROP_ALPHA
+                    kp = keep.view(shape) > 0
+                    st["v"].copy_(torch.where(kp, st["v"] * a + g * g * (1 - a), st["v"]))
+                    p.sub_(lr * g / (st["v"].sqrt() + 1e-8))
+                elif self.optimizer == "sgd":
+                    kp = keep.view(shape) > 0
+                    first = (t.view(shape) == 1) & kp
+                    buf = torch.where(first, g, st["buf"] * 0.9 + g)
+                    st["buf"].copy_(torch.where(kp, buf, st["buf"]))
+                    p.sub_(lr * (g + 0.9 * st["buf"]))
+                else:  # adagrad
+                    kp = keep.view(shape) > 0
+                    st["sum"].copy_(torch.where(kp, st["sum"] + g * g, st["sum"]))
+                    p.sub_(lr * g / (st["sum"].sqrt() + 1e-10))
+
+    def _result(self, slot: _Slot, *, diverged: bool) -> CapacityResult:
+        config = slot.config
+        count = num_params({k: v[0] for k, v in self.params.items()})
+        bits = 0.0 if diverged else slot.best_bits
+        errors = config.b // 2 if diverged else slot.best_errors
+        return CapacityResult(
+            bits=bits,
+            bits_per_param=bits_per_param(bits, count),
+            num_params=count,
+            hidden_size=config.hidden_size,
+            depth=config.depth,
+            b=config.b,
+            errors=errors,
+            error_fraction=errors / config.b,
+            steps=slot.steps,
+            seconds=time.perf_counter() - slot.started,
+            device=str(self.device),
+            diverged=diverged,
+            final_loss=slot.last_loss,
+        )
