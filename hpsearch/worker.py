@@ -111,6 +111,7 @@ class Worker:
         self._next = 0
         self._best_seen: dict[str, float] = {}
         self._noted = -NOTE_SECONDS
+        self._stale_notes = False
 
     def run(self, n_trials: int | None = None) -> WorkerReport:
         report = WorkerReport()
@@ -141,6 +142,7 @@ class Worker:
                         raise HpsearchError(
                             f"{failures_in_a_row} trials in a row failed; see the log above"
                         )
+        self._refresh_note(None)
         return report
 
     # -- claiming --------------------------------------------------------------------------
@@ -255,29 +257,33 @@ class Worker:
         self._refresh_note(entry, result.value)
         return True
 
-    def _refresh_note(self, entry: _Study, value: float) -> None:
-        """Keep the dashboard's note and figure current: on a new best, at most once a
-        minute per worker (the figure reads every study's trials). Never fails the trial."""
-        if entry.record.task != "capacity":
+    def _refresh_note(self, entry: _Study | None, value: float = 0.0) -> None:
+        """Keep the dashboard's notes and figure current for this worker's studies: on a new
+        best, at most once a minute per worker (the figure reads every study's trials), and
+        once more when the worker finishes (entry None). Never fails a trial."""
+        names = [e.record.name for e in self.studies if e.record.task == "capacity"]
+        if not names:
             return
-        now = time.monotonic()
-        improved = value > self._best_seen.get(entry.record.name, float("-inf"))
-        self._best_seen[entry.record.name] = max(
-            value, self._best_seen.get(entry.record.name, float("-inf"))
-        )
-        if not improved or now - self._noted < NOTE_SECONDS:
+        if entry is not None:
+            name = entry.record.name
+            improved = value > self._best_seen.get(name, float("-inf"))
+            self._best_seen[name] = max(value, self._best_seen.get(name, float("-inf")))
+            now = time.monotonic()
+            if not improved or now - self._noted < NOTE_SECONDS:
+                self._stale_notes = self._stale_notes or improved
+                return
+            self._noted = now
+        elif not self._stale_notes and self._noted >= 0:
             return
-        self._noted = now
+        self._stale_notes = False
         try:
             from hpsearch.notes import publish
 
             retry_transient(
-                lambda: publish(self.storage, [entry.record.name]),
-                "updating the dashboard note",
-                deadline=60,
+                lambda: publish(self.storage, names), "updating the dashboard notes", deadline=60
             )
         except Exception as e:
-            logger.warning("could not update the dashboard note of %s: %s", entry.record.name, e)
+            logger.warning("could not update the dashboard notes: %s", e)
 
     def _requeue(self, entry: _Study, trial: optuna.trial.Trial) -> None:
         """Queue a failed trial's parameters again (Optuna's retry callback, which records
