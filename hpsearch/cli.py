@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--device", default="auto", help="auto, cpu or cuda")
     worker.add_argument("--seed", type=int, help="sampler seed (default: random per worker)")
     worker.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    worker.add_argument("--batch", default="1",
+                        help="trials trained at once, stacked into one program: a number, or "
+                        "'auto' (from the device's free memory and the largest trial)")
     worker.add_argument(
         "--processes",
         default="1",
@@ -225,6 +228,8 @@ def _worker(args: argparse.Namespace) -> int:
     if args.device not in ("auto", "cpu", "cuda"):
         raise HpsearchError(f"--device {args.device!r}: choose auto, cpu or cuda")
     processes = _parse_processes(args.processes)
+    if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) >= 1):
+        raise HpsearchError(f"--batch takes a positive number or 'auto', got {args.batch!r}")
     url = resolve_url(args.storage)
 
     def connect() -> tuple[optuna.storages.RDBStorage, list[StudyRecord]]:
@@ -270,7 +275,14 @@ def _worker(args: argparse.Namespace) -> int:
         len(records),
         worker.seed,
     )
-    report = worker.run(args.n_trials)
+    if args.batch == "auto":
+        from hpsearch.batching import auto_batch
+
+        batch = auto_batch(worker, device)
+        logger.info("--batch auto: %d trials at once on %s", batch, device)
+    else:
+        batch = int(args.batch)
+    report = worker.run(args.n_trials, batch=batch)
     logger.info(
         "worker %s done: %d complete, %d failed", worker.name, report.complete, report.failed
     )

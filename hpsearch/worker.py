@@ -113,13 +113,21 @@ class Worker:
         self._noted = -NOTE_SECONDS
         self._stale_notes = False
 
-    def run(self, n_trials: int | None = None) -> WorkerReport:
+    def run(self, n_trials: int | None = None, batch: int = 1) -> WorkerReport:
+        """Run trials until `n_trials` of its own or every target; with batch > 1, train up
+        to `batch` trials at once (tasks that support it; see hpsearch.batching)."""
         report = WorkerReport()
         failures_in_a_row = 0
         with (
             Heartbeat(self.storage, self.policy.interval, self._sweep_all) as heartbeat,
             Progress(self.storage, [e.record for e in self.studies]) as progress,
         ):
+            if batch > 1:
+                from hpsearch.batching import run_batched
+
+                run_batched(self, n_trials, batch, heartbeat, progress, report)
+                self._refresh_note(None)
+                return report
             while n_trials is None or report.complete + report.failed < n_trials:
                 claimed = self._claim_any(heartbeat)
                 if claimed is None:
@@ -251,11 +259,35 @@ class Worker:
             self._finish(trial, heartbeat, None, {"error": error}, f"failing {name}")
             logger.error("%s #%d failed: %s", name, trial.number, error)
             return False
+        self._report(entry, trial, config, result, heartbeat)
+        return True
+
+    def _report(
+        self,
+        entry: _Study,
+        trial: optuna.trial.Trial,
+        config: Any,
+        result: TrialResult,
+        heartbeat: Heartbeat,
+    ) -> None:
+        """Store a finished trial's result and tell its value."""
+        name = entry.record.name
         attrs = {**result.to_attrs(), "config": config.to_attrs(), "worker": self.name}
         self._finish(trial, heartbeat, result, attrs, f"reporting {name} #{trial.number}")
         self._log(name, trial.number, result)
         self._refresh_note(entry, result.value)
-        return True
+
+    def _stop_trial(
+        self, entry: _Study, trial: optuna.trial.Trial, heartbeat: Heartbeat, attrs: dict[str, Any]
+    ) -> None:
+        """Fail a trial this worker holds and queue its parameters again."""
+        name = entry.record.name
+        if self._finish(trial, heartbeat, None, attrs, f"stop {name}"):
+            retry_transient(
+                functools.partial(self._requeue, entry, trial),
+                f"requeueing {name} #{trial.number}",
+                deadline=30,
+            )
 
     def _refresh_note(self, entry: _Study | None, value: float = 0.0) -> None:
         """Keep the dashboard's notes and figure current for this worker's studies: on a new

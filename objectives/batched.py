@@ -43,6 +43,17 @@ def shape_key(config: CapacityConfig) -> ShapeKey:
     )
 
 
+def bytes_per_trial(config: CapacityConfig) -> int:
+    """A generous estimate of the memory one trial takes in a batch: data, and the
+    activations kept for the backward pass (every gate block of every layer at every step,
+    about 4 tensors each), in float32."""
+    from objectives.architectures import GATE_BLOCKS
+
+    n, b = config.hidden_size, config.b
+    per_step = config.depth * b * n * (GATE_BLOCKS[config.arch] + 2) * 4
+    return 4 * (b * (config.n_in + 3) + config.unroll * per_step) + 4 * 4 * config.num_params
+
+
 @dataclass
 class _Slot:
     config: CapacityConfig

@@ -5,7 +5,7 @@ imports torch only then."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 if TYPE_CHECKING:
     import optuna
@@ -59,6 +59,36 @@ class CapacityTask:
         from objectives.training import train_capacity
 
         return train_capacity(config, device)
+
+    def batch_key(self, config: Any) -> Any:
+        """Trials with equal keys can be trained together in one batch."""
+        from objectives.batched import shape_key
+
+        return shape_key(config)
+
+    def batch(self, key: Any, capacity: int, device: str) -> Any:
+        from objectives.batched import BatchedTrainer
+
+        return BatchedTrainer(key, capacity, device)
+
+    def batch_bytes(self, config: Any) -> int:
+        from objectives.batched import bytes_per_trial
+
+        return bytes_per_trial(config)
+
+
+class BatchingTask(Task, Protocol):
+    """A task whose trials of one shape can be trained together (see objectives.batched)."""
+
+    def batch_key(self, config: Any) -> Any: ...
+
+    def batch(self, key: Any, capacity: int, device: str) -> Any: ...
+
+    def batch_bytes(self, config: Any) -> int: ...
+
+
+def supports_batching(task: Task) -> TypeGuard[BatchingTask]:
+    return all(hasattr(task, name) for name in ("batch_key", "batch", "batch_bytes"))
 
 
 class CalibrationTask:

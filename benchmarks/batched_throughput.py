@@ -1,0 +1,132 @@
+"""Benchmark for batched trials (issue 5). Prints figures; not a test.
+
+Trials per hour, batched (K trials of one shape in one BatchedTrainer) against one at a time
+(objectives.training.train_capacity), for rnn and lstm at budgets 1k and 10k, K = 1, 8, 32,
+128; and the achieved FLOP/s against the 6*P*T*b estimate per step. Every trial runs the same
+fixed number of steps (early stopping off) on b samples, so the work per trial is equal.
+
+Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 30]
+       [--threads N] [--peak-tflops X]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from objectives.architectures import solve_hidden_size  # noqa: E402
+from objectives.batched import BatchedTrainer, shape_key  # noqa: E402
+from objectives.capacity import CapacityConfig  # noqa: E402
+from objectives.training import train_capacity  # noqa: E402
+
+
+def _configs(arch: str, budget: int, k: int, b: int, steps: int) -> list[CapacityConfig]:
+    hidden = solve_hidden_size(arch, 32, 1, budget)
+    return [
+        CapacityConfig(
+            arch=arch,
+            n_in=32,
+            hidden_size=hidden,
+            depth=1,
+            unroll=5,
+            b=b,
+            learning_rate=1e-3 * (1 + i % 7),
+            init_scale=1.0,
+            max_steps=steps,
+            patience=10**7,
+            seed=i,
+        )
+        for i in range(k)
+    ]
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def one_at_a_time(arch: str, budget: int, b: int, steps: int, device: str) -> float:
+    """Seconds per trial, trained alone (median of 3)."""
+    times = []
+    for config in _configs(arch, budget, 3, b, steps):
+        _sync(device)
+        start = time.perf_counter()
+        train_capacity(config, device)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[1]
+
+
+def batched(arch: str, budget: int, k: int, b: int, steps: int, device: str) -> float:
+    """Seconds for K trials trained together."""
+    configs = _configs(arch, budget, k, b, steps)
+    trainer = BatchedTrainer(shape_key(configs[0]), k, device)
+    for c in configs:
+        trainer.add(c)
+    _sync(device)
+    start = time.perf_counter()
+    done = trainer.run(10**7)
+    _sync(device)
+    assert len(done) == k
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--b", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the device's dense float32 peak, for the share of peak",
+    )
+    parser.add_argument("--ks", default="1,8,32,128")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    rows = []
+    for arch in ("rnn", "lstm"):
+        for budget in (1000, 10000):
+            single = one_at_a_time(arch, budget, args.b, args.steps, args.device)
+            config = _configs(arch, budget, 1, args.b, args.steps)[0]
+            flops_per_trial = 6 * config.num_params * config.unroll * args.b * args.steps
+            for k in (int(x) for x in args.ks.split(",")):
+                seconds = batched(arch, budget, k, args.b, args.steps, args.device)
+                row = {
+                    "arch": arch,
+                    "budget": budget,
+                    "num_params": config.num_params,
+                    "hidden_size": config.hidden_size,
+                    "K": k,
+                    "b": args.b,
+                    "steps": args.steps,
+                    "device": args.device,
+                    "threads": args.threads,
+                    "one_at_a_time_trials_per_hour": 3600 / single,
+                    "batched_trials_per_hour": 3600 * k / seconds,
+                    "speedup": (3600 * k / seconds) / (3600 / single),
+                    "achieved_gflops": k * flops_per_trial / seconds / 1e9,
+                }
+                if args.peak_tflops:
+                    row["share_of_peak"] = row["achieved_gflops"] / (1000 * args.peak_tflops)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"batched_{args.device}.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

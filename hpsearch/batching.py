@@ -1,0 +1,159 @@
+"""The worker's batched loop: up to K trials in training at once, grouped by shape into
+batched trainers; each trial is told as soon as it ends and its slot is refilled at once, so
+the device stays busy. Heartbeats cover every trial held (the worker's heartbeat thread beats
+for all of them).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.errors import HpsearchError
+from objectives.registry import supports_batching
+from storage import retry_transient
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpsearch.progress import Progress
+    from hpsearch.worker import Worker, WorkerReport, _Study
+    from storage import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+# Steps every batch trains between two looks for ended trials and free slots.
+CHUNK_STEPS = 20
+MAX_AUTO_BATCH = {"cuda": 128, "cpu": 32}
+
+
+@dataclass
+class _Held:
+    entry: _Study
+    trial: optuna.trial.Trial
+    config: Any
+    trainer: Any
+
+
+def auto_batch(worker: Worker, device: str) -> int:
+    """K from the device's free memory (a quarter of it) and the largest trial the studies
+    can ask for (their largest b and hidden size), at most 128 on a GPU and 32 on a CPU."""
+    import torch
+
+    largest = 0
+    for entry in worker.studies:
+        if not supports_batching(entry.task):
+            return 1
+        settings = entry.settings
+        for depth in settings.depths:
+            b_dim = settings.space["b"]
+            b = int(b_dim.high if b_dim.high is not None else max(b_dim.values()))
+            from objectives.capacity import CapacityConfig
+
+            probe = CapacityConfig(
+                arch=settings.arch,
+                n_in=settings.n_in,
+                hidden_size=settings.hidden_size(depth),
+                depth=depth,
+                unroll=settings.unroll,
+                b=b,
+                learning_rate=1e-3,
+                init_scale=1.0,
+                activation=str(settings.space["activation"].values()[0]),
+            )
+            task = entry.task
+            assert supports_batching(task)
+            largest = max(largest, task.batch_bytes(probe))
+    if device == "cuda":
+        free, _ = torch.cuda.mem_get_info()
+    else:
+        import os
+
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    k = int(0.25 * free // max(largest, 1))
+    return max(1, min(MAX_AUTO_BATCH.get(device, 32), k))
+
+
+def run_batched(
+    worker: Worker,
+    n_trials: int | None,
+    batch: int,
+    heartbeat: Heartbeat,
+    progress: Progress,
+    report: WorkerReport,
+) -> None:
+    for entry in worker.studies:
+        if not supports_batching(entry.task):
+            raise HpsearchError(f"--batch: task {entry.record.task!r} trains one trial at a time")
+    trainers: dict[Any, Any] = {}
+    held: dict[int, _Held] = {}  # id(config) -> what the worker holds
+    claimed = 0
+    failures_in_a_row = 0
+    try:
+        while True:
+            # Fill every free slot (a new shape gets a trainer of its own).
+            while len(held) < batch and (n_trials is None or claimed < n_trials):
+                got = worker._claim_any(heartbeat)
+                if got is None:
+                    break
+                entry, trial, config = got
+                claimed += 1
+                task = entry.task
+                assert supports_batching(task)
+                key = task.batch_key(config)
+                trainer = trainers.get(key)
+                if trainer is None:
+                    trainer = trainers[key] = task.batch(key, batch, worker.device)
+                trainer.add(config)
+                held[id(config)] = _Held(entry, trial, config, trainer)
+            if not held:
+                if (n_trials is None or claimed < n_trials) and retry_transient(
+                    worker._others_running, "checking other workers"
+                ):
+                    time.sleep(1.0)
+                    continue
+                return
+            for key, trainer in list(trainers.items()):
+                if trainer.occupied == 0:
+                    del trainers[key]
+                    continue
+                try:
+                    ended = trainer.run(CHUNK_STEPS)
+                except Exception as e:  # the whole batch is lost: fail its trials
+                    error = f"{type(e).__name__}: {e}"[:1000]
+                    logger.error("a batch of %d trials failed: %s", trainer.occupied, error)
+                    for h in [h for h in held.values() if h.trainer is trainer]:
+                        worker._finish(
+                            h.trial,
+                            heartbeat,
+                            None,
+                            {"error": error},
+                            f"failing {h.entry.record.name}",
+                        )
+                        del held[id(h.config)]
+                        report.failed += 1
+                    del trainers[key]
+                    failures_in_a_row += 1
+                    if failures_in_a_row >= 3:
+                        raise HpsearchError("3 batches in a row failed; see the log above") from e
+                    continue
+                failures_in_a_row = 0
+                for config, result in ended:
+                    h = held.pop(id(config))
+                    worker._report(h.entry, h.trial, config, result, heartbeat)
+                    name = h.entry.record.name
+                    report.per_study[name] = report.per_study.get(name, 0) + 1
+                    report.complete += 1
+                    progress.update()
+    except KeyboardInterrupt:
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            for h in held.values():
+                worker._stop_trial(h.entry, h.trial, heartbeat, {"interrupted": True})
+            logger.warning("interrupted: %d trials failed and queued again", len(held))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        raise

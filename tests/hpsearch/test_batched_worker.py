@@ -1,0 +1,144 @@
+"""The worker with --batch: K trials in training at once, told as they end, slots refilled,
+every held trial beating, interrupted trials queued again."""
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from hpsearch.batching import auto_batch
+from hpsearch.errors import HpsearchError
+from hpsearch.experiment import Experiment
+from hpsearch.studies import create_studies, create_study, find_records
+from hpsearch.worker import Worker
+from objectives.calibration import CalibrationStudy
+from storage import HeartbeatPolicy, open_storage
+from tests.hpsearch.helpers import hpsearch
+
+POLICY = HeartbeatPolicy(interval=1, grace=3)
+
+
+def _storage(url, trials=7, depths=(1, 2)):
+    storage = open_storage(url, create=True, heartbeat=POLICY)
+    create_studies(
+        storage,
+        Experiment(
+            archs=("rnn",),
+            budgets=(300,),
+            depths=depths,
+            trials=trials,
+            seed=3,
+            space={"max_steps": "40", "b": "16:300"},
+        ),
+    )
+    return storage
+
+
+def test_batched_worker_reaches_target_with_full_records(sqlite_url):
+    storage = _storage(sqlite_url)
+    records = find_records(storage, None)
+    report = Worker(storage, records, device="cpu", heartbeat=POLICY).run(batch=3)
+    assert report.complete == 7 and report.failed == 0
+    trials = optuna.load_study(study_name="capacity-rnn-p300", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 7
+    for t in trials:
+        attrs = t.user_attrs
+        assert t.value == attrs["bits"]
+        assert attrs["config"]["b"] == t.params["b"] == attrs["b"]  # the config is stored
+        for key in (
+            "bits",
+            "bits_per_param",
+            "num_params",
+            "hidden_size",
+            "depth",
+            "error_fraction",
+            "steps",
+            "seconds",
+            "device",
+        ):
+            assert key in attrs
+        assert attrs["depth"] == t.params["depth"]
+
+
+def test_batched_results_equal_unbatched_for_the_same_trials(sqlite_url, tmp_path):
+    """The same study seed and sampler seed give the same trials; batched or not, the same
+    bits (the trials here stop within a few steps, before rounding can matter)."""
+    values = []
+    for batch, name in ((1, "a"), (4, "b")):
+        url = f"sqlite:///{tmp_path / name}.db"
+        storage = _storage(url, trials=6, depths=(1,))
+        records = find_records(storage, None)
+        Worker(storage, records, device="cpu", seed=11, heartbeat=POLICY).run(batch=batch)
+        trials = optuna.load_study(study_name="capacity-rnn-p300", storage=storage).get_trials()
+        values.append({t.number: (t.params["b"], t.user_attrs["errors"]) for t in trials})
+    assert values[0].keys() == values[1].keys()
+    # Random start-up trials: identical parameters; errors within 1% of b.
+    for number, (b, errors) in values[0].items():
+        b2, errors2 = values[1][number]
+        assert b2 == b
+        assert abs(errors2 - errors) <= max(1, 0.01 * b)
+
+
+def test_interrupted_batch_queues_every_held_trial_again(sqlite_url, monkeypatch):
+    storage = _storage(sqlite_url, trials=5)
+    records = find_records(storage, None)
+    calls = []
+
+    from objectives.batched import BatchedTrainer
+
+    original = BatchedTrainer.run
+
+    beating = []
+
+    def interrupt_later(self, steps):
+        calls.append(steps)
+        if len(calls) > 2:
+            # Every trial the worker holds has a heartbeat row (the worker beats for all).
+            with storage.engine.connect() as conn:
+                beating.append(
+                    conn.execute(
+                        sqlalchemy.text(
+                            "SELECT count(*) FROM trials t JOIN trial_heartbeats h "
+                            "ON h.trial_id = t.trial_id WHERE t.state = 'RUNNING'"
+                        )
+                    ).scalar()
+                )
+            raise KeyboardInterrupt
+        return original(self, 1)
+
+    monkeypatch.setattr(BatchedTrainer, "run", interrupt_later)
+    with pytest.raises(KeyboardInterrupt):
+        Worker(storage, records, device="cpu", heartbeat=POLICY).run(batch=3)
+    study = optuna.load_study(study_name="capacity-rnn-p300", storage=storage)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert beating == [3]
+    assert len(failed) == 3 and len(waiting) == 3
+    assert sorted(t.params["b"] for t in failed) == sorted(t.params["b"] for t in waiting)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_tasks_without_batching_refuse_it(sqlite_url, capsys):
+    storage = open_storage(sqlite_url, create=True)
+    create_study(storage, CalibrationStudy(label="c"), trials=2, sampler="random", seed=0)
+    records = find_records(storage, None)
+    with pytest.raises(HpsearchError, match="trains one trial at a time"):
+        Worker(storage, records, device="cpu").run(batch=2)
+    assert auto_batch(Worker(storage, records, device="cpu"), "cpu") == 1
+
+
+def test_auto_batch_on_cpu(sqlite_url):
+    storage = _storage(sqlite_url)
+    k = auto_batch(Worker(storage, find_records(storage, None), device="cpu"), "cpu")
+    assert 1 <= k <= 32
+
+
+def test_cli_batch(sqlite_url):
+    _storage(sqlite_url, trials=4)
+    result = hpsearch(
+        "worker", "--storage", sqlite_url, "--all", "--device", "cpu", "--batch", "auto"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--batch auto:" in result.stderr and "4 complete" in result.stderr
+    bad = hpsearch("worker", "--storage", sqlite_url, "--all", "--batch", "many")
+    assert bad.returncode == 2 and "--batch takes a positive number" in bad.stderr
