@@ -54,6 +54,13 @@ def bytes_per_trial(config: CapacityConfig) -> int:
     return 4 * (b * (config.n_in + 3) + config.unroll * per_step) + 4 * 4 * config.num_params
 
 
+def _mutual_information(b: Tensor, errors: Tensor) -> Tensor:
+    """b * (1 - H2(errors / b)) in bits, on the device (0 log 0 = 0)."""
+    p = errors / b.clamp(min=1)
+    h2 = -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)) / math.log(2)
+    return b * (1 - h2)
+
+
 @dataclass
 class _Slot:
     config: CapacityConfig
@@ -76,7 +83,9 @@ class BatchedTrainer:
     ADAM_BETAS = (0.9, 0.999)
     RMSPROP_ALPHA = 0.99
 
-    def __init__(self, key: ShapeKey, capacity: int, device: str = "cpu") -> None:
+    def __init__(
+        self, key: ShapeKey, capacity: int, device: str = "cpu", check_every: int | None = None
+    ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.key = key
@@ -91,6 +100,9 @@ class BatchedTrainer:
         ) = key
         self.capacity = capacity
         self.device = torch.device(device)
+        # How often the host looks for ended trials: every step on a CPU (no cost there),
+        # every 20 steps on a GPU (each look is a host sync).
+        self.check_every = check_every or (1 if self.device.type == "cpu" else 20)
         self.slots: list[_Slot | None] = [None] * capacity
         self.max_b = 0
         self.params: dict[str, Tensor] = {}
@@ -136,6 +148,16 @@ class BatchedTrainer:
             self.clip[index] = config.grad_clip
             self.gate_bias[index] = config.gate_bias
             self.step_count[index] = 0
+            self.active[index] = True
+            self.ended[index] = False
+            self.diverged[index] = False
+            self.steps[index] = 0
+            self.since_best[index] = 0
+            self.patience[index] = config.patience
+            self.max_steps[index] = config.max_steps
+            self.best_bits[index] = 0.0
+            self.best_errors[index] = config.b // 2
+            self.last_loss[index] = math.nan
         self.slots[index] = _Slot(
             config=config, started=time.perf_counter(), best_errors=config.b // 2
         )
@@ -161,6 +183,17 @@ class BatchedTrainer:
         self.clip = torch.zeros(k, device=self.device)
         self.gate_bias = torch.zeros(k, 1, 1, device=self.device)
         self.step_count = torch.zeros(k, device=self.device)
+        # Per-model bookkeeping, kept on the device (see run()).
+        self.active = torch.zeros(k, dtype=torch.bool, device=self.device)
+        self.ended = torch.zeros(k, dtype=torch.bool, device=self.device)
+        self.diverged = torch.zeros(k, dtype=torch.bool, device=self.device)
+        self.steps = torch.zeros(k, dtype=torch.long, device=self.device)
+        self.since_best = torch.zeros(k, dtype=torch.long, device=self.device)
+        self.patience = torch.zeros(k, dtype=torch.long, device=self.device)
+        self.max_steps = torch.zeros(k, dtype=torch.long, device=self.device)
+        self.best_bits = torch.zeros(k, dtype=torch.float64, device=self.device)
+        self.best_errors = torch.zeros(k, dtype=torch.float64, device=self.device)
+        self.last_loss = torch.full((k,), math.nan, dtype=torch.float64, device=self.device)
         self.x = torch.zeros(k, 0, self.n_in, device=self.device)
         self.y = torch.zeros(k, 0, device=self.device)
         self.mask = torch.zeros(k, 0, device=self.device)
@@ -177,15 +210,24 @@ class BatchedTrainer:
     # -- training --------------------------------------------------------------------------
 
     def run(self, steps: int) -> list[tuple[CapacityConfig, CapacityResult]]:
-        """Train the occupied slots for up to `steps` steps; return the trials that ended."""
+        """Train the occupied slots for up to `steps` steps; return the trials that ended.
+
+        Stopping, best-score tracking and divergence are decided on the device at every step
+        (a model that stops is frozen there, at exactly the step where it stops); the host
+        looks at the outcome only every `check_every` steps, so a GPU step has no host sync.
+        """
         ended: list[tuple[CapacityConfig, CapacityResult]] = []
-        for _ in range(steps):
-            if self.occupied == 0:
-                break
-            ended.extend(self._step())
+        done = 0
+        while done < steps and self.occupied > 0:
+            chunk = min(self.check_every, steps - done)
+            for _ in range(chunk):
+                self._step()
+            done += chunk
+            ended.extend(self._collect())
         return ended
 
-    def _step(self) -> list[tuple[CapacityConfig, CapacityResult]]:
+    def _step(self) -> None:
+        active = self.active
         logits = forward(
             self.arch,
             self.params,
@@ -197,43 +239,55 @@ class BatchedTrainer:
         )
         bce = F.binary_cross_entropy_with_logits(logits, self.y, reduction="none")
         per_model = (bce * self.mask).sum(1) / self.b.clamp(min=1)  # mean over own samples
-        wrong = (((logits > 0) != (self.y > 0.5)).float() * self.mask).sum(1)
-        losses = per_model.detach().tolist()
-        errors = wrong.detach().tolist()
-
-        ended: list[tuple[CapacityConfig, CapacityResult]] = []
-        keep = torch.ones(self.capacity, device=self.device)
-        for k, slot in enumerate(self.slots):
-            if slot is None:
-                keep[k] = 0
-                continue
-            loss, err, config = losses[k], int(errors[k]), slot.config
-            slot.last_loss = loss
-            if not math.isfinite(loss):
-                ended.append((config, self._result(slot, diverged=True)))
-                self.slots[k] = None
-                keep[k] = 0
-                continue
-            bits = mutual_information_bits(config.b, err)
-            if bits > slot.best_bits:
-                slot.best_bits, slot.best_errors, slot.since_best = bits, err, 0
-            else:
-                slot.since_best += 1
-            if err == 0 or slot.since_best >= config.patience or slot.steps >= config.max_steps:
-                ended.append((config, self._result(slot, diverged=False)))
-                self.slots[k] = None
-                keep[k] = 0
-        if keep.sum() == 0:
-            return ended
-        # Each model's gradient comes from its own loss only; models that left add nothing
-        # (torch.where, so that a NaN loss cannot reach the others through the sum).
-        total = torch.where(keep > 0, per_model, torch.zeros_like(per_model)).sum()
+        with torch.no_grad():
+            loss = per_model.detach().double()
+            wrong = (((logits > 0) != (self.y > 0.5)).double() * self.mask).sum(1)
+            finite = torch.isfinite(loss)
+            bits = _mutual_information(self.b.double(), wrong)
+            improved = active & finite & (bits > self.best_bits)
+            self.best_bits = torch.where(improved, bits, self.best_bits)
+            self.best_errors = torch.where(improved, wrong, self.best_errors)
+            self.since_best = torch.where(improved, 0, self.since_best + active.long())
+            stop = active & (
+                ~finite
+                | (wrong == 0)
+                | (self.since_best >= self.patience)
+                | (self.steps >= self.max_steps)
+            )
+            self.diverged |= active & ~finite
+            self.last_loss = torch.where(active, loss, self.last_loss)
+            train = active & ~stop
+            self.ended |= stop
+            self.active = train
+        # Each model's gradient comes from its own loss only; models that stopped or left
+        # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
+        total = torch.where(train, per_model, torch.zeros_like(per_model)).sum()
         grads = torch.autograd.grad(total, list(self.params.values()))
+        keep = train.to(per_model.dtype)
         self._update(dict(zip(self.params, grads, strict=True)), keep)
-        for slot in self.slots:
-            if slot is not None:
-                slot.steps += 1
-        return ended
+        self.steps += train.long()
+
+    def _collect(self) -> list[tuple[CapacityConfig, CapacityResult]]:
+        """The trials that stopped since the last look (one host sync)."""
+        indices = self.ended.nonzero().flatten().tolist()
+        if not indices:
+            return []
+        best_errors = self.best_errors.tolist()
+        steps = self.steps.tolist()
+        diverged = self.diverged.tolist()
+        last_loss = self.last_loss.tolist()
+        out = []
+        for k in indices:
+            slot = self.slots[k]
+            assert slot is not None
+            slot.steps = int(steps[k])
+            slot.best_errors = int(best_errors[k])
+            slot.best_bits = mutual_information_bits(slot.config.b, slot.best_errors)
+            slot.last_loss = float(last_loss[k])
+            out.append((slot.config, self._result(slot, diverged=bool(diverged[k]))))
+            self.slots[k] = None
+        self.ended[indices] = False
+        return out
 
     def _update(self, grads: dict[str, Tensor], keep: Tensor) -> None:
         with torch.no_grad():

@@ -130,3 +130,22 @@ def test_slot_is_refilled_and_shapes_are_checked():
     other = CapacityConfig(**{**configs[0].__dict__, "hidden_size": 9})
     with pytest.raises(ValueError, match="in a batch of"):
         trainer.add(other)
+
+
+def test_looking_rarely_changes_nothing():
+    """On a GPU the host looks for ended trials only every few steps; the trials still stop
+    at exactly their own step, with the same scores."""
+    configs = [
+        CapacityConfig(**{**c.__dict__, "patience": 7})
+        for c in _configs("lstm", "adam", 0.005, k=6)
+    ]
+    results = []
+    for every in (1, 7):
+        trainer = BatchedTrainer(shape_key(configs[0]), 6, check_every=every)
+        for c in configs:
+            trainer.add(c)
+        results.append({c.seed: r for c, r in trainer.run(10_000)})
+    for seed, r in results[0].items():
+        other = results[1][seed]
+        assert (other.steps, other.errors, other.bits) == (r.steps, r.errors, r.bits)
+        assert other.final_loss == r.final_loss
