@@ -208,7 +208,16 @@ def test_compose_file_is_valid():
 
     worker = services["worker"]
     assert _conditions(worker) == {"init": "service_completed_successfully"}
-    assert worker["command"] == ["worker", "--all", "--device", "cuda", "--processes", "gpus"]
+    assert worker["command"] == [
+        "worker",
+        "--all",
+        "--device",
+        "cuda",
+        "--processes",
+        "gpus",
+        "--batch",
+        "auto",
+    ]
     assert worker["restart"] == "on-failure"
     assert worker["deploy"]["replicas"] == 1
     (gpus,) = worker["deploy"]["resources"]["reservations"]["devices"]
