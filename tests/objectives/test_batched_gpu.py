@@ -17,9 +17,19 @@ pytestmark = [
 @pytest.mark.parametrize("arch", ["rnn", "lstm"])
 def test_cuda_batch_matches_cpu_one_by_one(arch):
     configs = [
-        CapacityConfig(arch=arch, n_in=16, hidden_size=8, depth=2, unroll=3, b=60 + 45 * i,
-                       learning_rate=0.005, init_scale=1.0, max_steps=40, patience=1000,
-                       seed=i)
+        CapacityConfig(
+            arch=arch,
+            n_in=16,
+            hidden_size=8,
+            depth=2,
+            unroll=3,
+            b=60 + 45 * i,
+            learning_rate=0.005,
+            init_scale=1.0,
+            max_steps=40,
+            patience=1000,
+            seed=i,
+        )
         for i in range(8)
     ]
     trainer = BatchedTrainer(shape_key(configs[0]), len(configs), "cuda")
