@@ -115,9 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--device", default="auto", help="auto, cpu or cuda")
     worker.add_argument("--seed", type=int, help="sampler seed (default: random per worker)")
     worker.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    worker.add_argument("--batch", default="1",
-                        help="trials trained at once, stacked into one program: a number, or "
-                        "'auto' (from the device's free memory and the largest trial)")
+    worker.add_argument(
+        "--batch",
+        default="1",
+        help="trials trained at once, stacked into one program: a number, or "
+        "'auto' (from the device's free memory and the largest trial)",
+    )
     worker.add_argument(
         "--processes",
         default="1",
