@@ -183,6 +183,8 @@ class Worker:
             trial = study.ask()
             try:
                 heartbeat.hold(trial._trial_id)
+                # Who runs it: for the dashboard, and for finding a dead worker's trial.
+                self.storage.set_trial_user_attr(trial._trial_id, "worker", self.name)
                 config = entry.task.suggest(
                     trial, entry.settings, trial_seed(entry.record.seed, trial.number)
                 )

@@ -24,7 +24,6 @@ from torch import Tensor
 
 from objectives.capacity import CapacityConfig
 from objectives.cells import forward, init_params, num_params
-from objectives.metric import bits_per_param, mutual_information_bits
 from objectives.training import CapacityResult, make_dataset
 
 ShapeKey = tuple[str, int, int, int, int, str, str]
@@ -66,9 +65,7 @@ class _Slot:
     config: CapacityConfig
     started: float
     steps: int = 0
-    best_bits: float = 0.0
     best_errors: int = 0
-    since_best: int = 0
     last_loss: float = math.nan
 
 
@@ -282,7 +279,6 @@ class BatchedTrainer:
             assert slot is not None
             slot.steps = int(steps[k])
             slot.best_errors = int(best_errors[k])
-            slot.best_bits = mutual_information_bits(slot.config.b, slot.best_errors)
             slot.last_loss = float(last_loss[k])
             out.append((slot.config, self._result(slot, diverged=bool(diverged[k]))))
             self.slots[k] = None
@@ -331,19 +327,10 @@ class BatchedTrainer:
                     p.sub_(lr * g / (st["sum"].sqrt() + 1e-10))
 
     def _result(self, slot: _Slot, *, diverged: bool) -> CapacityResult:
-        config = slot.config
-        count = num_params({k: v[0] for k, v in self.params.items()})
-        bits = 0.0 if diverged else slot.best_bits
-        errors = config.b // 2 if diverged else slot.best_errors
-        return CapacityResult(
-            bits=bits,
-            bits_per_param=bits_per_param(bits, count),
-            num_params=count,
-            hidden_size=config.hidden_size,
-            depth=config.depth,
-            b=config.b,
-            errors=errors,
-            error_fraction=errors / config.b,
+        return CapacityResult.scored(
+            slot.config,
+            errors=slot.best_errors,
+            num_params=num_params({k: v[0] for k, v in self.params.items()}),
             steps=slot.steps,
             seconds=time.perf_counter() - slot.started,
             device=str(self.device),

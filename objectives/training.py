@@ -35,6 +35,40 @@ class CapacityResult:
     diverged: bool
     final_loss: float
 
+    @classmethod
+    def scored(
+        cls,
+        config: CapacityConfig,
+        *,
+        errors: int,
+        num_params: int,
+        steps: int,
+        seconds: float,
+        device: str,
+        diverged: bool,
+        final_loss: float,
+    ) -> CapacityResult:
+        """The record of a finished run from its best error count; a diverged run scores 0
+        bits (chance: b // 2 errors)."""
+        if diverged:
+            errors = config.b // 2
+        bits = 0.0 if diverged else mutual_information_bits(config.b, errors)
+        return cls(
+            bits=bits,
+            bits_per_param=bits_per_param(bits, num_params),
+            num_params=num_params,
+            hidden_size=config.hidden_size,
+            depth=config.depth,
+            b=config.b,
+            errors=errors,
+            error_fraction=errors / config.b,
+            steps=steps,
+            seconds=seconds,
+            device=device,
+            diverged=diverged,
+            final_loss=final_loss,
+        )
+
     @property
     def value(self) -> float:
         """What the study maximises: the bits stored."""
@@ -138,17 +172,10 @@ def train_capacity(config: CapacityConfig, device: str = "cpu") -> CapacityResul
         optimizer.step()
         steps += 1
 
-    if diverged:
-        best_bits, best_errors = 0.0, config.b // 2
-    return CapacityResult(
-        bits=best_bits,
-        bits_per_param=bits_per_param(best_bits, count),
-        num_params=count,
-        hidden_size=config.hidden_size,
-        depth=config.depth,
-        b=config.b,
+    return CapacityResult.scored(
+        config,
         errors=best_errors,
-        error_fraction=best_errors / config.b,
+        num_params=count,
         steps=steps,
         seconds=time.perf_counter() - start,
         device=str(dev),

@@ -60,3 +60,33 @@ def run_workers(url: str, count: int, timeout: float = 240) -> list[str]:
             w.kill()
     assert [w.returncode for w in workers] == [0] * count, logs
     return logs
+
+
+def start_worker(url: str, *extra: str) -> subprocess.Popen[str]:
+    """A worker process with a fast heartbeat (1 s, grace 3 s), in a session of its own so
+    that a test can kill it and everything it started."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpsearch.cli",
+        "worker",
+        "--storage",
+        url,
+        "--all",
+        "--device",
+        "cpu",
+        "--heartbeat-interval",
+        "1",
+        "--heartbeat-grace",
+        "3",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        start_new_session=True,
+    )

@@ -7,7 +7,6 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime
@@ -21,7 +20,7 @@ from optuna.trial import TrialState
 from hpsearch.studies import create_study
 from objectives.calibration import CalibrationStudy
 from storage import normalize_url, open_storage
-from tests.hpsearch.helpers import ROOT
+from tests.hpsearch.helpers import start_worker
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -33,34 +32,6 @@ def _study(
     settings = CalibrationStudy(label=label, dims=dims, seconds=seconds)
     assert create_study(storage, settings, trials=trials, sampler=sampler, seed=0)
     return optuna.load_study(study_name=settings.name, storage=storage)
-
-
-def _start(url: str, *extra: str) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpsearch.cli",
-        "worker",
-        "--storage",
-        url,
-        "--all",
-        "--device",
-        "cpu",
-        "--heartbeat-interval",
-        "1",
-        "--heartbeat-grace",
-        "3",
-        *extra,
-    ]
-    return subprocess.Popen(
-        cmd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        start_new_session=True,
-    )
 
 
 def _finish(workers: list[subprocess.Popen[str]], timeout: float = 200) -> list[str]:
@@ -113,7 +84,7 @@ def test_eight_workers_reach_exactly_200(postgres_url):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        workers = [_start(postgres_url) for _ in range(8)]
+        workers = [start_worker(postgres_url) for _ in range(8)]
         logs = _finish(workers, timeout=280)
     finally:
         stop.set()
@@ -129,26 +100,31 @@ def test_eight_workers_reach_exactly_200(postgres_url):
 
 def test_killed_worker_trial_is_failed_within_grace_and_retried(postgres_url):
     study = _study(postgres_url, "kill", trials=12, seconds=1.5)
-    victim = _start(postgres_url)
+    # The survivors run from the start, so that the time to fail the dead trial is the
+    # heartbeat policy's (interval 1 s + grace 3 s, swept every interval), not start-up.
+    workers = [start_worker(postgres_url) for _ in range(3)]
+    victim = workers[0]
     deadline = time.monotonic() + 60
-    running: list[optuna.trial.FrozenTrial] = []
-    while time.monotonic() < deadline and not running:
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        time.sleep(0.1)
-    assert running, "the worker never started a trial"
-    time.sleep(0.5)
+    held: list[optuna.trial.FrozenTrial] = []
+    while time.monotonic() < deadline and not held:
+        held = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if str(t.user_attrs.get("worker", "")).endswith(f":{victim.pid}")
+        ]
+        time.sleep(0.05)
+    assert held, "the victim never held a trial"
     killed_at = datetime.now()
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
-    survivors = [_start(postgres_url) for _ in range(2)]
-    logs = _finish(survivors)
-    assert [w.returncode for w in survivors] == [0, 0], logs
+    logs = _finish(workers[1:])
+    assert [w.returncode for w in workers[1:]] == [0, 0], logs
     trials = _assert_exact(study, 12)
-    dead = next(t for t in trials if t.number == running[0].number)
+    dead = next(t for t in trials if t.number == held[0].number)
     assert dead.state == TrialState.FAIL
     assert dead.datetime_complete is not None
-    # heartbeat interval 1 s + grace 3 s, plus 3 s for the survivors to start
-    assert (dead.datetime_complete - killed_at).total_seconds() < 1 + 3 + 3
+    # Within heartbeat interval + grace (4 s), plus one sweep interval and 1 s of slack.
+    assert (dead.datetime_complete - killed_at).total_seconds() < 1 + 3 + 1 + 1
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
     assert retry[0].params == dead.params
@@ -158,7 +134,7 @@ def test_killed_worker_trial_is_failed_within_grace_and_retried(postgres_url):
 
 def test_workers_survive_all_connections_terminated(postgres_url):
     study = _study(postgres_url, "cut", trials=60, seconds=0.1)
-    workers = [_start(postgres_url) for _ in range(4)]
+    workers = [start_worker(postgres_url) for _ in range(4)]
     terminated = 0
     # Every 0.15 s for 6 s, so that some of the kills land on queries in flight, not only on
     # idle pooled connections (which pool_pre_ping would replace unseen).
@@ -181,7 +157,7 @@ def test_workers_survive_all_connections_terminated(postgres_url):
 
 def test_gp_workers_do_not_duplicate_running_points(postgres_url):
     study = _study(postgres_url, "gp", trials=26, seconds=0.6, sampler="gp")
-    workers = [_start(postgres_url) for _ in range(4)]
+    workers = [start_worker(postgres_url) for _ in range(4)]
     logs = _finish(workers, timeout=280)
     assert [w.returncode for w in workers] == [0] * 4, logs
     trials = _assert_exact(study, 26)

@@ -3,8 +3,6 @@ same parameters, and the study still reaches its target."""
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 
@@ -12,35 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.hpsearch.helpers import ROOT, hpsearch
-
-
-def _worker(url: str, *extra: str) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpsearch.cli",
-        "worker",
-        "--storage",
-        url,
-        "--all",
-        "--device",
-        "cpu",
-        "--heartbeat-interval",
-        "1",
-        "--heartbeat-grace",
-        "3",
-        *extra,
-    ]
-    return subprocess.Popen(
-        cmd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-        start_new_session=True,
-    )
+from tests.hpsearch.helpers import hpsearch, start_worker
 
 
 @pytest.mark.slow
@@ -75,22 +45,27 @@ def test_killed_worker_trial_is_retried(sqlite_url):
         ).returncode
         == 0
     )
-    victim = _worker(sqlite_url)
+    # The survivor runs from the start: the time to fail the dead trial is then the
+    # heartbeat policy's (swept every interval by the survivor's heartbeat thread, even
+    # while it trains), not the survivor's start-up.
+    victim, survivor = start_worker(sqlite_url), start_worker(sqlite_url)
     storage = optuna.storages.RDBStorage(sqlite_url)
     study = optuna.load_study(study_name="capacity-rnn-p300", storage=storage)
     deadline = time.monotonic() + 60
-    running = []
-    while time.monotonic() < deadline and not running:
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        time.sleep(0.2)
-    assert running, "the worker never started a trial"
-    time.sleep(1.5)
+    held = []
+    while time.monotonic() < deadline and not held:
+        held = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if str(t.user_attrs.get("worker", "")).endswith(f":{victim.pid}")
+        ]
+        time.sleep(0.1)
+    assert held, "the victim never held a trial"
+    time.sleep(1.0)
     killed_at = datetime.now()
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
-    killed = running[0]
-
-    survivor = _worker(sqlite_url)
+    killed = held[0]
     try:
         _, err = survivor.communicate(timeout=200)
     finally:
@@ -102,10 +77,10 @@ def test_killed_worker_trial_is_retried(sqlite_url):
     by_number = {t.number: t for t in trials}
     dead = by_number[killed.number]
     assert dead.state == TrialState.FAIL
-    # Failed within heartbeat interval (1 s) + grace (3 s), plus 3 s for the survivor to start,
-    # although the survivor was busy training a trial of its own at that moment.
+    # Failed within heartbeat interval (1 s) + grace (3 s), plus one sweep interval and 1 s
+    # of slack, although the survivor was busy training a trial of its own at that moment.
     assert dead.datetime_complete is not None
-    assert (dead.datetime_complete - killed_at).total_seconds() < 1 + 3 + 3
+    assert (dead.datetime_complete - killed_at).total_seconds() < 1 + 3 + 1 + 1
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
