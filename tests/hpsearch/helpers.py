@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,36 +36,9 @@ def snapshot(url: str) -> dict[str, tuple[int, dict]]:
     }
 
 
-def run_workers(url: str, count: int, timeout: float = 240) -> list[str]:
-    """Start `count` worker processes on every study at once; wait; return their logs."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpsearch.cli",
-        "worker",
-        "--storage",
-        url,
-        "--all",
-        "--device",
-        "cpu",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    workers = [
-        subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        for _ in range(count)
-    ]
-    try:
-        logs = [w.communicate(timeout=timeout)[1] for w in workers]
-    finally:
-        for w in workers:
-            w.kill()
-    assert [w.returncode for w in workers] == [0] * count, logs
-    return logs
-
-
 def start_worker(url: str, *extra: str) -> subprocess.Popen[str]:
-    """A worker process with a fast heartbeat (1 s, grace 3 s), in a session of its own so
-    that a test can kill it and everything it started."""
+    """A worker process on every study, with a fast heartbeat (1 s, grace 3 s), in a session
+    of its own so that a test can kill it and everything it started."""
     cmd = [
         sys.executable,
         "-m",
@@ -90,3 +64,16 @@ def start_worker(url: str, *extra: str) -> subprocess.Popen[str]:
         cwd=ROOT,
         start_new_session=True,
     )
+
+
+def run_workers(url: str, count: int, timeout: float = 240) -> list[str]:
+    """Start `count` worker processes at once; wait for all; return their logs."""
+    workers = [start_worker(url) for _ in range(count)]
+    try:
+        logs = [w.communicate(timeout=timeout)[1] for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                os.killpg(w.pid, signal.SIGKILL)
+    assert [w.returncode for w in workers] == [0] * count, logs
+    return logs
