@@ -161,16 +161,24 @@ class Worker:
         for offset in range(count):
             index = (self._next + offset) % count
             entry = self.studies[index]
-            claimed = retry_transient(
-                functools.partial(self._claim, entry, heartbeat),
-                f"claiming a trial of {entry.record.name}",
-            )
+            claimed: tuple[optuna.trial.Trial, Any] | _Lost | None = _LOST
+            while claimed is _LOST:
+                claimed = retry_transient(
+                    functools.partial(self._claim, entry, heartbeat),
+                    f"claiming a trial of {entry.record.name}",
+                )
             if claimed is not None:
+                assert not isinstance(claimed, _Lost)
                 self._next = (index + 1) % count
                 return entry, claimed[0], claimed[1]
         return None
 
-    def _claim(self, entry: _Study, heartbeat: Heartbeat) -> tuple[optuna.trial.Trial, Any] | None:
+    def _claim(
+        self, entry: _Study, heartbeat: Heartbeat
+    ) -> tuple[optuna.trial.Trial, Any] | _Lost | None:
+        """Count and ask under the study's slot lock. None: the study is full. _LOST: the
+        trial just asked was failed by another worker's sweep before it was ours (possible
+        only when the lock's connection was killed, which releases the lock); ask again."""
         study = entry.study
         with trial_slot(self.storage, entry.record.name):
             self._sweep(entry)
@@ -193,6 +201,15 @@ class Worker:
                 counted = len(study.get_trials(deepcopy=False, states=COUNTED))
                 if counted > entry.record.target:
                     raise _OverTarget
+            except optuna.exceptions.UpdateFinishedTrialError:
+                heartbeat.release(trial._trial_id)
+                logger.warning(
+                    "%s #%d was failed by another worker's sweep while being "
+                    "claimed (lock lost with its connection); asking again",
+                    entry.record.name,
+                    trial.number,
+                )
+                return _LOST
             except BaseException as e:
                 heartbeat.release(trial._trial_id)
                 self._give_back(trial, "over_target" if isinstance(e, _OverTarget) else None)
@@ -397,3 +414,10 @@ class Worker:
 
 class _OverTarget(Exception):
     pass
+
+
+class _Lost:
+    """The marker for a claim to be made again."""
+
+
+_LOST = _Lost()

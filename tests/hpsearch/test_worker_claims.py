@@ -221,3 +221,28 @@ def test_processes_flag_is_not_abbreviated_or_nested(sqlite_url):
         env={"HPSEARCH_WORKER_CHILD": "1"},
     )
     assert nested.returncode == 2 and "cannot start more workers" in nested.stderr
+
+
+def test_trial_failed_under_a_claim_is_asked_again(sqlite_url, monkeypatch):
+    """If the slot lock's connection dies, another worker's sweep may fail a trial between
+    its ask and its first heartbeat; the claim then asks again instead of dying."""
+    storage, records = _setup(sqlite_url, trials=3)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    original_ask = optuna.Study.ask
+    swept = []
+
+    def ask_then_swept(self, *args, **kwargs):
+        trial = original_ask(self, *args, **kwargs)
+        if not swept:
+            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            swept.append(trial.number)
+        return trial
+
+    monkeypatch.setattr(optuna.Study, "ask", ask_then_swept)
+    with Heartbeat(storage, 1) as beat:
+        claimed = worker._claim_any(beat)
+    assert claimed is not None
+    _, trial, _ = claimed
+    assert swept == [0] and trial.number == 1
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.RUNNING]
