@@ -54,9 +54,13 @@ def _panels(rows: list[BestRow], title: str) -> tuple[go.Figure, list[int]]:
     return fig, depths
 
 
-def bits_vs_params(rows: list[BestRow], fits: list[FitRow]) -> go.Figure:
-    fig, depths = _panels(rows, "Best bits stored against trained parameters")
+def _arch_lines(
+    fig: go.Figure, rows: list[BestRow], depths: list[int], value: str
+) -> dict[tuple[str, int], list[BestRow]]:
+    """A line per architecture in each depth's panel, of `value` against parameters; returns
+    the rows drawn, by (arch, depth)."""
     colors = _colors(_archs(rows))
+    drawn = {}
     for col, depth in enumerate(depths, start=1):
         for arch in _archs(rows):
             mine = sorted(
@@ -64,10 +68,11 @@ def bits_vs_params(rows: list[BestRow], fits: list[FitRow]) -> go.Figure:
             )
             if not mine:
                 continue
+            drawn[(arch, depth)] = mine
             fig.add_trace(
                 go.Scatter(
                     x=[r.num_params for r in mine],
-                    y=[r.best_bits for r in mine],
+                    y=[getattr(r, value) for r in mine],
                     mode="markers+lines",
                     name=arch,
                     legendgroup=arch,
@@ -79,51 +84,38 @@ def bits_vs_params(rows: list[BestRow], fits: list[FitRow]) -> go.Figure:
                 row=1,
                 col=col,
             )
-            fit = next((f for f in fits if f.arch == arch and f.depth == depth), None)
-            if fit is not None:
-                xs = [min(r.num_params for r in mine) * 0.8, max(r.num_params for r in mine) * 1.25]
-                fig.add_trace(
-                    go.Scatter(
-                        x=xs,
-                        y=[fit.bits_per_param_slope * x for x in xs],
-                        mode="lines",
-                        name=f"{arch}, depth {depth}: {fit.bits_per_param_slope:.2f} bits/param",
-                        legendgroup=arch,
-                        showlegend=True,
-                        line={"color": colors[arch], "dash": "dash", "width": 1},
-                    ),
-                    row=1,
-                    col=col,
-                )
         fig.update_xaxes(type="log", title_text="parameters", row=1, col=col)
+    return drawn
+
+
+def bits_vs_params(rows: list[BestRow], fits: list[FitRow]) -> go.Figure:
+    fig, depths = _panels(rows, "Best bits stored against trained parameters")
+    colors = _colors(_archs(rows))
+    for (arch, depth), mine in _arch_lines(fig, rows, depths, "best_bits").items():
+        fit = next((f for f in fits if f.arch == arch and f.depth == depth), None)
+        if fit is None:
+            continue
+        xs = [min(r.num_params for r in mine) * 0.8, max(r.num_params for r in mine) * 1.25]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=[fit.bits_per_param_slope * x for x in xs],
+                mode="lines",
+                name=f"{arch}, depth {depth}: {fit.bits_per_param_slope:.2f} bits/param",
+                legendgroup=arch,
+                showlegend=True,
+                line={"color": colors[arch], "dash": "dash", "width": 1},
+            ),
+            row=1,
+            col=depths.index(depth) + 1,
+        )
     fig.update_yaxes(type="log", title_text="best bits", row=1, col=1)
     return fig
 
 
 def bits_per_param_vs_params(rows: list[BestRow]) -> go.Figure:
     fig, depths = _panels(rows, "Bits per parameter against trained parameters")
-    colors = _colors(_archs(rows))
-    for col, depth in enumerate(depths, start=1):
-        for arch in _archs(rows):
-            mine = sorted(
-                (r for r in rows if r.arch == arch and r.depth == depth), key=lambda r: r.num_params
-            )
-            if mine:
-                fig.add_trace(
-                    go.Scatter(
-                        x=[r.num_params for r in mine],
-                        y=[r.bits_per_param for r in mine],
-                        mode="markers+lines",
-                        name=arch,
-                        legendgroup=arch,
-                        showlegend=col == 1,
-                        marker={"color": colors[arch]},
-                        line={"color": colors[arch]},
-                    ),
-                    row=1,
-                    col=col,
-                )
-        fig.update_xaxes(type="log", title_text="parameters", row=1, col=col)
+    _arch_lines(fig, rows, depths, "bits_per_param")
     fig.update_yaxes(title_text="bits per parameter", rangemode="tozero", row=1, col=1)
     return fig
 

@@ -9,6 +9,19 @@ import pytest
 
 POSTGRES_ENV = "HPSEARCH_TEST_POSTGRES_URL"
 
+# What every capacity trial must record (issue 2).
+TRIAL_ATTRS = (
+    "bits",
+    "bits_per_param",
+    "num_params",
+    "hidden_size",
+    "depth",
+    "error_fraction",
+    "steps",
+    "seconds",
+    "device",
+)
+
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:

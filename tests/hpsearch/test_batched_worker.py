@@ -13,6 +13,7 @@ from hpsearch.studies import create_studies, create_study, find_records
 from hpsearch.worker import Worker
 from objectives.calibration import CalibrationStudy
 from storage import HeartbeatPolicy, open_storage
+from tests.conftest import TRIAL_ATTRS
 from tests.hpsearch.helpers import hpsearch
 
 POLICY = HeartbeatPolicy(interval=1, grace=3)
@@ -45,17 +46,7 @@ def test_batched_worker_reaches_target_with_full_records(sqlite_url):
         attrs = t.user_attrs
         assert t.value == attrs["bits"]
         assert attrs["config"]["b"] == t.params["b"] == attrs["b"]  # the config is stored
-        for key in (
-            "bits",
-            "bits_per_param",
-            "num_params",
-            "hidden_size",
-            "depth",
-            "error_fraction",
-            "steps",
-            "seconds",
-            "device",
-        ):
+        for key in TRIAL_ATTRS:
             assert key in attrs
         assert attrs["depth"] == t.params["depth"]
 

@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.export import BestRow
+from tests.conftest import TRIAL_ATTRS
 from tests.hpsearch.helpers import hpsearch, run_workers
 
 KEYS = [
@@ -72,17 +73,7 @@ def test_two_workers_share_studies_and_stop_at_target(sqlite_url):
         assert all(t.state == TrialState.COMPLETE for t in trials)
         workers_used.update(t.user_attrs["worker"] for t in trials)
         for t in trials:
-            for key in (
-                "bits",
-                "bits_per_param",
-                "num_params",
-                "hidden_size",
-                "depth",
-                "error_fraction",
-                "steps",
-                "seconds",
-                "device",
-            ):
+            for key in TRIAL_ATTRS:
                 assert key in t.user_attrs
             assert t.value == t.user_attrs["bits"]
             assert t.user_attrs["num_params"] <= 300

@@ -5,6 +5,7 @@ import optuna
 import pytest
 
 from objectives.registry import TASKS, get_task
+from tests.conftest import TRIAL_ATTRS
 
 TINY = {
     "capacity": {
@@ -62,17 +63,7 @@ def test_capacity_result_attrs():
     trial = optuna.create_study(direction="maximize").ask()
     result = task.run(task.suggest(trial, settings, 3), "cpu")
     assert 0.0 <= result.value == result.bits
-    for key in (
-        "bits",
-        "bits_per_param",
-        "num_params",
-        "hidden_size",
-        "depth",
-        "error_fraction",
-        "steps",
-        "seconds",
-        "device",
-    ):
+    for key in TRIAL_ATTRS:
         assert key in result.to_attrs()
 
 
