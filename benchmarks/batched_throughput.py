@@ -5,7 +5,7 @@ Trials per hour, batched (K trials of one shape in one BatchedTrainer) against o
 128; and the achieved FLOP/s against the 6*P*T*b estimate per step. Every trial runs the same
 fixed number of steps (early stopping off) on b samples, so the work per trial is equal.
 
-Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 30]
+Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 100]
        [--threads N] [--peak-tflops X]
 """
 
@@ -54,9 +54,11 @@ def _sync(device: str) -> None:
 
 
 def one_at_a_time(arch: str, budget: int, b: int, steps: int, device: str) -> float:
-    """Seconds per trial, trained alone (median of 3)."""
+    """Seconds per trial, trained alone (median of 3, after one untimed warm-up trial)."""
+    warm_up, *timed = _configs(arch, budget, 4, b, steps)
+    train_capacity(CapacityConfig(**{**warm_up.__dict__, "max_steps": 5}), device)
     times = []
-    for config in _configs(arch, budget, 3, b, steps):
+    for config in timed:
         _sync(device)
         start = time.perf_counter()
         train_capacity(config, device)
@@ -66,8 +68,14 @@ def one_at_a_time(arch: str, budget: int, b: int, steps: int, device: str) -> fl
 
 
 def batched(arch: str, budget: int, k: int, b: int, steps: int, device: str) -> float:
-    """Seconds for K trials trained together."""
+    """Seconds for K trials trained together (after 5 untimed warm-up steps of the same
+    batch on other trials)."""
     configs = _configs(arch, budget, k, b, steps)
+    warm_up = BatchedTrainer(shape_key(configs[0]), k, device)
+    for c in configs:
+        warm_up.add(CapacityConfig(**{**c.__dict__, "max_steps": 5, "seed": c.seed + 10**6}))
+    warm_up.run(10**7)
+    del warm_up
     trainer = BatchedTrainer(shape_key(configs[0]), k, device)
     for c in configs:
         trainer.add(c)
@@ -83,7 +91,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--b", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument(
         "--peak-tflops",

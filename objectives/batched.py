@@ -5,11 +5,19 @@ Per trial: its own data set (padded to the largest b in the batch and masked, so
 nothing to loss, gradient or score), learning rate, init scale, gate bias, gradient clip,
 optimizer state, early stopping and divergence. The summed per-trial losses give each trial
 exactly its own gradient. A trial that ends (stopped, converged, diverged) leaves its slot,
-which a new trial of the same shape can take at once.
+which a new trial of the same shape can take at once; `resize` moves the trials held into a
+batch of another size (to stop computing empty slots, or to make room).
 
-The optimizers are written out over stacked tensors, step for step as torch.optim computes
-them (Adam, RMSprop, SGD with Nesterov momentum, Adagrad), because torch.optim has one
-learning rate per parameter tensor, not per model.
+All K networks' weights live in one flat tensor of K * P numbers, of which each named weight
+is a contiguous (K, ...) view, so that the optimizer and gradient clipping are a few
+whole-tensor operations however many weights a cell has. The optimizers are written out
+over it, step for step as torch.optim computes them (Adam, RMSprop, SGD with Nesterov
+momentum, Adagrad), because torch.optim has one learning rate per parameter tensor, not per
+model.
+
+Every tensor keeps its address while trials come and go (everything is updated in place), so
+that on a GPU the training step can be captured once as a CUDA graph and replayed
+(`objectives.step_graph`).
 """
 
 from __future__ import annotations
@@ -23,10 +31,33 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from objectives.capacity import CapacityConfig
-from objectives.cells import forward, init_params, num_params
+from objectives.cells import Params, forward, init_params
 from objectives.training import CapacityResult, make_dataset
 
 ShapeKey = tuple[str, int, int, int, int, str, str]
+
+# Per-model rows, first axis K (moved together by `resize`).
+_ROWS = (
+    "b",
+    "lr",
+    "clip",
+    "gate_bias",
+    "step_count",
+    "active",
+    "ended",
+    "diverged",
+    "steps",
+    "since_best",
+    "patience",
+    "max_steps",
+    "best_bits",
+    "best_errors",
+    "last_loss",
+    "x",
+    "y",
+    "mask",
+)
+_BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": ("sum",)}
 
 
 def shape_key(config: CapacityConfig) -> ShapeKey:
@@ -64,9 +95,6 @@ def _mutual_information(b: Tensor, errors: Tensor) -> Tensor:
 class _Slot:
     config: CapacityConfig
     started: float
-    steps: int = 0
-    best_errors: int = 0
-    last_loss: float = math.nan
 
 
 class BatchedTrainer:
@@ -79,6 +107,12 @@ class BatchedTrainer:
 
     ADAM_BETAS = (0.9, 0.999)
     RMSPROP_ALPHA = 0.99
+
+    weights: Tensor  # (K * P,): every model's weights, named weight by named weight
+    state: dict[str, Tensor]  # optimizer buffers, laid out as `weights`
+    x: Tensor  # (K, max b, n_in) data, zero-padded
+    y: Tensor  # (K, max b) labels
+    mask: Tensor  # (K, max b) bool: which samples are real
 
     def __init__(
         self, key: ShapeKey, capacity: int, device: str = "cpu", check_every: int | None = None
@@ -102,9 +136,14 @@ class BatchedTrainer:
         self.check_every = check_every or (1 if self.device.type == "cpu" else 20)
         self.slots: list[_Slot | None] = [None] * capacity
         self.max_b = 0
-        self.params: dict[str, Tensor] = {}
-        self.state: dict[str, dict[str, Tensor]] = {}
-        self._allocated = False
+        template = init_params(
+            self.arch, self.n_in, self.hidden, self.depth, 1.0, torch.Generator().manual_seed(0)
+        )
+        # name -> shape of one model's weight; in the flat tensors, weight j of every model
+        # lies in one contiguous (K, *shape) block.
+        self.layout = {name: tuple(t.shape) for name, t in template.items()}
+        self.num_params = sum(t.numel() for t in template.values())
+        self._allocate()
 
     # -- slots -----------------------------------------------------------------------------
 
@@ -119,27 +158,26 @@ class BatchedTrainer:
     def add(self, config: CapacityConfig) -> int:
         if shape_key(config) != self.key:
             raise ValueError(f"trial of shape {shape_key(config)} in a batch of {self.key}")
-        index = self.slots.index(None) if None in self.slots else -1
-        if index < 0:
+        if None not in self.slots:
             raise ValueError("no free slot")
-        if not self._allocated:
-            self._allocate(config)
+        index = self.slots.index(None)
         if config.b > self.max_b:
-            self._grow(config.b)
+            self._pad_to(config.b)
         gen = torch.Generator().manual_seed(config.seed + 1)
         fresh = init_params(self.arch, self.n_in, self.hidden, self.depth, config.init_scale, gen)
         x, y = make_dataset(config.b, config.n_in, config.seed)
         with torch.no_grad():
-            for name, tensor in fresh.items():
-                self.params[name][index] = tensor.to(self.device)
-                for buf in self.state[name].values():
-                    buf[index] = 0
+            for name, view in self._blocks(self.weights).items():
+                view[index] = fresh[name].to(self.device)
+            for buf in self.state.values():
+                for view in self._blocks(buf).values():
+                    view[index] = 0
             self.x[index] = 0
             self.y[index] = 0
-            self.mask[index] = 0
+            self.mask[index] = False
             self.x[index, : config.b] = x.to(self.device)
             self.y[index, : config.b] = y.to(self.device)
-            self.mask[index, : config.b] = 1
+            self.mask[index, : config.b] = True
             self.b[index] = config.b
             self.lr[index] = config.learning_rate
             self.clip[index] = config.grad_clip
@@ -155,54 +193,96 @@ class BatchedTrainer:
             self.best_bits[index] = 0.0
             self.best_errors[index] = config.b // 2
             self.last_loss[index] = math.nan
-        self.slots[index] = _Slot(
-            config=config, started=time.perf_counter(), best_errors=config.b // 2
-        )
+        self.slots[index] = _Slot(config=config, started=time.perf_counter())
+        self._changed()
         return index
 
-    def _allocate(self, config: CapacityConfig) -> None:
-        k = self.capacity
-        gen = torch.Generator().manual_seed(0)
-        template = init_params(self.arch, self.n_in, self.hidden, self.depth, 1.0, gen)
-        self.params = {
-            name: torch.zeros((k, *t.shape), device=self.device).requires_grad_(True)
-            for name, t in template.items()
-        }
-        buffers = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": ("sum",)}[
-            self.optimizer
-        ]
-        self.state = {
-            name: {b: torch.zeros_like(p, requires_grad=False) for b in buffers}
-            for name, p in self.params.items()
-        }
-        self.b = torch.zeros(k, device=self.device)
-        self.lr = torch.zeros(k, device=self.device)
-        self.clip = torch.zeros(k, device=self.device)
-        self.gate_bias = torch.zeros(k, 1, 1, device=self.device)
-        self.step_count = torch.zeros(k, device=self.device)
-        # Per-model bookkeeping, kept on the device (see run()).
-        self.active = torch.zeros(k, dtype=torch.bool, device=self.device)
-        self.ended = torch.zeros(k, dtype=torch.bool, device=self.device)
-        self.diverged = torch.zeros(k, dtype=torch.bool, device=self.device)
-        self.steps = torch.zeros(k, dtype=torch.long, device=self.device)
-        self.since_best = torch.zeros(k, dtype=torch.long, device=self.device)
-        self.patience = torch.zeros(k, dtype=torch.long, device=self.device)
-        self.max_steps = torch.zeros(k, dtype=torch.long, device=self.device)
-        self.best_bits = torch.zeros(k, dtype=torch.float64, device=self.device)
-        self.best_errors = torch.zeros(k, dtype=torch.float64, device=self.device)
-        self.last_loss = torch.full((k,), math.nan, dtype=torch.float64, device=self.device)
-        self.x = torch.zeros(k, 0, self.n_in, device=self.device)
-        self.y = torch.zeros(k, 0, device=self.device)
-        self.mask = torch.zeros(k, 0, device=self.device)
-        self._allocated = True
+    def resize(self, capacity: int) -> None:
+        """Move the trials held into a batch of `capacity` slots (they keep their weights,
+        optimizer state and progress; only their slot numbers change), and trim the data's
+        padding to the largest b still held."""
+        held = [i for i, s in enumerate(self.slots) if s is not None]
+        if capacity < len(held):
+            raise ValueError(f"{len(held)} trials do not fit in {capacity} slots")
+        index = torch.tensor(held, dtype=torch.long, device=self.device)
+        max_b = max((s.config.b for s in self.slots if s is not None), default=0)
 
-    def _grow(self, b: int) -> None:
+        def moved(t: Tensor) -> Tensor:
+            new = t.new_zeros((capacity, *t.shape[1:]))
+            new[: len(held)] = t[index]
+            return new
+
+        def moved_flat(t: Tensor) -> Tensor:
+            return torch.cat([moved(v.flatten(1)).flatten() for v in self._blocks(t).values()])
+
+        with torch.no_grad():
+            for name in _ROWS:
+                setattr(self, name, moved(getattr(self, name)))
+            weights = moved_flat(self.weights.detach())
+            self.state = {name: moved_flat(buf) for name, buf in self.state.items()}
+            self.x = self.x[:, :max_b].contiguous()
+            self.y = self.y[:, :max_b].contiguous()
+            self.mask = self.mask[:, :max_b].contiguous()
+        self.max_b = max_b
+        self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
+        self.capacity = capacity
+        self.weights = weights.requires_grad_(True)
+        self._index_models()
+        self._changed()
+
+    def _allocate(self) -> None:
+        k, d = self.capacity, self.device
+        size = k * self.num_params
+        self.weights = torch.zeros(size, device=d, requires_grad=True)
+        self.state = {name: torch.zeros(size, device=d) for name in _BUFFERS[self.optimizer]}
+        self._index_models()
+        self.b = torch.zeros(k, device=d)
+        self.lr = torch.zeros(k, device=d)
+        self.clip = torch.zeros(k, device=d)
+        self.gate_bias = torch.zeros(k, 1, 1, device=d)
+        self.step_count = torch.zeros(k, device=d)
+        # Per-model bookkeeping, kept on the device and updated in place (see run()).
+        self.active = torch.zeros(k, dtype=torch.bool, device=d)
+        self.ended = torch.zeros(k, dtype=torch.bool, device=d)
+        self.diverged = torch.zeros(k, dtype=torch.bool, device=d)
+        self.steps = torch.zeros(k, dtype=torch.long, device=d)
+        self.since_best = torch.zeros(k, dtype=torch.long, device=d)
+        self.patience = torch.zeros(k, dtype=torch.long, device=d)
+        self.max_steps = torch.zeros(k, dtype=torch.long, device=d)
+        self.best_bits = torch.zeros(k, dtype=torch.float64, device=d)
+        self.best_errors = torch.zeros(k, dtype=torch.float64, device=d)
+        self.last_loss = torch.full((k,), math.nan, dtype=torch.float64, device=d)
+        self.x = torch.zeros(k, 0, self.n_in, device=d)
+        self.y = torch.zeros(k, 0, device=d)
+        self.mask = torch.zeros(k, 0, dtype=torch.bool, device=d)
+
+    def _pad_to(self, b: int) -> None:
         """Pad every slot's data to the new largest b (padding is masked out)."""
-        k, extra = self.capacity, b - self.max_b
-        self.x = torch.cat([self.x, torch.zeros(k, extra, self.n_in, device=self.device)], 1)
-        self.y = torch.cat([self.y, torch.zeros(k, extra, device=self.device)], 1)
-        self.mask = torch.cat([self.mask, torch.zeros(k, extra, device=self.device)], 1)
+        k, extra, d = self.capacity, b - self.max_b, self.device
+        self.x = torch.cat([self.x, torch.zeros(k, extra, self.n_in, device=d)], 1)
+        self.y = torch.cat([self.y, torch.zeros(k, extra, device=d)], 1)
+        self.mask = torch.cat([self.mask, torch.zeros(k, extra, dtype=torch.bool, device=d)], 1)
         self.max_b = b
+
+    def _index_models(self) -> None:
+        """The model each number of a flat tensor belongs to."""
+        k = torch.arange(self.capacity, device=self.device)
+        self.model_of = torch.cat(
+            [k.repeat_interleave(math.prod(shape)) for shape in self.layout.values()]
+        )
+
+    def _blocks(self, flat: Tensor) -> Params:
+        """Each named weight's (K, *shape) block of a flat tensor, as a view."""
+        out, offset, k = {}, 0, self.capacity
+        for name, shape in self.layout.items():
+            size = k * math.prod(shape)
+            out[name] = flat[offset : offset + size].view(k, *shape)
+            offset += size
+        return out
+
+    def _changed(self) -> None:
+        """Called when trials come or go: what the step needs to know from the host."""
+        self._clipping = any(s is not None and s.config.grad_clip > 0 for s in self.slots)
 
     # -- training --------------------------------------------------------------------------
 
@@ -218,16 +298,16 @@ class BatchedTrainer:
         while done < steps and self.occupied > 0:
             chunk = min(self.check_every, steps - done)
             for _ in range(chunk):
-                self._step()
+                self.step()
             done += chunk
             ended.extend(self._collect())
         return ended
 
-    def _step(self) -> None:
-        active = self.active
+    def step(self) -> None:
+        """One training step of every model in the batch: score, stop or go on, update."""
         logits = forward(
             self.arch,
-            self.params,
+            self._blocks(self.weights),
             self.x,
             depth=self.depth,
             unroll=self.unroll,
@@ -235,16 +315,17 @@ class BatchedTrainer:
             gate_bias=self.gate_bias,
         )
         bce = F.binary_cross_entropy_with_logits(logits, self.y, reduction="none")
-        per_model = (bce * self.mask).sum(1) / self.b.clamp(min=1)  # mean over own samples
+        per_model = torch.where(self.mask, bce, 0).sum(1) / self.b.clamp(min=1)
         with torch.no_grad():
+            active = self.active
             loss = per_model.detach().double()
-            wrong = (((logits > 0) != (self.y > 0.5)).double() * self.mask).sum(1)
+            wrong = (((logits > 0) != (self.y > 0.5)) & self.mask).sum(1).double()
             finite = torch.isfinite(loss)
             bits = _mutual_information(self.b.double(), wrong)
             improved = active & finite & (bits > self.best_bits)
-            self.best_bits = torch.where(improved, bits, self.best_bits)
-            self.best_errors = torch.where(improved, wrong, self.best_errors)
-            self.since_best = torch.where(improved, 0, self.since_best + active.long())
+            self.best_bits.copy_(torch.where(improved, bits, self.best_bits))
+            self.best_errors.copy_(torch.where(improved, wrong, self.best_errors))
+            self.since_best.copy_(torch.where(improved, 0, self.since_best + active.long()))
             stop = active & (
                 ~finite
                 | (wrong == 0)
@@ -252,17 +333,17 @@ class BatchedTrainer:
                 | (self.steps >= self.max_steps)
             )
             self.diverged |= active & ~finite
-            self.last_loss = torch.where(active, loss, self.last_loss)
+            self.last_loss.copy_(torch.where(active, loss, self.last_loss))
             train = active & ~stop
             self.ended |= stop
-            self.active = train
+            self.active.copy_(train)
         # Each model's gradient comes from its own loss only; models that stopped or left
         # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
-        total = torch.where(train, per_model, torch.zeros_like(per_model)).sum()
-        grads = torch.autograd.grad(total, list(self.params.values()))
-        keep = train.to(per_model.dtype)
-        self._update(dict(zip(self.params, grads, strict=True)), keep)
-        self.steps += train.long()
+        total = torch.where(train, per_model, 0).sum()
+        (grad,) = torch.autograd.grad(total, [self.weights])
+        with torch.no_grad():
+            self._update(grad)
+            self.steps += train.long()
 
     def _collect(self) -> list[tuple[CapacityConfig, CapacityResult]]:
         """The trials that stopped since the last look (one host sync)."""
@@ -277,63 +358,47 @@ class BatchedTrainer:
         for k in indices:
             slot = self.slots[k]
             assert slot is not None
-            slot.steps = int(steps[k])
-            slot.best_errors = int(best_errors[k])
-            slot.last_loss = float(last_loss[k])
-            out.append((slot.config, self._result(slot, diverged=bool(diverged[k]))))
+            result = CapacityResult.scored(
+                slot.config,
+                errors=int(best_errors[k]),
+                num_params=self.num_params,
+                steps=int(steps[k]),
+                seconds=time.perf_counter() - slot.started,
+                device=str(self.device),
+                diverged=bool(diverged[k]),
+                final_loss=float(last_loss[k]),
+            )
+            out.append((slot.config, result))
             self.slots[k] = None
-        self.ended[indices] = False
+            self.ended[k] = False
+        self._changed()
         return out
 
-    def _update(self, grads: dict[str, Tensor], keep: Tensor) -> None:
-        with torch.no_grad():
-            if bool((self.clip > 0).any()):
-                sq = sum(g.pow(2).flatten(1).sum(1) for g in grads.values())
-                norm = torch.sqrt(sq)  # type: ignore[arg-type]
-                coef = torch.clamp(self.clip / (norm + 1e-6), max=1.0)
-                coef = torch.where(self.clip > 0, coef, torch.ones_like(coef))
-                grads = {n: g * coef.view(-1, *([1] * (g.dim() - 1))) for n, g in grads.items()}
-            self.step_count += keep
-            t = self.step_count
-            for name, p in self.params.items():
-                g = grads[name]
-                shape = (-1, *([1] * (p.dim() - 1)))
-                lr = (self.lr * keep).view(shape)
-                st = self.state[name]
-                if self.optimizer == "adam":
-                    b1, b2 = self.ADAM_BETAS
-                    kp = keep.view(shape) > 0
-                    st["m"].copy_(torch.where(kp, st["m"] * b1 + g * (1 - b1), st["m"]))
-                    st["v"].copy_(torch.where(kp, st["v"] * b2 + g * g * (1 - b2), st["v"]))
-                    tt = t.clamp(min=1).view(shape)
-                    bc1 = 1 - b1**tt
-                    bc2 = 1 - b2**tt
-                    denom = st["v"].sqrt() / bc2.sqrt() + 1e-8
-                    p.sub_(lr / bc1 * st["m"] / denom)
-                elif self.optimizer == "rmsprop":
-                    a = self.RMSPROP_ALPHA
-                    kp = keep.view(shape) > 0
-                    st["v"].copy_(torch.where(kp, st["v"] * a + g * g * (1 - a), st["v"]))
-                    p.sub_(lr * g / (st["v"].sqrt() + 1e-8))
-                elif self.optimizer == "sgd":
-                    kp = keep.view(shape) > 0
-                    first = (t.view(shape) == 1) & kp
-                    buf = torch.where(first, g, st["buf"] * 0.9 + g)
-                    st["buf"].copy_(torch.where(kp, buf, st["buf"]))
-                    p.sub_(lr * (g + 0.9 * st["buf"]))
-                else:  # adagrad
-                    kp = keep.view(shape) > 0
-                    st["sum"].copy_(torch.where(kp, st["sum"] + g * g, st["sum"]))
-                    p.sub_(lr * g / (st["sum"].sqrt() + 1e-10))
-
-    def _result(self, slot: _Slot, *, diverged: bool) -> CapacityResult:
-        return CapacityResult.scored(
-            slot.config,
-            errors=slot.best_errors,
-            num_params=num_params({k: v[0] for k, v in self.params.items()}),
-            steps=slot.steps,
-            seconds=time.perf_counter() - slot.started,
-            device=str(self.device),
-            diverged=diverged,
-            final_loss=slot.last_loss,
-        )
+    def _update(self, grad: Tensor) -> None:
+        """One optimizer step of every model. Models that stopped are updated too, harmlessly:
+        their result is already kept, and their slot is reset when it is taken again."""
+        model_of = self.model_of
+        if self._clipping:  # torch.nn.utils.clip_grad_norm_, per model
+            sq = torch.zeros(self.capacity, device=grad.device).index_add_(0, model_of, grad * grad)
+            coef = torch.clamp(self.clip / (sq.sqrt() + 1e-6), max=1.0)
+            grad = grad * torch.where(self.clip > 0, coef, 1.0)[model_of]
+        self.step_count += 1
+        t = self.step_count
+        w, st = self.weights, self.state
+        if self.optimizer == "adam":
+            b1, b2 = self.ADAM_BETAS
+            st["m"].lerp_(grad, 1 - b1)
+            st["v"].mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            step_size = (self.lr / (1 - b1**t))[model_of]
+            denom = (st["v"].sqrt() / (1 - b2**t).sqrt()[model_of]).add_(1e-8)
+            w.addcdiv_(st["m"] * step_size, denom, value=-1)
+        elif self.optimizer == "rmsprop":
+            a = self.RMSPROP_ALPHA
+            st["v"].mul_(a).addcmul_(grad, grad, value=1 - a)
+            w.addcdiv_(grad * self.lr[model_of], st["v"].sqrt().add_(1e-8), value=-1)
+        elif self.optimizer == "sgd":  # momentum 0.9, Nesterov; the first step sets the buffer
+            st["buf"].mul_(torch.where(t > 1, 0.9, 0.0)[model_of]).add_(grad)
+            w.sub_(self.lr[model_of] * grad.add(st["buf"], alpha=0.9))
+        else:  # adagrad
+            st["sum"].addcmul_(grad, grad)
+            w.addcdiv_(grad * self.lr[model_of], st["sum"].sqrt().add_(1e-10), value=-1)

@@ -78,14 +78,20 @@ def _activation(name: str) -> Callable[[Tensor], Tensor]:
     raise ValueError(f"unknown activation {name!r}")
 
 
+def _t(w: Tensor) -> Tensor:
+    return w.transpose(-1, -2)
+
+
 def _pre(p: Params, prefix: str, x: Tensor | None, h: Tensor) -> Tensor:
-    """x @ w_x + h @ w_h + bias, skipping the input term when the input is zero."""
-    pre = h @ p[prefix + "w_h"] + p[prefix + "bias"]
-    return pre if x is None else pre + x @ p[prefix + "w_x"]
+    """w_h' h + bias (+ w_x' x): the pre-activations (..., G*n, b), skipping the input term
+    when the input is zero."""
+    pre = _t(p[prefix + "w_h"]) @ h + _t(p[prefix + "bias"])
+    return pre if x is None else pre + _t(p[prefix + "w_x"]) @ x
 
 
 def _split(t: Tensor, parts: int) -> tuple[Tensor, ...]:
-    return t.chunk(parts, dim=-1)
+    """The gate blocks of pre-activations; each block's numbers are contiguous."""
+    return t.chunk(parts, dim=-2)
 
 
 def step(
@@ -97,7 +103,8 @@ def step(
     act: Callable[[Tensor], Tensor],
     gate_bias: float | Tensor,
 ) -> tuple[Tensor, State]:
-    """One time step of one layer: (output fed upwards, new state). x None means zero input."""
+    """One time step of one layer: (output fed upwards, new state). x None means zero input.
+    Activations are feature-major, (..., width, b): see `forward`."""
     pf = f"l{layer}."
     h = state[0]
     if arch in ("rnn", "irnn"):
@@ -109,18 +116,18 @@ def step(
         h = g * h + (1.0 - g) * act(c_pre)
         return h, (h,)
     if arch == "gru":
-        n = h.shape[-1]
-        bias = p[pf + "bias"]
-        gates_pre = h @ p[pf + "w_h"] + bias[..., : 2 * n]
-        cand_pre = bias[..., 2 * n :]
+        n = h.shape[-2]
+        bias = _t(p[pf + "bias"])
+        gates_pre = _t(p[pf + "w_h"]) @ h + bias[..., : 2 * n, :]
+        cand_pre = bias[..., 2 * n :, :]
         if x is not None:
-            x_pre = x @ p[pf + "w_x"]
-            gates_pre = gates_pre + x_pre[..., : 2 * n]
-            cand_pre = cand_pre + x_pre[..., 2 * n :]
+            x_pre = _t(p[pf + "w_x"]) @ x
+            gates_pre = gates_pre + x_pre[..., : 2 * n, :]
+            cand_pre = cand_pre + x_pre[..., 2 * n :, :]
         u_pre, r_pre = _split(gates_pre, 2)
         u = torch.sigmoid(u_pre + gate_bias)
         r = torch.sigmoid(r_pre)
-        c = torch.tanh(cand_pre + (r * h) @ p[pf + "w_hc"])
+        c = torch.tanh(cand_pre + _t(p[pf + "w_hc"]) @ (r * h))
         h = u * h + (1.0 - u) * c
         return h, (h,)
     if arch == "lstm":
@@ -141,14 +148,14 @@ def step(
     raise ValueError(f"unknown arch {arch!r}")
 
 
-def initial_state(arch: str, p: Params, layer: int, batch_shape: torch.Size) -> State:
-    """The learned initial state, broadcast over the samples (and any leading model axis)."""
+def initial_state(arch: str, p: Params, layer: int) -> State:
+    """The learned initial state as one column (n, 1) (per model: (K, n, 1)) that broadcasts
+    over the samples, so the first step's recurrent product is computed once, not once a
+    sample."""
     pf = f"l{layer}."
-    h0 = p[pf + "h0"]
-    shape = (*batch_shape, h0.shape[-1])
     if arch == "lstm":
-        return (h0.expand(shape), p[pf + "c0"].expand(shape))
-    return (h0.expand(shape),)
+        return (_t(p[pf + "h0"]), _t(p[pf + "c0"]))
+    return (_t(p[pf + "h0"]),)
 
 
 def forward(
@@ -162,11 +169,15 @@ def forward(
     gate_bias: float | Tensor = 1.0,
 ) -> Tensor:
     """Logits (..., b): input x (..., b, n_in) at the first step only, zero input after,
-    `unroll` steps in all, the last layer's output at the last step read out linearly."""
+    `unroll` steps in all, the last layer's output at the last step read out linearly.
+
+    Inside, activations are feature-major, (..., width, b), so that each gate block of the
+    pre-activations is one contiguous piece of memory (sample-major, every gate
+    nonlinearity would run over rows of n numbers with gaps between them, several times
+    slower on a CPU)."""
     act = _activation(activation)
-    batch_shape = x.shape[:-1]
-    inputs: Tensor = x @ params["proj"] if arch == "+rnn" else x
-    states = [initial_state(arch, params, layer, batch_shape) for layer in range(depth)]
+    inputs: Tensor = _t(params["proj"]) @ _t(x) if arch == "+rnn" else _t(x)
+    states = [initial_state(arch, params, layer) for layer in range(depth)]
     out: Tensor | None = None
     for t in range(unroll):
         layer_in: Tensor | None = inputs if t == 0 else None
@@ -174,4 +185,4 @@ def forward(
             out, states[layer] = step(arch, params, layer, states[layer], layer_in, act, gate_bias)
             layer_in = out
     assert out is not None
-    return (out @ params["out.w"] + params["out.b"]).squeeze(-1)
+    return (_t(params["out.w"]) @ out + params["out.b"]).squeeze(-2)
