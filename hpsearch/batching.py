@@ -2,6 +2,11 @@
 batched trainers; each trial is told as soon as it ends and its slot is refilled at once, so
 the device stays busy. Heartbeats cover every trial held (the worker's heartbeat thread beats
 for all of them).
+
+A batch computes every slot, taken or not, so one that is at most half full (no new trial to
+fill it: the search is near its target, or trials of several shapes share K) is compacted to
+the next power of two that holds its trials, and a full batch that gets a trial of its shape
+grows (powers of two keep the number of distinct shapes, and so CUDA-graph captures, small).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import HpsearchError
-from objectives.registry import supports_batching
+from objectives.registry import Batch, supports_batching
 from storage import retry_transient
 
 if TYPE_CHECKING:
@@ -35,7 +40,7 @@ class _Held:
     entry: _Study
     trial: optuna.trial.Trial
     config: Any
-    trainer: Any
+    trainer: Batch
 
 
 def auto_batch(worker: Worker, device: str) -> int:
@@ -77,6 +82,11 @@ def auto_batch(worker: Worker, device: str) -> int:
     return max(1, min(MAX_AUTO_BATCH.get(device, 32), k))
 
 
+def _fitting(n: int) -> int:
+    """The smallest power of two that holds n trials."""
+    return 1 << (n - 1).bit_length()
+
+
 def run_batched(
     worker: Worker,
     n_trials: int | None,
@@ -88,7 +98,7 @@ def run_batched(
     for entry in worker.studies:
         if not supports_batching(entry.task):
             raise HpsearchError(f"--batch: task {entry.record.task!r} trains one trial at a time")
-    trainers: dict[Any, Any] = {}
+    trainers: dict[Any, Batch] = {}
     held: dict[int, _Held] = {}  # id(config) -> what the worker holds
     claimed = 0
     failures_in_a_row = 0
@@ -107,6 +117,8 @@ def run_batched(
                 trainer = trainers.get(key)
                 if trainer is None:
                     trainer = trainers[key] = task.batch(key, batch, worker.device)
+                elif trainer.free == 0:
+                    trainer.resize(min(batch, 2 * trainer.capacity))
                 trainer.add(config)
                 held[id(config)] = _Held(entry, trial, config, trainer)
             if not held:
@@ -120,6 +132,8 @@ def run_batched(
                 if trainer.occupied == 0:
                     del trainers[key]
                     continue
+                if trainer.occupied <= trainer.capacity // 2:
+                    trainer.resize(_fitting(trainer.occupied))
                 try:
                     ended = trainer.run(CHUNK_STEPS)
                 except Exception as e:  # the whole batch is lost: fail its trials

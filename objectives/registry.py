@@ -66,7 +66,7 @@ class CapacityTask:
 
         return shape_key(config)
 
-    def batch(self, key: Any, capacity: int, device: str) -> Any:
+    def batch(self, key: Any, capacity: int, device: str) -> Batch:
         from objectives.batched import BatchedTrainer
 
         return BatchedTrainer(key, capacity, device)
@@ -77,12 +77,30 @@ class CapacityTask:
         return bytes_per_trial(config)
 
 
+class Batch(Protocol):
+    """Trials of one shape in training together (objectives.batched.BatchedTrainer)."""
+
+    capacity: int
+
+    @property
+    def free(self) -> int: ...
+
+    @property
+    def occupied(self) -> int: ...
+
+    def add(self, config: Any) -> int: ...
+
+    def resize(self, capacity: int) -> None: ...
+
+    def run(self, steps: int) -> list[tuple[Any, Any]]: ...
+
+
 class BatchingTask(Task, Protocol):
     """A task whose trials of one shape can be trained together (see objectives.batched)."""
 
     def batch_key(self, config: Any) -> Any: ...
 
-    def batch(self, key: Any, capacity: int, device: str) -> Any: ...
+    def batch(self, key: Any, capacity: int, device: str) -> Batch: ...
 
     def batch_bytes(self, config: Any) -> int: ...
 

@@ -19,7 +19,7 @@ from tests.hpsearch.helpers import hpsearch
 POLICY = HeartbeatPolicy(interval=1, grace=3)
 
 
-def _storage(url, trials=7, depths=(1, 2)):
+def _storage(url, trials=7, depths=(1, 2), max_steps="40"):
     storage = open_storage(url, create=True, heartbeat=POLICY)
     create_studies(
         storage,
@@ -29,7 +29,7 @@ def _storage(url, trials=7, depths=(1, 2)):
             depths=depths,
             trials=trials,
             seed=3,
-            space={"max_steps": "40", "b": "16:300"},
+            space={"max_steps": max_steps, "b": "16:300"},
         ),
     )
     return storage
@@ -68,6 +68,30 @@ def test_batched_results_equal_unbatched_for_the_same_trials(sqlite_url, tmp_pat
         b2, errors2 = values[1][number]
         assert b2 == b
         assert abs(errors2 - errors) <= max(1, 0.01 * b)
+
+
+def test_draining_batch_is_compacted(sqlite_url, monkeypatch):
+    """Near the target no new trial refills the batch: the worker moves the trials left into
+    smaller batches instead of computing empty slots."""
+    from objectives.batched import BatchedTrainer
+
+    storage = _storage(sqlite_url, trials=8, depths=(1,), max_steps="5:200")
+    sizes = []
+    original = BatchedTrainer.resize
+
+    def spy(self, capacity):
+        sizes.append((self.occupied, self.capacity, capacity))
+        original(self, capacity)
+
+    monkeypatch.setattr(BatchedTrainer, "resize", spy)
+    report = Worker(storage, find_records(storage, None), device="cpu", heartbeat=POLICY).run(
+        batch=8
+    )
+    assert report.complete == 8
+    assert sizes, "the batch was never compacted"
+    for occupied, before, after in sizes:
+        assert occupied <= before // 2 and occupied <= after < before
+        assert after & (after - 1) == 0  # a power of two
 
 
 def test_interrupted_batch_queues_every_held_trial_again(sqlite_url, monkeypatch):

@@ -149,3 +149,31 @@ def test_looking_rarely_changes_nothing():
         other = results[1][seed]
         assert (other.steps, other.errors, other.bits) == (r.steps, r.errors, r.bits)
         assert other.final_loss == r.final_loss
+
+
+def test_resize_keeps_every_trial_on_course():
+    """Trials moved into a larger, then a smaller batch (as the worker grows a full batch and
+    compacts a half-empty one) end exactly as in a batch that was never resized."""
+    configs = [
+        CapacityConfig(**{**c.__dict__, "max_steps": 12 + 10 * i})
+        for i, c in enumerate(_configs("lstm", "adam", 0.005, k=4))
+    ]
+    plain = _batched(configs)
+    trainer = BatchedTrainer(shape_key(configs[0]), 4)
+    for c in configs:
+        trainer.add(c)
+    done = trainer.run(5)
+    trainer.resize(8)
+    assert (trainer.capacity, trainer.occupied, trainer.free) == (8, 4, 4)
+    done += trainer.run(20)  # the first two trials end (12 and 22 steps)
+    assert len(done) == 2
+    trainer.resize(2)
+    assert trainer.max_b == max(c.b for c in configs[2:])  # padding trimmed to what is held
+    with pytest.raises(ValueError, match="2 trials do not fit in 1 slots"):
+        trainer.resize(1)
+    done += trainer.run(10_000)
+    assert trainer.occupied == 0
+    for config, result in done:
+        alone = plain[config.seed]
+        assert (result.steps, result.errors, result.bits) == (alone.steps, alone.errors, alone.bits)
+        assert result.final_loss == pytest.approx(alone.final_loss, rel=1e-6)
