@@ -6,7 +6,7 @@ Trials per hour, batched (K trials of one shape in one BatchedTrainer) against o
 fixed number of steps (early stopping off) on b samples, so the work per trial is equal.
 
 Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 100]
-       [--threads N] [--peak-tflops X]
+       [--threads N] [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -67,16 +68,18 @@ def one_at_a_time(arch: str, budget: int, b: int, steps: int, device: str) -> fl
     return sorted(times)[1]
 
 
-def batched(arch: str, budget: int, k: int, b: int, steps: int, device: str) -> float:
+def batched(
+    arch: str, budget: int, k: int, b: int, steps: int, device: str, **options: Any
+) -> float:
     """Seconds for K trials trained together (after 5 untimed warm-up steps of the same
     batch on other trials)."""
     configs = _configs(arch, budget, k, b, steps)
-    warm_up = BatchedTrainer(shape_key(configs[0]), k, device)
+    warm_up = BatchedTrainer(shape_key(configs[0]), k, device, **options)
     for c in configs:
         warm_up.add(CapacityConfig(**{**c.__dict__, "max_steps": 5, "seed": c.seed + 10**6}))
     warm_up.run(10**7)
     del warm_up
-    trainer = BatchedTrainer(shape_key(configs[0]), k, device)
+    trainer = BatchedTrainer(shape_key(configs[0]), k, device, **options)
     for c in configs:
         trainer.add(c)
     _sync(device)
@@ -85,6 +88,20 @@ def batched(arch: str, budget: int, k: int, b: int, steps: int, device: str) -> 
     _sync(device)
     assert len(done) == k
     return time.perf_counter() - start
+
+
+def measured_peak_gflops(device: str, n: int = 4096) -> float:
+    """float32 GFLOP/s of one large square matmul (best of 5): what dense matmul reaches
+    on this device, the yardstick beside any nominal peak."""
+    a = torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(6):
+        _sync(device)
+        start = time.perf_counter()
+        a @ a
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
 
 
 def main() -> None:
@@ -97,14 +114,21 @@ def main() -> None:
         "--peak-tflops",
         type=float,
         default=None,
-        help="the device's dense float32 peak, for the share of peak",
+        help="the device's nominal dense float32 peak, for the share of peak",
     )
     parser.add_argument("--ks", default="1,8,32,128")
+    parser.add_argument("--precision", default="ieee", help="batched matmuls: ieee or tf32")
+    parser.add_argument(
+        "--no-graph", action="store_true", help="on CUDA, do not capture the step as a graph"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    options = {"precision": args.precision}
     if args.device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+        options["cuda_graph"] = not args.no_graph
+    peak = measured_peak_gflops(args.device)
+    print(json.dumps({"device": args.device, "measured_matmul_gflops": peak}), flush=True)
     rows = []
     for arch in ("rnn", "lstm"):
         for budget in (1000, 10000):
@@ -112,7 +136,7 @@ def main() -> None:
             config = _configs(arch, budget, 1, args.b, args.steps)[0]
             flops_per_trial = 6 * config.num_params * config.unroll * args.b * args.steps
             for k in (int(x) for x in args.ks.split(",")):
-                seconds = batched(arch, budget, k, args.b, args.steps, args.device)
+                seconds = batched(arch, budget, k, args.b, args.steps, args.device, **options)
                 row = {
                     "arch": arch,
                     "budget": budget,
@@ -123,11 +147,13 @@ def main() -> None:
                     "steps": args.steps,
                     "device": args.device,
                     "threads": args.threads,
+                    **options,
                     "one_at_a_time_trials_per_hour": 3600 / single,
                     "batched_trials_per_hour": 3600 * k / seconds,
                     "speedup": (3600 * k / seconds) / (3600 / single),
                     "achieved_gflops": k * flops_per_trial / seconds / 1e9,
                 }
+                row["share_of_measured_matmul"] = row["achieved_gflops"] / peak
                 if args.peak_tflops:
                     row["share_of_peak"] = row["achieved_gflops"] / (1000 * args.peak_tflops)
                 print(json.dumps(row), flush=True)

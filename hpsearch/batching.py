@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import HpsearchError
-from objectives.registry import Batch, supports_batching
+from objectives.registry import Batch, BatchingTask, supports_batching
 from storage import retry_transient
 
 if TYPE_CHECKING:
@@ -87,6 +87,24 @@ def _fitting(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
+def _precision(
+    task: BatchingTask, config: Any, device: str, tf32: str, chosen: dict[Any, str]
+) -> str:
+    """The float32 matmul precision for a new batch of this shape: TF32 on a CUDA device if
+    `tf32` is "on", or if it is "auto" and a probe on trials like this one finds the results
+    within tolerance (once per shape); full precision otherwise."""
+    if not device.startswith("cuda") or tf32 == "off":
+        return "ieee"
+    if tf32 == "on":
+        return "tf32"
+    key = task.batch_key(config)
+    if key not in chosen:
+        verdict = task.probe_precision(config, device, "tf32")
+        chosen[key] = "tf32" if verdict.within_tolerance else "ieee"
+        logger.info("shape %s: %s; using %s", key, verdict.describe(), chosen[key])
+    return chosen[key]
+
+
 def run_batched(
     worker: Worker,
     n_trials: int | None,
@@ -94,11 +112,13 @@ def run_batched(
     heartbeat: Heartbeat,
     progress: Progress,
     report: WorkerReport,
+    tf32: str = "auto",
 ) -> None:
     for entry in worker.studies:
         if not supports_batching(entry.task):
             raise HpsearchError(f"--batch: task {entry.record.task!r} trains one trial at a time")
     trainers: dict[Any, Batch] = {}
+    precisions: dict[Any, str] = {}
     held: dict[int, _Held] = {}  # id(config) -> what the worker holds
     claimed = 0
     failures_in_a_row = 0
@@ -116,7 +136,8 @@ def run_batched(
                 key = task.batch_key(config)
                 trainer = trainers.get(key)
                 if trainer is None:
-                    trainer = trainers[key] = task.batch(key, batch, worker.device)
+                    precision = _precision(task, config, worker.device, tf32, precisions)
+                    trainer = trainers[key] = task.batch(key, batch, worker.device, precision)
                 elif trainer.free == 0:
                     trainer.resize(min(batch, 2 * trainer.capacity))
                 trainer.add(config)

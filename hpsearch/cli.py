@@ -122,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         "'auto' (from the device's free memory and the largest trial)",
     )
     worker.add_argument(
+        "--tf32",
+        default="auto",
+        help="TF32 matmuls in batched training on a GPU: 'auto' (where a short probe per "
+        "network shape finds the results within 1%% of full precision), 'on' or 'off'",
+    )
+    worker.add_argument(
         "--processes",
         default="1",
         help="worker processes to start here: a number, or 'gpus' for one per "
@@ -233,6 +239,12 @@ def _worker(args: argparse.Namespace) -> int:
     processes = _parse_processes(args.processes)
     if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) >= 1):
         raise HpsearchError(f"--batch takes a positive number or 'auto', got {args.batch!r}")
+    if args.tf32 not in ("auto", "on", "off"):
+        raise HpsearchError(f"--tf32 {args.tf32!r}: choose auto, on or off")
+    if args.tf32 == "on" and args.batch == "1":
+        raise HpsearchError("--tf32 on applies to batched training: add --batch N or auto")
+    if args.tf32 == "on" and args.device == "cpu":
+        raise HpsearchError("--tf32 on needs a CUDA device")
     url = resolve_url(args.storage)
 
     def connect() -> tuple[optuna.storages.RDBStorage, list[StudyRecord]]:
@@ -285,7 +297,9 @@ def _worker(args: argparse.Namespace) -> int:
         logger.info("--batch auto: %d trials at once on %s", batch, device)
     else:
         batch = int(args.batch)
-    report = worker.run(args.n_trials, batch=batch)
+    if args.tf32 == "on" and device != "cuda":
+        raise HpsearchError(f"--tf32 on needs a CUDA device; this worker runs on {device}")
+    report = worker.run(args.n_trials, batch=batch, tf32=args.tf32)
     logger.info(
         "worker %s done: %d complete, %d failed", worker.name, report.complete, report.failed
     )

@@ -113,9 +113,10 @@ class Worker:
         self._noted = -NOTE_SECONDS
         self._stale_notes = False
 
-    def run(self, n_trials: int | None = None, batch: int = 1) -> WorkerReport:
+    def run(self, n_trials: int | None = None, batch: int = 1, tf32: str = "auto") -> WorkerReport:
         """Run trials until `n_trials` of its own or every target; with batch > 1, train up
-        to `batch` trials at once (tasks that support it; see hpsearch.batching)."""
+        to `batch` trials at once (tasks that support it; see hpsearch.batching), with TF32
+        matmuls on a GPU per `tf32` (auto, on or off)."""
         report = WorkerReport()
         failures_in_a_row = 0
         with (
@@ -125,7 +126,7 @@ class Worker:
             if batch > 1:
                 from hpsearch.batching import run_batched
 
-                run_batched(self, n_trials, batch, heartbeat, progress, report)
+                run_batched(self, n_trials, batch, heartbeat, progress, report, tf32)
                 self._refresh_note(None)
                 return report
             while n_trials is None or report.complete + report.failed < n_trials:

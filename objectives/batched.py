@@ -15,15 +15,18 @@ over it, step for step as torch.optim computes them (Adam, RMSprop, SGD with Nes
 momentum, Adagrad), because torch.optim has one learning rate per parameter tensor, not per
 model.
 
-Every tensor keeps its address while trials come and go (everything is updated in place), so
-that on a GPU the training step can be captured once as a CUDA graph and replayed
-(`objectives.step_graph`).
+Every tensor keeps its address while trials come and go (everything is updated in place), and
+the step never waits for the host, so that on a GPU the training step is captured once as a
+CUDA graph and replayed (`objectives.step_graph`); only a new largest b or a resize needs a
+new capture, and on a GPU the padding grows by at least a quarter at a time so that this is
+rare. Matmuls can run at a lower float32 precision (`objectives.precision`: TF32).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +35,8 @@ from torch import Tensor
 
 from objectives.capacity import CapacityConfig
 from objectives.cells import Params, forward, init_params
+from objectives.precision import FULL, matmul_precision
+from objectives.step_graph import StepGraph
 from objectives.training import CapacityResult, make_dataset
 
 ShapeKey = tuple[str, int, int, int, int, str, str]
@@ -115,8 +120,17 @@ class BatchedTrainer:
     mask: Tensor  # (K, max b) bool: which samples are real
 
     def __init__(
-        self, key: ShapeKey, capacity: int, device: str = "cpu", check_every: int | None = None
+        self,
+        key: ShapeKey,
+        capacity: int,
+        device: str = "cpu",
+        check_every: int | None = None,
+        *,
+        precision: str = FULL,
+        cuda_graph: bool | None = None,
     ) -> None:
+        """`precision`: float32 matmul precision (objectives.precision); `cuda_graph`:
+        capture the step as a CUDA graph (default: on a CUDA device)."""
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.key = key
@@ -134,6 +148,11 @@ class BatchedTrainer:
         # How often the host looks for ended trials: every step on a CPU (no cost there),
         # every 20 steps on a GPU (each look is a host sync).
         self.check_every = check_every or (1 if self.device.type == "cpu" else 20)
+        self.precision = precision
+        self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else cuda_graph
+        if self.cuda_graph and self.device.type != "cuda":
+            raise ValueError("cuda_graph needs a CUDA device")
+        self._graph: StepGraph | None = None
         self.slots: list[_Slot | None] = [None] * capacity
         self.max_b = 0
         template = init_params(
@@ -162,7 +181,9 @@ class BatchedTrainer:
             raise ValueError("no free slot")
         index = self.slots.index(None)
         if config.b > self.max_b:
-            self._pad_to(config.b)
+            # With a captured step, each new padding means a new capture: grow by a quarter.
+            grow = max(config.b, -(-self.max_b * 5 // 4)) if self.cuda_graph else config.b
+            self._pad_to(grow)
         gen = torch.Generator().manual_seed(config.seed + 1)
         fresh = init_params(self.arch, self.n_in, self.hidden, self.depth, config.init_scale, gen)
         x, y = make_dataset(config.b, config.n_in, config.seed)
@@ -228,6 +249,7 @@ class BatchedTrainer:
         self.capacity = capacity
         self.weights = weights.requires_grad_(True)
         self._index_models()
+        self._graph = None
         self._changed()
 
     def _allocate(self) -> None:
@@ -263,6 +285,7 @@ class BatchedTrainer:
         self.y = torch.cat([self.y, torch.zeros(k, extra, device=d)], 1)
         self.mask = torch.cat([self.mask, torch.zeros(k, extra, dtype=torch.bool, device=d)], 1)
         self.max_b = b
+        self._graph = None
 
     def _index_models(self) -> None:
         """The model each number of a flat tensor belongs to."""
@@ -281,8 +304,20 @@ class BatchedTrainer:
         return out
 
     def _changed(self) -> None:
-        """Called when trials come or go: what the step needs to know from the host."""
-        self._clipping = any(s is not None and s.config.grad_clip > 0 for s in self.slots)
+        """Called when trials come or go: what the step needs to know from the host. (A
+        captured step clips always: a clip of 0 leaves a gradient exactly as it is.)"""
+        self._clipping = self.cuda_graph or any(
+            s is not None and s.config.grad_clip > 0 for s in self.slots
+        )
+
+    def _tensors(self) -> list[Tensor]:
+        """Every tensor the step reads or writes."""
+        return [
+            self.weights,
+            *self.state.values(),
+            *(getattr(self, name) for name in _ROWS),
+            self.model_of,
+        ]
 
     # -- training --------------------------------------------------------------------------
 
@@ -297,11 +332,27 @@ class BatchedTrainer:
         done = 0
         while done < steps and self.occupied > 0:
             chunk = min(self.check_every, steps - done)
-            for _ in range(chunk):
-                self.step()
+            with self._precision():
+                for _ in range(chunk):
+                    self._train_step()
             done += chunk
             ended.extend(self._collect())
         return ended
+
+    def _precision(self) -> AbstractContextManager[None]:
+        return (
+            nullcontext()
+            if self.precision == FULL
+            else matmul_precision(self.device, self.precision)
+        )
+
+    def _train_step(self) -> None:
+        if not self.cuda_graph:
+            self.step()
+            return
+        if self._graph is None:
+            self._graph = StepGraph(self.step, self._tensors)
+        self._graph()
 
     def step(self) -> None:
         """One training step of every model in the batch: score, stop or go on, update."""

@@ -66,15 +66,30 @@ class CapacityTask:
 
         return shape_key(config)
 
-    def batch(self, key: Any, capacity: int, device: str) -> Batch:
+    def batch(self, key: Any, capacity: int, device: str, precision: str = "ieee") -> Batch:
         from objectives.batched import BatchedTrainer
 
-        return BatchedTrainer(key, capacity, device)
+        return BatchedTrainer(key, capacity, device, precision=precision)
+
+    def probe_precision(self, config: Any, device: str, precision: str) -> PrecisionVerdict:
+        """Whether trials like `config` give the same results with matmuls at `precision`."""
+        from objectives.precision import probe, probe_trials
+
+        return probe(probe_trials(config), device, precision)
 
     def batch_bytes(self, config: Any) -> int:
         from objectives.batched import bytes_per_trial
 
         return bytes_per_trial(config)
+
+
+class PrecisionVerdict(Protocol):
+    """What a precision probe found (objectives.precision.ProbeResult)."""
+
+    @property
+    def within_tolerance(self) -> bool: ...
+
+    def describe(self) -> str: ...
 
 
 class Batch(Protocol):
@@ -100,7 +115,9 @@ class BatchingTask(Task, Protocol):
 
     def batch_key(self, config: Any) -> Any: ...
 
-    def batch(self, key: Any, capacity: int, device: str) -> Batch: ...
+    def batch(self, key: Any, capacity: int, device: str, precision: str = "ieee") -> Batch: ...
+
+    def probe_precision(self, config: Any, device: str, precision: str) -> PrecisionVerdict: ...
 
     def batch_bytes(self, config: Any) -> int: ...
 

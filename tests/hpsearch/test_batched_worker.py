@@ -157,3 +157,55 @@ def test_cli_batch(sqlite_url):
     assert "--batch auto:" in result.stderr and "4 complete" in result.stderr
     bad = hpsearch("worker", "--storage", sqlite_url, "--all", "--batch", "many")
     assert bad.returncode == 2 and "--batch takes a positive number" in bad.stderr
+    for flags, message in (
+        (("--tf32", "maybe", "--batch", "2"), "--tf32 'maybe': choose auto, on or off"),
+        (("--tf32", "on"), "--tf32 on applies to batched training"),
+        (("--tf32", "on", "--batch", "2", "--device", "cpu"), "--tf32 on needs a CUDA device"),
+    ):
+        bad = hpsearch("worker", "--storage", sqlite_url, "--all", *flags)
+        assert bad.returncode == 2, bad.stderr
+        assert bad.stderr.strip().endswith(message) or message in bad.stderr
+        assert "Traceback" not in bad.stderr
+
+
+def test_tf32_choice_per_shape(monkeypatch):
+    """TF32 only on CUDA; 'auto' probes each network shape once and follows the verdict."""
+    from hpsearch.batching import _precision
+    from objectives.capacity import CapacityConfig
+    from objectives.registry import get_task
+
+    task = get_task("capacity")
+    config = CapacityConfig(
+        arch="rnn",
+        n_in=8,
+        hidden_size=4,
+        depth=1,
+        unroll=2,
+        b=20,
+        learning_rate=0.01,
+        init_scale=1.0,
+    )
+    wider = CapacityConfig(**{**config.__dict__, "hidden_size": 5})
+    probed = []
+
+    class Verdict:
+        def __init__(self, ok):
+            self.within_tolerance = ok
+
+        def describe(self):
+            return "probe"
+
+    def fake_probe(config, device, precision):
+        probed.append((config.hidden_size, device, precision))
+        return Verdict(config.hidden_size == 4)
+
+    monkeypatch.setattr(type(task), "probe_precision", lambda self, *a: fake_probe(*a))
+    chosen = {}
+    assert _precision(task, config, "cpu", "on", chosen) == "ieee"
+    assert _precision(task, config, "cuda", "off", chosen) == "ieee"
+    assert _precision(task, config, "cuda", "on", chosen) == "tf32"
+    assert probed == []
+    assert _precision(task, config, "cuda", "auto", chosen) == "tf32"
+    assert _precision(task, config, "cuda", "auto", chosen) == "tf32"
+    assert _precision(task, wider, "cuda", "auto", chosen) == "ieee"
+    assert probed == [(4, "cuda", "tf32"), (5, "cuda", "tf32")]

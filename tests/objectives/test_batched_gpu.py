@@ -40,3 +40,72 @@ def test_cuda_batch_matches_cpu_one_by_one(arch):
         alone = train_capacity(c, "cpu")
         assert results[c.seed].device.startswith("cuda")
         assert abs(results[c.seed].errors - alone.errors) <= max(1, 0.01 * c.b)
+
+
+def _trials(arch, k=8, **kw):
+    return [
+        CapacityConfig(
+            **{
+                **dict(
+                    arch=arch,
+                    n_in=16,
+                    hidden_size=8,
+                    depth=2,
+                    unroll=3,
+                    b=60 + 45 * i,
+                    learning_rate=0.005,
+                    init_scale=1.0,
+                    grad_clip=0.5 if i % 2 else 0.0,
+                    max_steps=30 + 7 * i,
+                    patience=1000,
+                    seed=i,
+                ),
+                **kw,
+            }
+        )
+        for i in range(k)
+    ]
+
+
+def _train(configs, capacity, graph, refill=(), resize=None):
+    trainer = BatchedTrainer(shape_key(configs[0]), capacity, "cuda", cuda_graph=graph)
+    for c in configs:
+        trainer.add(c)
+    done = trainer.run(40)
+    for c in refill:  # a new trial in a freed slot of a captured batch
+        trainer.add(c)
+    if resize:
+        trainer.resize(resize)
+    done += trainer.run(10_000)
+    return trainer, {c.seed: r for c, r in done}
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm"])
+def test_cuda_graph_replays_the_eager_step(arch):
+    configs = _trials(arch)
+    graphed, with_graph = _train(configs, 8, True)
+    assert graphed._graph is not None and graphed._graph.graph is not None  # captured, kept
+    _, eager = _train(configs, 8, False)
+    for seed, r in eager.items():
+        g = with_graph[seed]
+        assert (g.steps, g.errors) == (r.steps, r.errors)
+        assert g.final_loss == pytest.approx(r.final_loss, rel=1e-5)
+
+
+def test_cuda_graph_survives_refills_padding_and_resize():
+    configs = _trials("lstm", k=6)
+    late = _trials("lstm", k=8, b=500)[6:]  # larger b: new padding, a new capture
+    _, with_graph = _train(configs, 8, True, refill=late, resize=16)
+    _, eager = _train(configs, 8, False, refill=late, resize=16)
+    assert with_graph.keys() == eager.keys() == {c.seed for c in configs + late}
+    for seed, r in eager.items():
+        assert (with_graph[seed].steps, with_graph[seed].errors) == (r.steps, r.errors)
+
+
+def test_tf32_probe_measures_the_gap():
+    from objectives.precision import probe, probe_trials
+
+    result = probe(probe_trials(_trials("lstm", k=1)[0]), "cuda", "tf32")
+    print(result.describe())
+    assert result.worst_error_gap >= 0 and result.worst_loss_gap >= 0
+    assert torch.backends.cuda.matmul.fp32_precision == "none"

@@ -1,0 +1,104 @@
+"""Float32 matmuls at lower precision (TF32 on NVIDIA GPUs: 10 mantissa bits in, float32
+sums), used only where a probe shows that the capacity results stay within tolerance.
+
+`matmul_precision` sets torch's float32 matmul precision for one backend while a block runs
+("ieee": full float32; "tf32" on CUDA; "bf16" on a CPU with bfloat16 matmuls). `probe` trains
+the same trials twice from the same start, at full precision and at the lower one, and
+compares what the capacity score is made of: the error count and the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+import torch
+
+from objectives.capacity import CapacityConfig
+
+FULL = "ieee"
+PRECISIONS = {"cuda": ("ieee", "tf32"), "cpu": ("ieee", "bf16")}
+PROBE_STEPS = 50
+PROBE_TRIALS = 4
+TOLERANCE = 0.01
+
+
+def _backend(device: torch.device) -> object:
+    if device.type == "cuda":
+        return torch.backends.cuda.matmul
+    if device.type == "cpu":
+        return torch.backends.mkldnn.matmul  # type: ignore[attr-defined]
+    raise ValueError(f"no matmul precision setting for device {device}")
+
+
+@contextmanager
+def matmul_precision(device: torch.device, precision: str) -> Iterator[None]:
+    """Float32 matmuls on `device` at `precision` while the block runs."""
+    if precision not in PRECISIONS.get(device.type, ()):
+        raise ValueError(f"matmul precision {precision!r} is not available on {device.type}")
+    backend = _backend(device)
+    before = backend.fp32_precision  # type: ignore[attr-defined]
+    backend.fp32_precision = precision  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        backend.fp32_precision = before  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    precision: str
+    worst_error_gap: float  # largest |errors - errors at full precision| / b
+    worst_loss_gap: float  # largest relative gap of the final losses
+    tolerance: float
+
+    @property
+    def within_tolerance(self) -> bool:
+        return self.worst_error_gap <= self.tolerance and self.worst_loss_gap <= self.tolerance
+
+    def describe(self) -> str:
+        verdict = "within" if self.within_tolerance else "outside"
+        return (
+            f"{self.precision} matmuls {verdict} tolerance {self.tolerance:g} "
+            f"(error gap {self.worst_error_gap:.4f} of b, loss gap {self.worst_loss_gap:.2e})"
+        )
+
+
+def probe_trials(config: CapacityConfig, count: int = PROBE_TRIALS) -> list[CapacityConfig]:
+    """Trials like `config` on other data sets, for a probe: early stopping off."""
+    return [
+        replace(config, seed=config.seed + 7919 * (i + 1), max_steps=PROBE_STEPS, patience=10**7)
+        for i in range(count)
+    ]
+
+
+def probe(
+    configs: Sequence[CapacityConfig],
+    device: str,
+    precision: str,
+    *,
+    tolerance: float = TOLERANCE,
+) -> ProbeResult:
+    """Train `configs` (one shape) twice from the same start, at full float32 matmul
+    precision and at `precision`, and compare every trial's errors and final loss."""
+    from objectives.batched import BatchedTrainer, shape_key
+
+    runs = []
+    for p in (FULL, precision):
+        trainer = BatchedTrainer(
+            shape_key(configs[0]), len(configs), device, precision=p, cuda_graph=False
+        )
+        slots = {trainer.add(c): c for c in configs}
+        ended = {id(c): r for c, r in trainer.run(10**9)}
+        runs.append([ended[id(slots[i])] for i in sorted(slots)])
+    error_gap = loss_gap = 0.0
+    for full, low in zip(*runs, strict=True):
+        error_gap = max(error_gap, abs(full.errors - low.errors) / full.b)
+        if math.isfinite(full.final_loss) and math.isfinite(low.final_loss):
+            gap = abs(full.final_loss - low.final_loss) / max(abs(full.final_loss), 1e-12)
+        else:
+            gap = 0.0 if full.diverged == low.diverged else math.inf
+        loss_gap = max(loss_gap, gap)
+    return ProbeResult(precision, error_gap, loss_gap, tolerance)
