@@ -15,6 +15,7 @@ from objectives.calibration import CalibrationStudy
 from storage import HeartbeatPolicy, open_storage
 from tests.conftest import TRIAL_ATTRS
 from tests.hpsearch.helpers import hpsearch
+from tests.objectives.configs import capacity_config
 
 POLICY = HeartbeatPolicy(interval=1, grace=3)
 
@@ -171,21 +172,11 @@ def test_cli_batch(sqlite_url):
 def test_tf32_choice_per_shape(monkeypatch):
     """TF32 only on CUDA; 'auto' probes each network shape once and follows the verdict."""
     from hpsearch.batching import _precision
-    from objectives.capacity import CapacityConfig
     from objectives.registry import get_task
 
     task = get_task("capacity")
-    config = CapacityConfig(
-        arch="rnn",
-        n_in=8,
-        hidden_size=4,
-        depth=1,
-        unroll=2,
-        b=20,
-        learning_rate=0.01,
-        init_scale=1.0,
-    )
-    wider = CapacityConfig(**{**config.__dict__, "hidden_size": 5})
+    config = capacity_config(hidden_size=4)
+    wider = capacity_config(hidden_size=5)
     probed = []
 
     class Verdict:

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from objectives.batched import BatchedTrainer, shape_key
-from objectives.capacity import CapacityConfig
 from objectives.training import train_capacity
+from tests.objectives.configs import capacity_config
 
 pytestmark = [
     pytest.mark.gpu,
@@ -14,24 +14,28 @@ pytestmark = [
 ]
 
 
+def _trials(arch, k=8, **overrides):
+    return [
+        capacity_config(
+            **{
+                "arch": arch,
+                "depth": 2,
+                "b": 60 + 45 * i,
+                "learning_rate": 0.005,
+                "grad_clip": 0.5 if i % 2 else 0.0,
+                "max_steps": 30 + 7 * i,
+                "patience": 1000,
+                "seed": i,
+                **overrides,
+            }
+        )
+        for i in range(k)
+    ]
+
+
 @pytest.mark.parametrize("arch", ["rnn", "lstm"])
 def test_cuda_batch_matches_cpu_one_by_one(arch):
-    configs = [
-        CapacityConfig(
-            arch=arch,
-            n_in=16,
-            hidden_size=8,
-            depth=2,
-            unroll=3,
-            b=60 + 45 * i,
-            learning_rate=0.005,
-            init_scale=1.0,
-            max_steps=40,
-            patience=1000,
-            seed=i,
-        )
-        for i in range(8)
-    ]
+    configs = _trials(arch, grad_clip=0.0, max_steps=40)
     trainer = BatchedTrainer(shape_key(configs[0]), len(configs), "cuda")
     for c in configs:
         trainer.add(c)
@@ -40,31 +44,6 @@ def test_cuda_batch_matches_cpu_one_by_one(arch):
         alone = train_capacity(c, "cpu")
         assert results[c.seed].device.startswith("cuda")
         assert abs(results[c.seed].errors - alone.errors) <= max(1, 0.01 * c.b)
-
-
-def _trials(arch, k=8, **kw):
-    return [
-        CapacityConfig(
-            **{
-                **dict(
-                    arch=arch,
-                    n_in=16,
-                    hidden_size=8,
-                    depth=2,
-                    unroll=3,
-                    b=60 + 45 * i,
-                    learning_rate=0.005,
-                    init_scale=1.0,
-                    grad_clip=0.5 if i % 2 else 0.0,
-                    max_steps=30 + 7 * i,
-                    patience=1000,
-                    seed=i,
-                ),
-                **kw,
-            }
-        )
-        for i in range(k)
-    ]
 
 
 def _train(configs, capacity, graph, refill=(), resize=None):

@@ -6,27 +6,14 @@ import pytest
 import torch
 
 from objectives.batched import BatchedTrainer, shape_key
-from objectives.capacity import CapacityConfig
 from objectives.precision import matmul_precision, probe, probe_trials
+from tests.objectives.configs import capacity_config
 
 CPU = torch.device("cpu")
 
 
-def _config(**kw):
-    base = dict(
-        arch="lstm",
-        n_in=16,
-        hidden_size=8,
-        depth=1,
-        unroll=3,
-        b=200,
-        learning_rate=0.01,
-        init_scale=1.0,
-        max_steps=30,
-        patience=10**6,
-        seed=5,
-    )
-    return CapacityConfig(**{**base, **kw})
+def _config():
+    return capacity_config(arch="lstm", b=200, max_steps=30, patience=10**6, seed=5)
 
 
 def _cpu_has_bf16_matmul() -> bool:
