@@ -23,6 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from objectives.allocator import keep_freed_memory  # noqa: E402
 from objectives.architectures import solve_hidden_size  # noqa: E402
 from objectives.batched import BatchedTrainer, shape_key  # noqa: E402
 from objectives.capacity import CapacityConfig  # noqa: E402
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as a batched worker does (one trial at a time is not affected)
     options = {"precision": args.precision}
     if args.device == "cuda":
         options["cuda_graph"] = not args.no_graph

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import HpsearchError
+from objectives.allocator import keep_freed_memory
 from objectives.registry import Batch, BatchingTask, supports_batching
 from storage import retry_transient
 
@@ -117,6 +118,7 @@ def run_batched(
     for entry in worker.studies:
         if not supports_batching(entry.task):
             raise HpsearchError(f"--batch: task {entry.record.task!r} trains one trial at a time")
+    keep_freed_memory()
     trainers: dict[Any, Batch] = {}
     precisions: dict[Any, str] = {}
     held: dict[int, _Held] = {}  # id(config) -> what the worker holds
