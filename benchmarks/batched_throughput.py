@@ -2,17 +2,22 @@
 
 Trials per hour, batched (K trials of one shape in one BatchedTrainer) against one at a time
 (objectives.training.train_capacity), for rnn and lstm at budgets 1k and 10k, K = 1, 8, 32,
-128; and the achieved FLOP/s against the 6*P*T*b estimate per step. Every trial runs the same
-fixed number of steps (early stopping off) on b samples, so the work per trial is equal.
+128; and the achieved FLOP/s by the 6*P*T*b estimate, against the float32 rate of one large
+matmul measured on the same device (and against a nominal peak, if given). Every trial runs
+the same fixed number of steps (early stopping off) on b samples, so the work per trial is
+equal. Both ways are timed after a short untimed warm-up (one-off set-up of the math
+libraries, which a worker pays once, not once a trial).
 
 Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 100]
-       [--threads N] [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
+       [--threads N] [--ks 1,8,32,128] [--archs rnn,lstm] [--budgets 1000,10000]
+       [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -118,6 +123,8 @@ def main() -> None:
         help="the device's nominal dense float32 peak, for the share of peak",
     )
     parser.add_argument("--ks", default="1,8,32,128")
+    parser.add_argument("--archs", default="rnn,lstm")
+    parser.add_argument("--budgets", default="1000,10000")
     parser.add_argument("--precision", default="ieee", help="batched matmuls: ieee or tf32")
     parser.add_argument(
         "--no-graph", action="store_true", help="on CUDA, do not capture the step as a graph"
@@ -132,8 +139,8 @@ def main() -> None:
     peak = measured_peak_gflops(args.device)
     print(json.dumps({"device": args.device, "measured_matmul_gflops": peak}), flush=True)
     rows = []
-    for arch in ("rnn", "lstm"):
-        for budget in (1000, 10000):
+    for arch in args.archs.split(","):
+        for budget in (int(x) for x in args.budgets.split(",")):
             single = one_at_a_time(arch, budget, args.b, args.steps, args.device)
             config = _configs(arch, budget, 1, args.b, args.steps)[0]
             flops_per_trial = 6 * config.num_params * config.unroll * args.b * args.steps
@@ -161,7 +168,8 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"batched_{args.device}.json").write_text(json.dumps(rows, indent=2))
+    name = f"batched_{args.device}_threads{args.threads}_{os.getpid()}.json"
+    (args.out / name).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
