@@ -100,10 +100,19 @@ def _precision(
         return "tf32"
     key = task.batch_key(config)
     if key not in chosen:
-        verdict = task.probe_precision(config, device, "tf32")
-        chosen[key] = "tf32" if verdict.within_tolerance else "ieee"
-        logger.info("shape %s: %s; using %s", key, verdict.describe(), chosen[key])
+        try:
+            verdict = task.probe_precision(config, device, "tf32")
+        except Exception as e:  # a probe that cannot run decides nothing: full precision
+            logger.warning("shape %s: the TF32 probe failed (%s); using ieee", key, e)
+            chosen[key] = "ieee"
+        else:
+            chosen[key] = "tf32" if verdict.within_tolerance else "ieee"
+            logger.info("shape %s: %s; using %s", key, verdict.describe(), chosen[key])
     return chosen[key]
+
+
+def _error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:1000]
 
 
 def run_batched(
@@ -136,13 +145,24 @@ def run_batched(
                 task = entry.task
                 assert supports_batching(task)
                 key = task.batch_key(config)
-                trainer = trainers.get(key)
-                if trainer is None:
-                    precision = _precision(task, config, worker.device, tf32, precisions)
-                    trainer = trainers[key] = task.batch(key, batch, worker.device, precision)
-                elif trainer.free == 0:
-                    trainer.resize(min(batch, 2 * trainer.capacity))
-                trainer.add(config)
+                try:  # a trial that cannot join a batch (out of memory, say) fails alone
+                    trainer = trainers.get(key)
+                    if trainer is None:
+                        precision = _precision(task, config, worker.device, tf32, precisions)
+                        trainer = trainers[key] = task.batch(key, batch, worker.device, precision)
+                    elif trainer.free == 0:
+                        trainer.resize(min(batch, 2 * trainer.capacity))
+                    trainer.add(config)
+                except Exception as e:
+                    logger.error("trial %d could not join a batch: %s", trial.number, _error(e))
+                    worker._finish(
+                        trial, heartbeat, None, {"error": _error(e)}, f"failing {entry.record.name}"
+                    )
+                    report.failed += 1
+                    failures_in_a_row += 1
+                    if failures_in_a_row >= 3:
+                        raise HpsearchError("3 failures in a row; see the log above") from e
+                    continue
                 held[id(config)] = _Held(entry, trial, config, trainer)
             if not held:
                 if (n_trials is None or claimed < n_trials) and retry_transient(
@@ -155,12 +175,12 @@ def run_batched(
                 if trainer.occupied == 0:
                     del trainers[key]
                     continue
-                if trainer.occupied <= trainer.capacity // 2:
-                    trainer.resize(_fitting(trainer.occupied))
                 try:
+                    if trainer.occupied <= trainer.capacity // 2:
+                        trainer.resize(_fitting(trainer.occupied))
                     ended = trainer.run(CHUNK_STEPS)
                 except Exception as e:  # the whole batch is lost: fail its trials
-                    error = f"{type(e).__name__}: {e}"[:1000]
+                    error = _error(e)
                     logger.error("a batch of %d trials failed: %s", trainer.occupied, error)
                     for h in [h for h in held.values() if h.trainer is trainer]:
                         worker._finish(
@@ -175,7 +195,7 @@ def run_batched(
                     del trainers[key]
                     failures_in_a_row += 1
                     if failures_in_a_row >= 3:
-                        raise HpsearchError("3 batches in a row failed; see the log above") from e
+                        raise HpsearchError("3 failures in a row; see the log above") from e
                     continue
                 failures_in_a_row = 0
                 for config, result in ended:

@@ -261,6 +261,8 @@ def _worker(args: argparse.Namespace) -> int:
     from hpsearch.worker import Worker, resolve_device
 
     device = resolve_device(args.device)
+    if args.tf32 == "on" and device != "cuda":
+        raise HpsearchError(f"--tf32 on needs a CUDA device; this worker runs on {device}")
     if processes != 1:
         from hpsearch.processes import run_processes
 
@@ -297,8 +299,8 @@ def _worker(args: argparse.Namespace) -> int:
         logger.info("--batch auto: %d trials at once on %s", batch, device)
     else:
         batch = int(args.batch)
-    if args.tf32 == "on" and device != "cuda":
-        raise HpsearchError(f"--tf32 on needs a CUDA device; this worker runs on {device}")
+    if args.tf32 == "on" and batch == 1:
+        raise HpsearchError("--tf32 on applies to batched training, and --batch auto chose 1")
     report = worker.run(args.n_trials, batch=batch, tf32=args.tf32)
     logger.info(
         "worker %s done: %d complete, %d failed", worker.name, report.complete, report.failed

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from objectives.capacity import CapacityConfig
 from objectives.cells import Params, forward, init_params
-from objectives.precision import FULL, matmul_precision
+from objectives.precision import FULL, PRECISIONS, matmul_precision
 from objectives.step_graph import StepGraph
 from objectives.training import CapacityResult, make_dataset
 
@@ -148,6 +148,8 @@ class BatchedTrainer:
         # How often the host looks for ended trials: every step on a CPU (no cost there),
         # every 20 steps on a GPU (each look is a host sync).
         self.check_every = check_every or (1 if self.device.type == "cpu" else 20)
+        if precision != FULL and precision not in PRECISIONS.get(self.device.type, ()):
+            raise ValueError(f"matmul precision {precision!r} is not available on {device}")
         self.precision = precision
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else cuda_graph
         if self.cuda_graph and self.device.type != "cuda":
@@ -236,18 +238,19 @@ class BatchedTrainer:
         def moved_flat(t: Tensor) -> Tensor:
             return torch.cat([moved(v.flatten(1)).flatten() for v in self._blocks(t).values()])
 
+        # Everything is built before anything is replaced: a resize that fails (out of
+        # memory) leaves the batch as it was.
         with torch.no_grad():
-            for name in _ROWS:
-                setattr(self, name, moved(getattr(self, name)))
-            weights = moved_flat(self.weights.detach())
-            self.state = {name: moved_flat(buf) for name, buf in self.state.items()}
-            self.x = self.x[:, :max_b].contiguous()
-            self.y = self.y[:, :max_b].contiguous()
-            self.mask = self.mask[:, :max_b].contiguous()
-        self.max_b = max_b
+            rows = {name: moved(getattr(self, name)) for name in _ROWS}
+            for name in ("x", "y", "mask"):
+                rows[name] = rows[name][:, :max_b].contiguous()
+            weights = moved_flat(self.weights.detach()).requires_grad_(True)
+            state = {name: moved_flat(buf) for name, buf in self.state.items()}
+        for name, tensor in rows.items():
+            setattr(self, name, tensor)
+        self.weights, self.state, self.max_b = weights, state, max_b
         self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
         self.capacity = capacity
-        self.weights = weights.requires_grad_(True)
         self._index_models()
         self._graph = None
         self._changed()
@@ -340,11 +343,11 @@ class BatchedTrainer:
         return ended
 
     def _precision(self) -> AbstractContextManager[None]:
-        return (
-            nullcontext()
-            if self.precision == FULL
-            else matmul_precision(self.device, self.precision)
-        )
+        """The matmul precision, set for every step (full precision too, whatever the
+        process-wide setting)."""
+        if self.device.type not in PRECISIONS:
+            return nullcontext()
+        return matmul_precision(self.device, self.precision)
 
     def _train_step(self) -> None:
         if not self.cuda_graph:
@@ -353,12 +356,17 @@ class BatchedTrainer:
         if self._graph is None:
             self._graph = StepGraph(self.step, self._tensors)
         self._graph()
+        if self._graph.failed:  # reported once; this batch trains eagerly from now on
+            self.cuda_graph = False
+            self._graph = None
+            self._changed()
 
     def step(self) -> None:
         """One training step of every model in the batch: score, stop or go on, update."""
+        params = self._blocks(self.weights)
         logits = forward(
             self.arch,
-            self._blocks(self.weights),
+            params,
             self.x,
             depth=self.depth,
             unroll=self.unroll,
@@ -391,7 +399,10 @@ class BatchedTrainer:
         # Each model's gradient comes from its own loss only; models that stopped or left
         # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
         total = torch.where(train, per_model, 0).sum()
-        (grad,) = torch.autograd.grad(total, [self.weights])
+        # The gradient of each named weight's view, joined in the flat layout (one copy;
+        # the gradient of the flat tensor itself would add up one full-size zero-padded
+        # tensor per named weight).
+        grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(total, list(params.values()))])
         with torch.no_grad():
             self._update(grad)
             self.steps += train.long()

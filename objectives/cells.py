@@ -1,8 +1,10 @@
 """The six recurrent cells, written by hand as pure functions over a flat dict of weights.
 
-Layout: every weight is stored so that `x @ w` works on any leading axes. Biases and learned
-initial states are row vectors (1, width), so adding a leading model axis K to every tensor
-((K, d, n), (K, 1, n), inputs (K, b, d)) turns the same code into K networks trained at once.
+Layout: every weight is stored as (in, out), so that `x @ w` maps inputs to outputs, and
+biases and learned initial states are row vectors (1, width); the computation works on any
+leading axes, so adding a model axis K to every tensor ((K, d, n), (K, 1, n), inputs
+(K, b, d)) turns the same code into K networks trained at once. Inside `forward` the
+activations are feature-major, (..., width, b): the weights are applied transposed.
 
 Names per layer l (0-based), input width d, hidden size n, G gate blocks:
     l{l}.w_x (d, G*n)   input weights          l{l}.w_h (n, G*n or 2n)  recurrent weights

@@ -8,7 +8,7 @@ written so.
 
 The capture is checked before it is trusted: from the same state, one replay and one eager
 step must leave every tensor of the trainer's state the same (to float rounding). A capture
-that fails or differs is reported once, and the trainer goes on eagerly.
+that fails or differs is reported, and the trainer goes on eagerly for good.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class StepGraph:
         self.warm = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.failed = False
+        self.side = torch.cuda.Stream()  # one stream for every warm-up step
 
     def __call__(self) -> None:
         """One training step."""
@@ -42,11 +43,10 @@ class StepGraph:
         elif self.failed:
             self.step()
         elif self.warm < WARM_UP_STEPS:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
                 self.step()
-            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.current_stream().wait_stream(self.side)
             self.warm += 1
         else:
             self._capture_and_check()

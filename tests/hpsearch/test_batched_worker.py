@@ -162,6 +162,10 @@ def test_cli_batch(sqlite_url):
         (("--tf32", "maybe", "--batch", "2"), "--tf32 'maybe': choose auto, on or off"),
         (("--tf32", "on"), "--tf32 on applies to batched training"),
         (("--tf32", "on", "--batch", "2", "--device", "cpu"), "--tf32 on needs a CUDA device"),
+        (
+            ("--tf32", "on", "--batch", "2", "--device", "cpu", "--processes", "2"),
+            "--tf32 on needs a CUDA device",
+        ),
     ):
         bad = hpsearch("worker", "--storage", sqlite_url, "--all", *flags)
         assert bad.returncode == 2, bad.stderr
@@ -200,3 +204,34 @@ def test_tf32_choice_per_shape(monkeypatch):
     assert _precision(task, config, "cuda", "auto", chosen) == "tf32"
     assert _precision(task, wider, "cuda", "auto", chosen) == "ieee"
     assert probed == [(4, "cuda", "tf32"), (5, "cuda", "tf32")]
+
+    def broken_probe(self, *args):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(type(task), "probe_precision", broken_probe)
+    assert _precision(task, capacity_config(hidden_size=6), "cuda", "auto", chosen) == "ieee"
+
+
+def test_trial_that_cannot_join_a_batch_fails_alone(sqlite_url, monkeypatch):
+    from objectives.batched import BatchedTrainer
+
+    storage = _storage(sqlite_url, trials=5, depths=(1,))
+    original = BatchedTrainer.add
+    calls = []
+
+    def add_once_out_of_memory(self, config):
+        calls.append(config.seed)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return original(self, config)
+
+    monkeypatch.setattr(BatchedTrainer, "add", add_once_out_of_memory)
+    report = Worker(storage, find_records(storage, None), device="cpu", heartbeat=POLICY).run(
+        batch=3
+    )
+    study = optuna.load_study(study_name="capacity-rnn-p300", storage=storage)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert report.failed == 1 and len(failed) == 1
+    assert "out of memory" in failed[0].user_attrs["error"]
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == report.complete
+    assert report.complete >= 4

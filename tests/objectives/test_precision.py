@@ -63,3 +63,27 @@ def test_lower_precision_reaches_the_trainer_and_the_probe_measures_it():
     assert strict.worst_loss_gap > 0 and not strict.within_tolerance
     assert "outside tolerance" in strict.describe()
     assert torch.backends.mkldnn.matmul.fp32_precision == "none"
+
+
+def test_full_precision_is_full_whatever_the_process_setting():
+    if not _cpu_has_bf16_matmul():
+        pytest.skip("this CPU computes float32 matmuls at full precision even when asked not to")
+    configs = probe_trials(_config(), 2)
+
+    def losses():
+        trainer = BatchedTrainer(shape_key(configs[0]), 2)
+        for c in configs:
+            trainer.add(c)
+        return sorted(r.final_loss for _, r in trainer.run(10**6))
+
+    plain = losses()
+    torch.backends.mkldnn.matmul.fp32_precision = "bf16"
+    try:
+        assert losses() == plain
+    finally:
+        torch.backends.mkldnn.matmul.fp32_precision = "none"
+
+
+def test_trainer_refuses_a_precision_the_device_lacks():
+    with pytest.raises(ValueError, match="'tf32' is not available on cpu"):
+        BatchedTrainer(shape_key(_config()), 2, precision="tf32")
