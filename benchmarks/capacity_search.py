@@ -1,11 +1,14 @@
 """Benchmark for the capacity search (issue 2). Prints figures; not a pass/fail test.
 
   speed:  seconds per trial and trials per hour for rnn at budgets 200 and 1000, one worker
-          process on this machine (sampler, storage and training included).
+          process on this machine (sampler, storage and training included); --batch K trains
+          K trials at once, --sampler random gives the same trials whatever K is.
   search: best bits per parameter that the GP search and random search reach for rnn,
           depth 1, budget 1000, after 30 and 100 trials (same study seed, same trial count).
 
 Usage: python benchmarks/capacity_search.py speed|search [--trials N] [--out DIR]
+       [--batch K] [--sampler gp|random] [--budgets 200,1000] [--space NAME=SPEC]
+       (the last four: speed only)
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ def _complete(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return sorted(trials, key=lambda t: t.number)
 
 
-def speed(out: Path, trials: int) -> dict[str, object]:
-    figures: dict[str, object] = {}
-    for budget in (200, 1000):
+def speed(
+    out: Path, trials: int, batch: int, sampler: str, budgets: list[int], space: list[str]
+) -> dict[str, object]:
+    figures: dict[str, object] = {"batch": batch, "sampler": sampler, "space": space}
+    for budget in budgets:
         db = out / f"speed-p{budget}.db"
         db.unlink(missing_ok=True)
         url = f"sqlite:///{db}"
@@ -53,11 +58,17 @@ def speed(out: Path, trials: int) -> dict[str, object]:
                 "--seed",
                 "0",
                 "--sampler",
-                "gp",
+                sampler,
+                *(arg for spec in space for arg in ("--space", spec)),
             ]
         )
         start = time.perf_counter()
-        _run(["worker", "--storage", url, "--all", "--seed", "0", "--device", "cpu"])
+        _run(
+            [
+                *("worker", "--storage", url, "--all", "--seed", "0", "--device", "cpu"),
+                *("--batch", str(batch)),
+            ]
+        )
         wall = time.perf_counter() - start
         done = _complete(url, f"capacity-rnn-p{budget}")
         train = sum(float(t.user_attrs["seconds"]) for t in done)
@@ -69,7 +80,7 @@ def speed(out: Path, trials: int) -> dict[str, object]:
             "mean_steps": sum(int(t.user_attrs["steps"]) for t in done) / len(done),
         }
         figures[f"rnn-p{budget}"] = row
-        print(f"rnn budget {budget}: {row}", flush=True)
+        print(f"rnn budget {budget}, batch {batch}, {sampler}: {row}", flush=True)
     return figures
 
 
@@ -133,11 +144,16 @@ def main() -> None:
     parser.add_argument("part", choices=("speed", "search"))
     parser.add_argument("--trials", type=int)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--sampler", default="gp")
+    parser.add_argument("--budgets", default="200,1000")
+    parser.add_argument("--space", action="append", default=[], help="as for create")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.part == "speed":
-        figures = speed(args.out, args.trials or 20)
+        budgets = [int(x) for x in args.budgets.split(",")]
+        figures = speed(args.out, args.trials or 20, args.batch, args.sampler, budgets, args.space)
     else:
         figures = search(args.out, args.trials or 100)
     (args.out / f"{args.part}.json").write_text(json.dumps(figures, indent=2))

@@ -3,10 +3,11 @@ batched trainers; each trial is told as soon as it ends and its slot is refilled
 the device stays busy. Heartbeats cover every trial held (the worker's heartbeat thread beats
 for all of them).
 
-A batch computes every slot, taken or not, so one that is at most half full (no new trial to
-fill it: the search is near its target, or trials of several shapes share K) is compacted to
-the next power of two that holds its trials, and a full batch that gets a trial of its shape
-grows (powers of two keep the number of distinct shapes, and so CUDA-graph captures, small).
+A batch computes every slot, taken or not. So a new batch starts with one slot and doubles
+when a trial of its group finds it full (up to K); one that is at most half full (no new
+trial to fill it: the search is near its target, or trials of several groups share K) is
+compacted to the next power of two that holds its trials. Powers of two keep the number of
+distinct sizes, and so CUDA-graph captures, small.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def run_batched(
                     trainer = trainers.get(key)
                     if trainer is None:
                         precision = _precision(task, config, worker.device, tf32, precisions)
-                        trainer = trainers[key] = task.batch(key, batch, worker.device, precision)
+                        trainer = task.batch(config, 1, worker.device, precision)
+                        trainers[key] = trainer
                     elif trainer.free == 0:
                         trainer.resize(min(batch, 2 * trainer.capacity))
                     trainer.add(config)

@@ -78,6 +78,14 @@ def shape_key(config: CapacityConfig) -> ShapeKey:
     )
 
 
+def batch_group(config: CapacityConfig) -> tuple[ShapeKey, int]:
+    """Trials that share a batch: the same shape, and b in the same power-of-two range
+    (2^(k-1), 2^k], so that padding to the largest b at most doubles a trial's work. (b is
+    searched over a wide range, 5 octaves by default; padded to the largest b of a mixed
+    batch, the average trial would do several times its own work.)"""
+    return shape_key(config), (config.b - 1).bit_length()
+
+
 def bytes_per_trial(config: CapacityConfig) -> int:
     """A generous estimate of the memory one trial takes in a batch: data, and the
     activations kept for the backward pass (every gate block of every layer at every step,

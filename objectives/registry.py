@@ -61,15 +61,16 @@ class CapacityTask:
         return train_capacity(config, device)
 
     def batch_key(self, config: Any) -> Any:
-        """Trials with equal keys can be trained together in one batch."""
-        from objectives.batched import shape_key
+        """Trials with equal keys are trained together in one batch."""
+        from objectives.batched import batch_group
 
-        return shape_key(config)
+        return batch_group(config)
 
-    def batch(self, key: Any, capacity: int, device: str, precision: str = "ieee") -> Batch:
-        from objectives.batched import BatchedTrainer
+    def batch(self, config: Any, capacity: int, device: str, precision: str = "ieee") -> Batch:
+        """A batch for trials of `config`'s key."""
+        from objectives.batched import BatchedTrainer, shape_key
 
-        return BatchedTrainer(key, capacity, device, precision=precision)
+        return BatchedTrainer(shape_key(config), capacity, device, precision=precision)
 
     def probe_precision(self, config: Any, device: str, precision: str) -> PrecisionVerdict:
         """Whether trials like `config` give the same results with matmuls at `precision`."""
@@ -115,7 +116,7 @@ class BatchingTask(Task, Protocol):
 
     def batch_key(self, config: Any) -> Any: ...
 
-    def batch(self, key: Any, capacity: int, device: str, precision: str = "ieee") -> Batch: ...
+    def batch(self, config: Any, capacity: int, device: str, precision: str = "ieee") -> Batch: ...
 
     def probe_precision(self, config: Any, device: str, precision: str) -> PrecisionVerdict: ...
 

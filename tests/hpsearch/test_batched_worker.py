@@ -20,7 +20,7 @@ from tests.objectives.configs import capacity_config
 POLICY = HeartbeatPolicy(interval=1, grace=3)
 
 
-def _storage(url, trials=7, depths=(1, 2), max_steps="40"):
+def _storage(url, trials=7, depths=(1, 2), max_steps="40", b="16:300"):
     storage = open_storage(url, create=True, heartbeat=POLICY)
     create_studies(
         storage,
@@ -30,7 +30,7 @@ def _storage(url, trials=7, depths=(1, 2), max_steps="40"):
             depths=depths,
             trials=trials,
             seed=3,
-            space={"max_steps": max_steps, "b": "16:300"},
+            space={"max_steps": max_steps, "b": b},
         ),
     )
     return storage
@@ -71,12 +71,14 @@ def test_batched_results_equal_unbatched_for_the_same_trials(sqlite_url, tmp_pat
         assert abs(errors2 - errors) <= max(1, 0.01 * b)
 
 
-def test_draining_batch_is_compacted(sqlite_url, monkeypatch):
-    """Near the target no new trial refills the batch: the worker moves the trials left into
-    smaller batches instead of computing empty slots."""
+def test_batches_grow_and_are_compacted(sqlite_url, monkeypatch):
+    """A batch starts with one slot and doubles when full; near the target no new trial
+    refills it, and the worker moves the trials left into smaller batches instead of
+    computing empty slots."""
     from objectives.batched import BatchedTrainer
 
-    storage = _storage(sqlite_url, trials=8, depths=(1,), max_steps="5:200")
+    # One group: depth 1, every b in (128, 256].
+    storage = _storage(sqlite_url, trials=8, depths=(1,), max_steps="5:200", b="129:256")
     sizes = []
     original = BatchedTrainer.resize
 
@@ -85,13 +87,18 @@ def test_draining_batch_is_compacted(sqlite_url, monkeypatch):
         original(self, capacity)
 
     monkeypatch.setattr(BatchedTrainer, "resize", spy)
-    report = Worker(storage, find_records(storage, None), device="cpu", heartbeat=POLICY).run(
-        batch=8
-    )
+    records = find_records(storage, None)
+    report = Worker(storage, records, device="cpu", seed=0, heartbeat=POLICY).run(batch=8)
     assert report.complete == 8
-    assert sizes, "the batch was never compacted"
-    for occupied, before, after in sizes:
-        assert occupied <= before // 2 and occupied <= after < before
+    assert [s[2] for s in sizes[:3]] == [2, 4, 8]  # the first 8 trials: 1 -> 2 -> 4 -> 8
+    grown = [s for s in sizes if s[2] > s[1]]
+    shrunk = [s for s in sizes if s[2] < s[1]]
+    assert shrunk, "no batch was ever compacted"
+    assert grown, "no batch ever grew"
+    for occupied, before, after in grown:  # only a full batch grows, by doubling, up to K
+        assert occupied == before and after == min(8, 2 * before)
+    for occupied, before, after in shrunk:
+        assert occupied <= before // 2 and occupied <= after
         assert after & (after - 1) == 0  # a power of two
 
 

@@ -3,7 +3,7 @@ diverges leaves the batch without changing the others."""
 
 import pytest
 
-from objectives.batched import BatchedTrainer, shape_key
+from objectives.batched import BatchedTrainer, batch_group, shape_key
 from objectives.capacity import CapacityConfig
 from objectives.training import train_capacity
 
@@ -177,3 +177,17 @@ def test_resize_keeps_every_trial_on_course():
         alone = plain[config.seed]
         assert (result.steps, result.errors, result.bits) == (alone.steps, alone.errors, alone.bits)
         assert result.final_loss == pytest.approx(alone.final_loss, rel=1e-6)
+
+
+def test_batches_group_b_by_powers_of_two():
+    """Padding to the largest b of a batch at most doubles a trial's work."""
+    config = _configs("rnn", "adam", 0.01, k=1)[0]
+
+    def group(b):
+        return batch_group(CapacityConfig(**{**config.__dict__, "b": b}))
+
+    assert group(513) == group(1024) != group(1025)
+    assert group(513) != group(512)
+    assert group(600)[0] == shape_key(config)
+    deeper = CapacityConfig(**{**config.__dict__, "b": 600, "depth": 1})
+    assert batch_group(deeper) != group(600)
