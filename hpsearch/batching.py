@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 # Steps every batch trains between two looks for ended trials and free slots.
 CHUNK_STEPS = 20
-MAX_AUTO_BATCH = {"cuda": 128, "cpu": 32}
+MAX_AUTO_BATCH = 128
 
 
 @dataclass
@@ -46,8 +46,13 @@ class _Held:
 
 
 def auto_batch(worker: Worker, device: str) -> int:
-    """K from the device's free memory (a quarter of it) and the largest trial the studies
-    can ask for (their largest b and hidden size), at most 128 on a GPU and 32 on a CPU."""
+    """On a GPU, K from its free memory (a quarter of it) and the largest trial the studies
+    can ask for (their largest b and hidden size), at most 128. On a CPU, 1: there a batch
+    gains at most 2.3x per core when every trial has the same shape and b, and a whole
+    search, whose trials spread over many groups, ran slower batched (0.86x; see
+    benchmarks/capacity_search.py speed --batch)."""
+    if device != "cuda":
+        return 1
     import torch
 
     largest = 0
@@ -74,14 +79,9 @@ def auto_batch(worker: Worker, device: str) -> int:
             task = entry.task
             assert supports_batching(task)
             largest = max(largest, task.batch_bytes(probe))
-    if device == "cuda":
-        free, _ = torch.cuda.mem_get_info()
-    else:
-        import os
-
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    free, _ = torch.cuda.mem_get_info()
     k = int(0.25 * free // max(largest, 1))
-    return max(1, min(MAX_AUTO_BATCH.get(device, 32), k))
+    return max(1, min(MAX_AUTO_BATCH, k))
 
 
 def _fitting(n: int) -> int:

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         default="1",
         help="trials trained at once, stacked into one program: a number, or "
-        "'auto' (from the device's free memory and the largest trial)",
+        "'auto' (on a GPU from its free memory and the largest trial; 1 on a CPU)",
     )
     worker.add_argument(
         "--tf32",

@@ -150,10 +150,11 @@ def test_tasks_without_batching_refuse_it(sqlite_url, capsys):
     assert auto_batch(Worker(storage, records, device="cpu"), "cpu") == 1
 
 
-def test_auto_batch_on_cpu(sqlite_url):
+def test_auto_batch_on_cpu_is_one_at_a_time(sqlite_url):
+    """Measured on a CPU, a batched search ran slower than one trial at a time."""
     storage = _storage(sqlite_url)
     k = auto_batch(Worker(storage, find_records(storage, None), device="cpu"), "cpu")
-    assert 1 <= k <= 32
+    assert k == 1
 
 
 def test_cli_batch(sqlite_url):
