@@ -136,7 +136,7 @@ def run_batched(
     failures_in_a_row = 0
     try:
         while True:
-            # Fill every free slot (a new shape gets a trainer of its own).
+            # Fill every free slot (a new group gets a trainer of its own).
             while len(held) < batch and (n_trials is None or claimed < n_trials):
                 got = worker._claim_any(heartbeat)
                 if got is None:

@@ -3,22 +3,13 @@ import pytest
 from objectives.architectures import ARCHS
 from objectives.capacity import CapacityConfig
 from objectives.training import make_dataset, train_capacity
+from tests.objectives.configs import capacity_config
 
 
 def _config(**kw) -> CapacityConfig:
-    base = dict(
-        arch="rnn",
-        n_in=32,
-        hidden_size=16,
-        depth=1,
-        unroll=5,
-        b=32,
-        learning_rate=0.03,
-        init_scale=1.0,
-        max_steps=2000,
-    )
-    base.update(kw)
-    return CapacityConfig(**base)
+    """The task's n_in and unroll, a 16-unit network, 32 samples."""
+    paper = {"n_in": 32, "unroll": 5, "hidden_size": 16, "b": 32, "learning_rate": 0.03}
+    return capacity_config(**{**paper, "max_steps": 2000, **kw})
 
 
 def test_dataset_is_seeded_binary_and_balanced():
