@@ -27,6 +27,16 @@ def hpsearch(
     )
 
 
+def create_args(
+    url: str, trials: int, *extra: str, archs: str = "rnn", depths: str = "1"
+) -> list[str]:
+    """The command line of `hpsearch create` for small studies at budget 300."""
+    return [
+        *("create", "--storage", url, "--arch", archs, "--budget", "300"),
+        *("--depths", depths, "--trials", str(trials), *extra),
+    ]
+
+
 def snapshot(url: str) -> dict[str, tuple[int, dict]]:
     """Every study's trial count and user attrs: what a failed command must not change."""
     storage = optuna.storages.RDBStorage(url)
@@ -66,14 +76,20 @@ def start_worker(url: str, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def run_workers(url: str, count: int, timeout: float = 240) -> list[str]:
-    """Start `count` worker processes at once; wait for all; return their logs."""
-    workers = [start_worker(url) for _ in range(count)]
+def wait_for(workers: list[subprocess.Popen[str]], timeout: float = 240) -> list[str]:
+    """Wait for worker processes and return their logs; any still running at the timeout
+    is killed with everything it started."""
     try:
-        logs = [w.communicate(timeout=timeout)[1] for w in workers]
+        return [w.communicate(timeout=timeout)[1] for w in workers]
     finally:
         for w in workers:
             if w.poll() is None:
                 os.killpg(w.pid, signal.SIGKILL)
+
+
+def run_workers(url: str, count: int, timeout: float = 240) -> list[str]:
+    """Start `count` worker processes at once; wait for all; return their logs."""
+    workers = [start_worker(url) for _ in range(count)]
+    logs = wait_for(workers, timeout)
     assert [w.returncode for w in workers] == [0] * count, logs
     return logs

@@ -6,29 +6,12 @@ import pytest
 import torch
 
 from hpsearch.cli import main
-from tests.hpsearch.helpers import hpsearch, snapshot
+from tests.hpsearch.helpers import create_args, hpsearch, snapshot
 
 
 @pytest.fixture
 def populated(sqlite_url):
-    assert (
-        main(
-            [
-                "create",
-                "--storage",
-                sqlite_url,
-                "--arch",
-                "rnn",
-                "--budget",
-                "300",
-                "--depths",
-                "1",
-                "--trials",
-                "3",
-            ]
-        )
-        == 0
-    )
+    assert main(create_args(sqlite_url, 3)) == 0
     return sqlite_url
 
 

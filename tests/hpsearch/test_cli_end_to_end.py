@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from hpsearch.export import BestRow
 from tests.conftest import TRIAL_ATTRS
-from tests.hpsearch.helpers import hpsearch, run_workers
+from tests.hpsearch.helpers import create_args, hpsearch, run_workers
 
 KEYS = [
     "study",
@@ -33,23 +33,13 @@ KEYS = [
 @pytest.mark.timeout(300)
 def test_two_workers_share_studies_and_stop_at_target(sqlite_url):
     created = hpsearch(
-        "create",
-        "--storage",
-        sqlite_url,
-        "--arch",
-        "rnn,gru",
-        "--budget",
-        "300",
-        "--depths",
-        "1,2",
-        "--trials",
-        "12",
-        "--seed",
-        "5",
-        "--space",
-        "max_steps=60",
-        "--space",
-        "b=16:400",
+        *create_args(
+            sqlite_url,
+            12,
+            *("--seed", "5", "--space", "max_steps=60", "--space", "b=16:400"),
+            archs="rnn,gru",
+            depths="1,2",
+        )
     )
     assert created.returncode == 0, created.stderr
     assert created.stdout.split() == ["capacity-rnn-p300", "capacity-gru-p300"]
@@ -109,24 +99,7 @@ def test_two_workers_share_studies_and_stop_at_target(sqlite_url):
 
 
 def test_export_to_file(sqlite_url, tmp_path):
-    assert (
-        hpsearch(
-            "create",
-            "--storage",
-            sqlite_url,
-            "--arch",
-            "rnn",
-            "--budget",
-            "300",
-            "--depths",
-            "1",
-            "--trials",
-            "2",
-            "--space",
-            "max_steps=20",
-        ).returncode
-        == 0
-    )
+    assert hpsearch(*create_args(sqlite_url, 2, "--space", "max_steps=20")).returncode == 0
     assert hpsearch("worker", "--storage", sqlite_url, "--all", "--device", "cpu").returncode == 0
     out = tmp_path / "table.json"
     result = hpsearch("export", "--storage", sqlite_url, "--format", "json", "--out", str(out))

@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.hpsearch.helpers import ROOT, hpsearch, run_workers
+from tests.hpsearch.helpers import ROOT, create_args, hpsearch, run_workers
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -90,21 +90,7 @@ def test_dashboard_in_a_browser(sqlite_url: str, tmp_path: Path) -> None:
     from playwright.sync_api import ConsoleMessage, expect, sync_playwright
 
     created = hpsearch(
-        "create",
-        "--storage",
-        sqlite_url,
-        "--arch",
-        "rnn,gru",
-        "--budget",
-        "300",
-        "--depths",
-        "1",
-        "--trials",
-        str(TRIALS),
-        "--seed",
-        "0",
-        "--space",
-        "max_steps=20",
+        *create_args(sqlite_url, TRIALS, "--seed", "0", "--space", "max_steps=20", archs="rnn,gru")
     )
     assert created.returncode == 0, created.stderr
     run_workers(sqlite_url, 1)

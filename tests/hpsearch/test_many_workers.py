@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
 import threading
 import time
 from datetime import datetime
@@ -20,7 +19,7 @@ from optuna.trial import TrialState
 from hpsearch.studies import create_study
 from objectives.calibration import CalibrationStudy
 from storage import normalize_url, open_storage
-from tests.hpsearch.helpers import start_worker
+from tests.hpsearch.helpers import start_worker, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -32,16 +31,6 @@ def _study(
     settings = CalibrationStudy(label=label, dims=dims, seconds=seconds)
     assert create_study(storage, settings, trials=trials, sampler=sampler, seed=0)
     return optuna.load_study(study_name=settings.name, storage=storage)
-
-
-def _finish(workers: list[subprocess.Popen[str]], timeout: float = 200) -> list[str]:
-    try:
-        logs = [w.communicate(timeout=timeout)[1] for w in workers]
-    finally:
-        for w in workers:
-            if w.poll() is None:
-                os.killpg(w.pid, signal.SIGKILL)
-    return logs
 
 
 def _admin(url: str) -> str:
@@ -85,7 +74,7 @@ def test_eight_workers_reach_exactly_200(postgres_url):
     watcher.start()
     try:
         workers = [start_worker(postgres_url) for _ in range(8)]
-        logs = _finish(workers, timeout=280)
+        logs = wait_for(workers, 280)
     finally:
         stop.set()
         watcher.join()
@@ -117,7 +106,7 @@ def test_killed_worker_trial_is_failed_within_grace_and_retried(postgres_url):
     killed_at = datetime.now()
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(10)
-    logs = _finish(workers[1:])
+    logs = wait_for(workers[1:], 200)
     assert [w.returncode for w in workers[1:]] == [0, 0], logs
     trials = _assert_exact(study, 12)
     dead = next(t for t in trials if t.number == held[0].number)
@@ -148,7 +137,7 @@ def test_workers_survive_all_connections_terminated(postgres_url):
                 (_db_name(postgres_url),),
             ).fetchall()
             terminated += len(rows)
-    logs = _finish(workers)
+    logs = wait_for(workers, 200)
     assert [w.returncode for w in workers] == [0] * 4, logs
     assert terminated > 0
     assert any("transient database error" in log for log in logs)
@@ -158,7 +147,7 @@ def test_workers_survive_all_connections_terminated(postgres_url):
 def test_gp_workers_do_not_duplicate_running_points(postgres_url):
     study = _study(postgres_url, "gp", trials=26, seconds=0.6, sampler="gp")
     workers = [start_worker(postgres_url) for _ in range(4)]
-    logs = _finish(workers, timeout=280)
+    logs = wait_for(workers, 280)
     assert [w.returncode for w in workers] == [0] * 4, logs
     trials = _assert_exact(study, 26)
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.hpsearch.helpers import hpsearch, start_worker
+from tests.hpsearch.helpers import create_args, hpsearch, start_worker
 
 
 @pytest.mark.slow
@@ -19,17 +19,7 @@ def test_killed_worker_trial_is_retried(sqlite_url):
     # Long trials (many steps, large b) so that the kill lands mid-trial.
     assert (
         hpsearch(
-            "create",
-            "--storage",
-            sqlite_url,
-            "--arch",
-            "rnn",
-            "--budget",
-            "300",
-            "--depths",
-            "1",
-            "--trials",
-            "3",
+            *create_args(sqlite_url, 3),
             "--sampler",
             "random",
             "--seed",

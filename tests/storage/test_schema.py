@@ -75,27 +75,13 @@ def test_password_never_shown(postgres_url):
     """Trust authentication ignores the password, so the URL works and its logs can be read."""
     import sqlalchemy
 
-    from tests.hpsearch.helpers import hpsearch
+    from tests.hpsearch.helpers import create_args, hpsearch
 
     secret = "s3cr3t-pw"
     url = (
         sqlalchemy.make_url(postgres_url).set(password=secret).render_as_string(hide_password=False)
     )
-    created = hpsearch(
-        "create",
-        "--storage",
-        url,
-        "--arch",
-        "rnn",
-        "--budget",
-        "300",
-        "--depths",
-        "1",
-        "--trials",
-        "1",
-        "--space",
-        "max_steps=5",
-    )
+    created = hpsearch(*create_args(url, 1, "--space", "max_steps=5"))
     worker = hpsearch("worker", "--storage", url, "--all", "--device", "cpu")
     missing = hpsearch("worker", "--storage", url, "--study", "nope")
     bad_host = url.replace("127.0.0.1", "127.0.0.1:1").replace(":5432", "")
