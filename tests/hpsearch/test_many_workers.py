@@ -82,9 +82,10 @@ def test_eight_workers_reach_exactly_200(postgres_url):
     assert not [line for log in logs for line in log.splitlines() if " ERROR " in line]
     trials = _assert_exact(study, 200)
     assert len(trials) == 200  # nothing failed, nothing given back
-    # Each worker: one pooled connection, plus one for the slot lock while it holds it.
-    # 64 such workers stay under PostgreSQL's default ceiling of 100 in steady state.
-    assert 0 < peak[0] <= 16, peak[0]
+    # Each worker has at most 3: its pool of 1 plus 1 overflow (its heartbeat thread may
+    # beat while the main thread holds the pooled one), and one for the slot lock while it
+    # holds it. (A CI run saw 17 for 8 workers: a bound of 2 each was too tight.)
+    assert 0 < peak[0] <= 3 * 8, peak[0]
 
 
 def test_killed_worker_trial_is_failed_within_grace_and_retried(postgres_url):
