@@ -13,7 +13,7 @@ import sqlalchemy.exc
 import sqlalchemy.pool
 
 from storage.errors import StorageError
-from storage.retry import is_transient
+from storage.retry import first_line, is_transient
 from storage.url import normalize_url, redact_url, sqlite_path
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _check_tables(url: str, shown: str) -> None:
         tables = set(sqlalchemy.inspect(engine).get_table_names())
     except sqlalchemy.exc.SQLAlchemyError as e:
         raise StorageError(
-            f"cannot use storage {shown}: {_first_line(e)}", transient=is_transient(e)
+            f"cannot use storage {shown}: {first_line(e)}", transient=is_transient(e)
         ) from None
     finally:
         engine.dispose()
@@ -127,7 +127,7 @@ def open_storage(
         return optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **kwargs)
     except sqlalchemy.exc.SQLAlchemyError as e:
         raise StorageError(
-            f"cannot use storage {shown}: {_first_line(e)}", transient=is_transient(e)
+            f"cannot use storage {shown}: {first_line(e)}", transient=is_transient(e)
         ) from None
     except RuntimeError:  # Optuna's schema-version check
         raise StorageError(
@@ -152,10 +152,5 @@ def upgrade_schema(url: str) -> tuple[str, str]:
         after = storage.get_current_version()
         storage.engine.dispose()
     except sqlalchemy.exc.SQLAlchemyError as e:
-        raise StorageError(f"cannot upgrade {shown}: {_first_line(e)}") from None
+        raise StorageError(f"cannot upgrade {shown}: {first_line(e)}") from None
     return before, after
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(getattr(e, "orig", None) or e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -2,6 +2,8 @@
 
 A worker must never die of a dropped connection, a restarted server or a serialization
 failure: each unit of work is retried until it succeeds or `deadline` seconds have passed.
+Permanent errors (a wrong password or user, a database that does not exist, a host name that
+does not resolve) are not retried: they come out at once as one StorageError line.
 """
 
 from __future__ import annotations
@@ -37,17 +39,74 @@ _TRANSIENT_SQLSTATES = frozenset(
 )
 
 
+# Errors no wait will cure. psycopg raises connection failures without a SQLSTATE (the server's
+# FATAL message is all it has), so each is also recognised by the words libpq prints.
+_PERMANENT_SQLSTATES = frozenset(
+    {
+        "28000",  # invalid_authorization_specification (unknown role, no pg_hba.conf entry)
+        "28P01",  # invalid_password
+        "3D000",  # invalid_catalog_name (the database does not exist)
+    }
+)
+_PERMANENT_MESSAGES = (
+    "password authentication failed",
+    'role "',  # role "x" does not exist
+    "no pg_hba.conf entry",
+    "does not exist",  # database "x" does not exist
+    "failed to resolve host",
+    "could not translate host name",
+    "name or service not known",
+    "nodename nor servname",
+)
+
+
+def _sqlstate(err: BaseException) -> str | None:
+    return getattr(err, "sqlstate", None) or getattr(getattr(err, "orig", None), "sqlstate", None)
+
+
+def is_permanent(e: BaseException) -> bool:
+    """Whether `e` (or what it wraps) is a database error that waiting will not cure: bad
+    credentials, a missing database, an unknown host."""
+    for err in _chain(e):
+        if isinstance(err, StorageError):
+            return not err.transient
+        if _sqlstate(err) in _PERMANENT_SQLSTATES:
+            return True
+        if type(err).__module__.startswith("psycopg") and type(err).__name__ == "OperationalError":
+            text = str(err).lower()
+            if any(words in text for words in _PERMANENT_MESSAGES):
+                return True
+    return False
+
+
+def first_line(e: BaseException) -> str:
+    """The driver's own message, first line only (never a password: libpq does not print it)."""
+    for err in reversed(_chain(e)):
+        text = str(getattr(err, "orig", None) or err).strip()
+        if text:
+            return text.splitlines()[0]
+    return type(e).__name__
+
+
 def _chain(e: BaseException) -> list[BaseException]:
+    """`e`, what caused it, and the driver error a SQLAlchemy error wraps (`orig`)."""
     seen: list[BaseException] = []
-    current: BaseException | None = e
-    while current is not None and current not in seen:
+    todo: list[BaseException | None] = [e]
+    while todo:
+        current = todo.pop(0)
+        if current is None or current in seen:
+            continue
         seen.append(current)
-        current = current.__cause__ or current.__context__
+        orig = getattr(current, "orig", None)
+        todo += [orig if isinstance(orig, BaseException) else None]
+        todo += [current.__cause__ or current.__context__]
     return seen
 
 
 def is_transient(e: BaseException) -> bool:
     """Whether `e` (or what it wraps, as Optuna wraps driver errors) will likely pass."""
+    if is_permanent(e):
+        return False
     for err in _chain(e):
         if isinstance(err, StorageError):
             return err.transient
@@ -60,10 +119,7 @@ def is_transient(e: BaseException) -> bool:
             | sqlalchemy.exc.InterfaceError,
         ):
             return True
-        sqlstate = getattr(err, "sqlstate", None) or getattr(
-            getattr(err, "orig", None), "sqlstate", None
-        )
-        if sqlstate in _TRANSIENT_SQLSTATES:
+        if _sqlstate(err) in _TRANSIENT_SQLSTATES:
             return True
         if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
             return True
@@ -86,7 +142,9 @@ def retry_transient(
     max_delay: float = 10.0,
 ) -> T:
     """Call fn until it returns, retrying transient database errors with jittered
-    exponential backoff for up to `deadline` seconds; other errors pass straight through."""
+    exponential backoff for up to `deadline` seconds. A permanent database error (bad
+    credentials, missing database, unknown host) becomes one StorageError line at once;
+    other errors pass straight through."""
     start = time.monotonic()
     delay = first_delay
     attempt = 0
@@ -95,12 +153,14 @@ def retry_transient(
         try:
             return fn()
         except Exception as e:
+            if is_permanent(e) and not isinstance(e, StorageError):
+                raise StorageError(f"{what}: {first_line(e)}") from None
             if not is_transient(e):
                 raise
             waited = time.monotonic() - start
             if waited + delay > deadline:
                 raise StorageError(
-                    f"{what}: database unavailable for {waited:.0f}s, giving up: {type(e).__name__}"
+                    f"{what}: database unavailable for {waited:.0f}s, giving up: {first_line(e)}"
                 ) from None
             logger.warning(
                 "%s: transient database error (attempt %d, retry in %.1fs): %s",

@@ -50,3 +50,37 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def password_role(postgres_url: str) -> Iterator[tuple[str, str]]:
+    """A role on the test server that must log in with its password over TCP (the server
+    trusts every local connection otherwise): (role, password). A pg_hba.conf line for this
+    role alone asks for scram-sha-256; it is removed, and the role dropped, afterwards."""
+    import psycopg
+    import sqlalchemy
+
+    role, password = f"hpsearch_pw_{uuid.uuid4().hex[:8]}", "s3cret-" + uuid.uuid4().hex[:8]
+    url = sqlalchemy.make_url(postgres_url)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        if not os.access(hba, os.W_OK):
+            pytest.fail(f"{hba} is not writable: cannot ask this server for a password")
+        conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+        conn.execute(f'GRANT ALL ON DATABASE "{url.database}" TO "{role}"')
+        conn.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')
+    line = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+    original = hba.read_text()
+    hba.write_text(line + original)
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        yield role, password
+    finally:
+        hba.write_text(hba.read_text().replace(line, ""))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute(f'REASSIGN OWNED BY "{role}" TO CURRENT_USER')
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
