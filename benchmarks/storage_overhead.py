@@ -200,11 +200,11 @@ def phases(url: str, sampler: str, completed: int, claims: int = 10) -> dict[str
     with Heartbeat(storage, policy.interval) as beat:
         for _ in range(claims):
             t0 = time.perf_counter()
-            _, trial, config = worker._claim_any(beat)
+            held = worker.claim_next(beat)
+            assert held is not None
             t1 = time.perf_counter()
-            worker._finish(
-                trial, beat, Done(), {**Done().to_attrs(), "config": config.to_attrs()}, "bench"
-            )
+            attrs = {**Done().to_attrs(), "config": held.config.to_attrs()}
+            worker.studies[0].trials.complete(held.claim, beat, Done().value, attrs)
             t2 = time.perf_counter()
             claim.append(t1 - t0)
             finish.append(t2 - t1)

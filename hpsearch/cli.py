@@ -293,9 +293,7 @@ def _worker(args: argparse.Namespace) -> int:
         worker.seed,
     )
     if args.batch == "auto":
-        from hpsearch.batching import auto_batch
-
-        batch = auto_batch(worker, device)
+        batch = worker.auto_batch()
         logger.info("--batch auto: %d trials at once on %s", batch, device)
     else:
         batch = int(args.batch)

@@ -76,5 +76,75 @@ def run(config: CalibrationConfig) -> CalibrationResult:
     start = time.perf_counter()
     if config.seconds > 0:
         time.sleep(config.seconds)
-    value = -sum((xi - 1.0) ** 2 for xi in config.x)
-    return CalibrationResult(value=value, seconds=time.perf_counter() - start)
+    return CalibrationResult(value=value(config), seconds=time.perf_counter() - start)
+
+
+def value(config: CalibrationConfig) -> float:
+    """The known function: -sum((x_i - 1)^2)."""
+    return -sum((xi - 1.0) ** 2 for xi in config.x)
+
+
+class NoMatmuls:
+    """The precision verdict for calibration trials: they do no matmuls, so any precision
+    gives the same values."""
+
+    within_tolerance = True
+
+    def describe(self) -> str:
+        return "calibration trials do no matmuls"
+
+
+# A calibration batch looks for ended trials this often, per step asked for.
+STEP_SECONDS = 0.005
+
+
+class CalibrationBatch:
+    """Calibration trials held together, as a batched trainer holds trials of one shape:
+    each ends `seconds` after it joined (they wait side by side, as batched trials train side
+    by side), so the batched worker loop can be measured and fault-tested without training."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self.capacity = capacity
+        self._slots: list[tuple[CalibrationConfig, float] | None] = [None] * capacity
+
+    @property
+    def free(self) -> int:
+        return self._slots.count(None)
+
+    @property
+    def occupied(self) -> int:
+        return self.capacity - self.free
+
+    def add(self, config: CalibrationConfig) -> int:
+        if None not in self._slots:
+            raise ValueError("no free slot")
+        index = self._slots.index(None)
+        self._slots[index] = (config, time.perf_counter())
+        return index
+
+    def resize(self, capacity: int) -> None:
+        held = [s for s in self._slots if s is not None]
+        if capacity < len(held):
+            raise ValueError(f"cannot hold {len(held)} trials in {capacity} slots")
+        self.capacity = capacity
+        self._slots = [*held, *[None] * (capacity - len(held))]
+
+    def run(self, steps: int) -> list[tuple[CalibrationConfig, CalibrationResult]]:
+        """Wait up to `steps` * STEP_SECONDS, less if a trial ends sooner; the ended ones."""
+        held = [s for s in self._slots if s is not None]
+        if not held:
+            return []
+        now = time.perf_counter()
+        first_end = min(started + config.seconds for config, started in held)
+        time.sleep(max(0.0, min(steps * STEP_SECONDS, first_end - now)))
+        now = time.perf_counter()
+        ended = []
+        for index, slot in enumerate(self._slots):
+            if slot is not None and now - slot[1] >= slot[0].seconds:
+                config, started = slot
+                result = CalibrationResult(value=value(config), seconds=now - started)
+                ended.append((config, result))
+                self._slots[index] = None
+        return ended

@@ -170,6 +170,23 @@ class CapacityStudy:
     def hidden_size(self, depth: int) -> int:
         return solve_hidden_size(self.arch, self.n_in, depth, self.budget)
 
+    def largest_config(self, depth: int) -> CapacityConfig:
+        """The biggest trial the study can ask for at `depth` (its largest b), for memory
+        estimates."""
+        b_dim = self.space["b"]
+        b = int(b_dim.high if b_dim.high is not None else max(b_dim.values()))
+        return CapacityConfig(
+            arch=self.arch,
+            n_in=self.n_in,
+            hidden_size=self.hidden_size(depth),
+            depth=depth,
+            unroll=self.unroll,
+            b=b,
+            learning_rate=1e-3,
+            init_scale=1.0,
+            activation=str(self.space["activation"].values()[0]),
+        )
+
     def to_attrs(self) -> dict[str, Any]:
         """JSON-ready description, stored as the study's user attrs."""
         return {

@@ -147,6 +147,22 @@ class CalibrationTask:
 
         return run(config)
 
+    def batch_key(self, config: Any) -> Any:
+        return self.name  # every calibration trial can wait beside every other
+
+    def batch(self, config: Any, capacity: int, device: str, precision: str = "ieee") -> Batch:
+        from objectives.calibration import CalibrationBatch
+
+        return CalibrationBatch(capacity)
+
+    def probe_precision(self, config: Any, device: str, precision: str) -> PrecisionVerdict:
+        from objectives.calibration import NoMatmuls
+
+        return NoMatmuls()
+
+    def batch_bytes(self, config: Any) -> int:
+        return 1
+
 
 TASKS: dict[str, Callable[[], Task]] = {"capacity": CapacityTask, "calibration": CalibrationTask}
 

@@ -1,12 +1,13 @@
 """The worker with --batch: K trials in training at once, told as they end, slots refilled,
 every held trial beating, interrupted trials queued again."""
 
+import time
+
 import optuna
 import pytest
 import sqlalchemy
 from optuna.trial import TrialState
 
-from hpsearch.batching import auto_batch
 from hpsearch.errors import HpsearchError
 from hpsearch.experiment import Experiment
 from hpsearch.studies import create_studies, create_study, find_records
@@ -141,19 +142,69 @@ def test_interrupted_batch_queues_every_held_trial_again(sqlite_url, monkeypatch
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
-def test_tasks_without_batching_refuse_it(sqlite_url, capsys):
+class _OneAtATime:
+    """A task without batching: the calibration task less its batch methods."""
+
+    name = "one-at-a-time"
+
+    def __init__(self):
+        from objectives.registry import CalibrationTask
+
+        self._task = CalibrationTask()
+
+    def study_from_attrs(self, attrs):
+        return self._task.study_from_attrs(attrs)
+
+    def suggest(self, trial, study, seed):
+        return self._task.suggest(trial, study, seed)
+
+    def run(self, config, device):
+        return self._task.run(config, device)
+
+
+class _OneAtATimeStudy(CalibrationStudy):
+    def to_attrs(self):
+        return {**super().to_attrs(), "task": "one-at-a-time"}
+
+
+def test_tasks_without_batching_refuse_it(sqlite_url, monkeypatch):
+    from objectives.registry import TASKS
+
+    monkeypatch.setitem(TASKS, "one-at-a-time", _OneAtATime)
     storage = open_storage(sqlite_url, create=True)
-    create_study(storage, CalibrationStudy(label="c"), trials=2, sampler="random", seed=0)
+    create_study(storage, _OneAtATimeStudy(label="c"), trials=2, sampler="random", seed=0)
     records = find_records(storage, None)
     with pytest.raises(HpsearchError, match="trains one trial at a time"):
         Worker(storage, records, device="cpu").run(batch=2)
-    assert auto_batch(Worker(storage, records, device="cpu"), "cpu") == 1
+    assert Worker(storage, records, device="cpu").auto_batch() == 1
+    assert Worker(storage, records, device="cpu").run(batch=1).complete == 2
+
+
+def test_calibration_trials_batch_like_the_rest(sqlite_url):
+    """The calibration task (which measures the service) runs through the batched loop too:
+    the same values as one at a time, trials held side by side."""
+    storage = open_storage(sqlite_url, create=True, heartbeat=POLICY)
+    create_study(
+        storage, CalibrationStudy(label="c", seconds=0.3), trials=8, sampler="random", seed=0
+    )
+    records = find_records(storage, None)
+    start = time.monotonic()
+    report = Worker(storage, records, device="cpu", seed=1, heartbeat=POLICY).run(batch=4)
+    seconds = time.monotonic() - start
+    assert report.complete == 8
+    # Side by side: two rounds of 0.3 s, not eight.
+    assert seconds < 8 * 0.3
+    trials = optuna.load_study(study_name="calibration-c", storage=storage).get_trials()
+    for t in trials:
+        assert t.value == -sum((v - 1.0) ** 2 for v in t.user_attrs["config"]["x"])
+    workers = {t.datetime_start for t in trials}
+    assert len(workers) == 8
 
 
 def test_auto_batch_on_cpu_is_one_at_a_time(sqlite_url):
     """Measured on a CPU, a batched search ran slower than one trial at a time."""
     storage = _storage(sqlite_url)
-    k = auto_batch(Worker(storage, find_records(storage, None), device="cpu"), "cpu")
+    k = Worker(storage, find_records(storage, None), device="cpu").auto_batch()
     assert k == 1
 
 
@@ -183,7 +234,7 @@ def test_cli_batch(sqlite_url):
 
 def test_tf32_choice_per_shape(monkeypatch):
     """TF32 only on CUDA; 'auto' probes each network shape once and follows the verdict."""
-    from hpsearch.batching import _precision
+    from hpsearch.executors import choose_precision as _precision
     from objectives.registry import get_task
 
     task = get_task("capacity")

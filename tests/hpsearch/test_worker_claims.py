@@ -54,8 +54,8 @@ def test_gp_sees_the_other_workers_running_trial(sqlite_url, monkeypatch):
     a = Worker(storage, records, device="cpu", seed=1, heartbeat=POLICY)
     b = Worker(storage, records, device="cpu", seed=2, heartbeat=POLICY)
     with Heartbeat(storage, 1) as beat:
-        _, _, config_a = a._claim_any(beat)
-        _, _, config_b = b._claim_any(beat)
+        config_a = a.claim_next(beat).config
+        config_b = b.claim_next(beat).config
     assert seen[0] == []
     # B's acquisition function was given A's running trial, parameters included.
     assert seen[1] == [{"x0": config_a.x[0], "x1": config_a.x[1]}]
@@ -103,7 +103,7 @@ def test_a_trial_beyond_the_target_is_given_back(sqlite_url, monkeypatch):
 
     monkeypatch.setattr(optuna.Study, "ask", racing_ask)
     with Heartbeat(storage, 1) as beat:
-        assert worker._claim_any(beat) is None
+        assert worker.claim_next(beat) is None
     given_back = study.get_trials()[-1]
     assert given_back.state == TrialState.FAIL
     assert given_back.system_attrs["hpsearch:over_target"] is True
@@ -115,7 +115,7 @@ def _sweep_once(url: str, at: float) -> None:
     worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
     while time.time() < at:
         pass
-    worker._sweep_all()
+    worker.sweep()
 
 
 def test_concurrent_sweeps_queue_one_retry(sqlite_url):
@@ -240,9 +240,48 @@ def test_trial_failed_under_a_claim_is_asked_again(sqlite_url, monkeypatch):
 
     monkeypatch.setattr(optuna.Study, "ask", ask_then_swept)
     with Heartbeat(storage, 1) as beat:
-        claimed = worker._claim_any(beat)
+        claimed = worker.claim_next(beat)
     assert claimed is not None
-    _, trial, _ = claimed
-    assert swept == [0] and trial.number == 1
+    assert swept == [0] and claimed.claim.number == 1
     study = optuna.load_study(study_name="calibration-c", storage=storage)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.RUNNING]
+
+
+def test_trial_interrupted_after_a_sweep_queued_it_is_queued_once(sqlite_url, monkeypatch):
+    """A worker whose heartbeats stalled has its trial failed and queued again by another
+    worker's sweep; when it is then stopped, it must not queue the same trial a second time."""
+    storage, records = _setup(sqlite_url, trials=3)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    other = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+
+    def stalled_then_stopped(config):
+        # The heartbeats stop (a frozen process, say) until the trial goes stale...
+        monkeypatch.setattr(storage, "record_heartbeat", lambda trial_id: None)
+        time.sleep(POLICY.grace + 1.5)
+        other.sweep()
+        (swept,) = study.get_trials(states=(TrialState.WAITING,))
+        assert swept.system_attrs["failed_trial"] == 0
+        # ...then the worker is stopped (Ctrl-C, SIGTERM).
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("objectives.calibration.run", stalled_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        worker.run()
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].params == trials[0].params
+
+
+def test_stop_queues_a_trial_once_however_often_it_is_asked(sqlite_url):
+    storage, records = _setup(sqlite_url, trials=3)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    with Heartbeat(storage, 1) as beat:
+        held = worker.claim_next(beat)
+        assert held is not None
+        trials = worker.studies[0].trials
+        for _ in range(3):  # e.g. a retried stop after a dropped connection
+            trials.stop(held.claim, beat, {"interrupted": True})
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING]
