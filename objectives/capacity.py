@@ -119,7 +119,7 @@ class CapacityStudy:
     )
     tag: str = field(
         default="",
-        metadata={"help": "name suffix, e.g. to compare samplers: capacity-ARCH-pBUDGET-TAG"},
+        metadata={"help": "name suffix (capacity-ARCH-pBUDGET-TAG), to compare samplers, say"},
     )
 
     def __post_init__(self) -> None:
