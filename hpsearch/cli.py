@@ -12,12 +12,12 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
-from hpsearch.errors import HpsearchError
+from hpsearch.errors import HpsearchError, unknown_choice
 from hpsearch.export import Selection
 from storage import (
     HeartbeatPolicy,
@@ -44,6 +44,26 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A value outside `choices=`, in the project's wording (argparse's lists reprs)."""
+        if action.choices is not None and value not in action.choices:
+            what = action.dest.replace("_", " ")
+            raise argparse.ArgumentError(action, unknown_choice(what, value, tuple(action.choices)))
+
+
+def _number_or(word: str, flag: str) -> Callable[[str], str]:
+    """argparse `type=` for a flag that takes a positive number or `word`; keeps the text."""
+
+    def check(text: str) -> str:
+        if text != word and not (text.isdigit() and int(text) >= 1):
+            # Raised as is by argparse: the message names the flag itself.
+            raise argparse.ArgumentError(
+                None, f"{flag} takes a positive number or {word!r}, got {text!r}"
+            )
+        return text
+
+    return check
 
 
 def _storage_arg(parser: argparse.ArgumentParser) -> None:
@@ -77,133 +97,33 @@ def _selection(args: argparse.Namespace) -> Selection:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hpsearch", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _create_args(parser: argparse.ArgumentParser) -> None:
+    from hpsearch.experiment import add_arguments, options
 
-    create = sub.add_parser("create", help="create one study per (arch, budget)")
-    _storage_arg(create)
-    create.add_argument("--from", dest="from_file", type=Path, help="experiment file (TOML)")
-    create.add_argument("--arch", help="comma-separated: rnn,irnn,ugrnn,gru,lstm,+rnn")
-    create.add_argument("--budget", help="comma-separated parameter budgets, e.g. 200,1000")
-    create.add_argument("--depths", help="depths to search (default 1,2,4; 2,4 for +rnn)")
-    create.add_argument("--trials", type=int, default=100, help="target trials per study")
-    create.add_argument("--n-in", type=int, default=32, help="input bits per sample")
-    create.add_argument("--unroll", type=int, default=5, help="time steps T")
-    create.add_argument(
-        "--patience", type=int, default=200, help="steps without improvement before a trial stops"
+    _storage_arg(parser)
+    keys = ", ".join(f.name for f, _ in options())
+    parser.add_argument(
+        "--from",
+        dest="from_file",
+        type=Path,
+        metavar="FILE",
+        help=f"experiment file (TOML) with the keys {keys} in place of the flags: "
+        "`--from experiments/smoke.toml`",
     )
-    create.add_argument("--sampler", default="gp", help="gp, tpe or random")
-    create.add_argument("--seed", type=int, help="study seed (trial data and weights)")
-    create.add_argument(
-        "--tag", default="", help="name suffix, e.g. to compare samplers: capacity-rnn-p1000-TAG"
-    )
-    create.add_argument(
-        "--space",
-        action="append",
-        default=[],
-        metavar="NAME=SPEC",
-        help="fix (lr=1e-3), range (lr=1e-4:1e-1) or list (optimizer=adam,sgd)",
-    )
-
-    worker = sub.add_parser("worker", help="run trials until the targets are reached")
-    _storage_arg(worker)
-    worker.add_argument("--study", action="append", help="study name (repeatable)")
-    worker.add_argument("--all", action="store_true", help="work on every study")
-    worker.add_argument("--n-trials", type=int, help="stop after this many trials of its own")
-    worker.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    worker.add_argument("--seed", type=int, help="sampler seed (default: random per worker)")
-    worker.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    worker.add_argument(
-        "--batch",
-        default="1",
-        help="trials trained at once, stacked into one program: a number, or "
-        "'auto' (on a GPU from its free memory and the largest trial; 1 on a CPU)",
-    )
-    worker.add_argument(
-        "--tf32",
-        default="auto",
-        help="TF32 matmuls in batched training on a GPU: 'auto' (where a short probe per "
-        "network shape finds the results within 1%% of full precision), 'on' or 'off'",
-    )
-    worker.add_argument(
-        "--processes",
-        default="1",
-        help="worker processes to start here: a number, or 'gpus' for one per "
-        "visible GPU (each pinned to its GPU)",
-    )
-    worker.add_argument("--heartbeat-interval", type=int, default=10, help="seconds")
-    worker.add_argument(
-        "--heartbeat-grace",
-        type=int,
-        default=60,
-        help="seconds without a heartbeat before a trial is failed and retried",
-    )
-
-    export = sub.add_parser("export", help="best-bits tables")
-    _storage_arg(export)
-    export.add_argument("--format", default="md", help="md, csv, json or latex")
-    export.add_argument(
-        "--table",
-        default="best",
-        help="best (one row per study and depth), fits (bits per parameter per "
-        "arch and depth), multipliers (arch against arch), or all",
-    )
-    export.add_argument("--out", type=Path, help="write to this file instead of stdout")
-    _selection_args(export)
-
-    plot = sub.add_parser("plot", help="figures as self-contained HTML (and PNG if possible)")
-    _storage_arg(plot)
-    plot.add_argument("--out", type=Path, required=True, help="folder for the figures")
-    _selection_args(plot)
-
-    status = sub.add_parser("status", help="trials by state and best bits per study")
-    _storage_arg(status)
-
-    db = sub.add_parser("db", help="database schema")
-    db_sub = db.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
-    upgrade = db_sub.add_parser("upgrade", help="create the tables or bring them to this version")
-    _storage_arg(upgrade)
-
-    dashboard = sub.add_parser("dashboard", help="serve optuna-dashboard over the storage")
-    _storage_arg(dashboard)
-    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    dashboard.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    return parser
+    add_arguments(parser)
 
 
 def _create(args: argparse.Namespace) -> int:
-    from hpsearch.experiment import (
-        Experiment,
-        load_experiment,
-        parse_list,
-        parse_space_args,
-    )
+    from hpsearch.experiment import from_args, given_flags, load_experiment
     from hpsearch.studies import create_studies
 
     if args.from_file is not None:
-        if args.arch or args.budget or args.space:
-            raise HpsearchError(
-                "--from takes everything from the file; drop --arch, --budget and --space"
-            )
+        given = given_flags(args)
+        if given:
+            raise HpsearchError(f"--from takes everything from the file; drop {', '.join(given)}")
         experiment = load_experiment(args.from_file)
     else:
-        if not args.arch or not args.budget:
-            raise HpsearchError("create needs --arch and --budget (or --from FILE.toml)")
-        experiment = Experiment(
-            archs=parse_list(args.arch, "--arch", str),
-            budgets=parse_list(args.budget, "--budget", int),
-            depths=None if args.depths is None else parse_list(args.depths, "--depths", int),
-            trials=args.trials,
-            n_in=args.n_in,
-            unroll=args.unroll,
-            patience=args.patience,
-            sampler=args.sampler,
-            seed=args.seed,
-            space=parse_space_args(args.space),
-            tag=args.tag,
-        )
+        experiment = from_args(args)
     experiment.studies()  # validate everything before touching the database
     storage = open_storage(resolve_url(args.storage), create=True)
     results = create_studies(storage, experiment)
@@ -215,6 +135,49 @@ def _create(args: argparse.Namespace) -> int:
 
         publish(storage, new)
     return 0
+
+
+def _worker_args(parser: argparse.ArgumentParser) -> None:
+    _storage_arg(parser)
+    parser.add_argument("--study", action="append", help="study name (repeatable)")
+    parser.add_argument("--all", action="store_true", help="work on every study")
+    parser.add_argument("--n-trials", type=int, help="stop after this many trials of its own")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda"),
+        help="where trials run (auto: cuda where there is a GPU)",
+    )
+    parser.add_argument("--seed", type=int, help="sampler seed (default: random per worker)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument(
+        "--batch",
+        default="1",
+        type=_number_or("auto", "--batch"),
+        help="trials trained at once, stacked into one program: a number, or "
+        "'auto' (on a GPU from its free memory and the largest trial; 1 on a CPU)",
+    )
+    parser.add_argument(
+        "--tf32",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="TF32 matmuls in batched training on a GPU: 'auto' (where a short probe per "
+        "network shape finds the results within 1%% of full precision), 'on' or 'off'",
+    )
+    parser.add_argument(
+        "--processes",
+        default="1",
+        type=_number_or("gpus", "--processes"),
+        help="worker processes to start here: a number, or 'gpus' for one per "
+        "visible GPU (each pinned to its GPU)",
+    )
+    parser.add_argument("--heartbeat-interval", type=int, default=10, help="seconds")
+    parser.add_argument(
+        "--heartbeat-grace",
+        type=int,
+        default=60,
+        help="seconds without a heartbeat before a trial is failed and retried",
+    )
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -234,13 +197,7 @@ def _worker(args: argparse.Namespace) -> int:
         policy = HeartbeatPolicy(interval=args.heartbeat_interval, grace=args.heartbeat_grace)
     except ValueError as e:
         raise HpsearchError(str(e)) from None
-    if args.device not in ("auto", "cpu", "cuda"):
-        raise HpsearchError(f"--device {args.device!r}: choose auto, cpu or cuda")
     processes = _parse_processes(args.processes)
-    if args.batch != "auto" and not (args.batch.isdigit() and int(args.batch) >= 1):
-        raise HpsearchError(f"--batch takes a positive number or 'auto', got {args.batch!r}")
-    if args.tf32 not in ("auto", "on", "off"):
-        raise HpsearchError(f"--tf32 {args.tf32!r}: choose auto, on or off")
     if args.tf32 == "on" and args.batch == "1":
         raise HpsearchError("--tf32 on applies to batched training: add --batch N or auto")
     if args.tf32 == "on" and args.device == "cpu":
@@ -307,62 +264,32 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _parse_processes(text: str) -> int | str:
+    """A number or 'gpus' (checked by `_number_or`); a child worker starts no more."""
     if os.environ.get(CHILD_ENV) and text != "1":
         raise HpsearchError("a worker started by --processes cannot start more workers")
-    if text == "gpus":
-        return text
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise HpsearchError(f"--processes takes a positive number or 'gpus', got {text!r}")
-    return count
+    return text if text == "gpus" else int(text)
 
 
-def _db(args: argparse.Namespace) -> int:
-    from storage import upgrade_schema
+def _export_args(parser: argparse.ArgumentParser) -> None:
+    from hpsearch.render import FORMATS, TABLES
 
-    before, after = upgrade_schema(resolve_url(args.storage))
-    if before == after:
-        print(f"schema is current ({after})")
-    else:
-        print(f"schema upgraded from {before} to {after}")
-    return 0
-
-
-def _dashboard(args: argparse.Namespace) -> int:
-    if not 1 <= args.port <= 65535:
-        raise HpsearchError(f"--port must be in [1, 65535], got {args.port}")
-    storage = open_storage(resolve_url(args.storage))
-    from optuna_dashboard import run_server
-
-    # Nothing to clean up on stop, and wsgiref's request handler swallows the
-    # KeyboardInterrupt that SIGTERM raises elsewhere: let SIGTERM end the process at once.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    logger.info("dashboard for %s on http://%s:%d/", redact_url(storage.url), args.host, args.port)
-    try:
-        run_server(storage, host=args.host, port=args.port)
-    except OSError as e:
-        raise HpsearchError(f"cannot serve on {args.host}:{args.port}: {e.strerror}") from None
-    return 0
+    _storage_arg(parser)
+    parser.add_argument("--format", default="md", choices=FORMATS, help="output format")
+    parser.add_argument(
+        "--table",
+        default="best",
+        choices=TABLES,
+        help="best (one row per study and depth), fits (bits per parameter per "
+        "arch and depth), multipliers (arch against arch), or all",
+    )
+    parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    _selection_args(parser)
 
 
 def _export(args: argparse.Namespace) -> int:
     from hpsearch.export import best_rows, fit_rows, multipliers
-    from hpsearch.render import (
-        FORMATS,
-        TABLES,
-        best_table,
-        fits_table,
-        multipliers_table,
-        render,
-    )
+    from hpsearch.render import best_table, fits_table, multipliers_table, render
 
-    if args.format not in FORMATS:
-        raise HpsearchError(f"unknown format {args.format!r}; choose from {', '.join(FORMATS)}")
-    if args.table not in TABLES:
-        raise HpsearchError(f"unknown table {args.table!r}; choose from {', '.join(TABLES)}")
     if args.table == "all" and args.format == "csv":
         raise HpsearchError("csv holds one table: choose --table best, fits or multipliers")
     if args.out is not None and not args.out.parent.exists():
@@ -391,6 +318,12 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_args(parser: argparse.ArgumentParser) -> None:
+    _storage_arg(parser)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the figures")
+    _selection_args(parser)
+
+
 def _plot(args: argparse.Namespace) -> int:
     from hpsearch.plots import write_figures
 
@@ -415,6 +348,10 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_args(parser: argparse.ArgumentParser) -> None:
+    _storage_arg(parser)
+
+
 def _status(args: argparse.Namespace) -> int:
     from hpsearch.status import render_status, study_status
 
@@ -423,15 +360,70 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_args(parser: argparse.ArgumentParser) -> None:
+    db_sub = parser.add_subparsers(dest="db_command", required=True, parser_class=_Parser)
+    upgrade = db_sub.add_parser("upgrade", help="create the tables or bring them to this version")
+    _storage_arg(upgrade)
+
+
+def _db(args: argparse.Namespace) -> int:
+    from storage import upgrade_schema
+
+    before, after = upgrade_schema(resolve_url(args.storage))
+    if before == after:
+        print(f"schema is current ({after})")
+    else:
+        print(f"schema upgraded from {before} to {after}")
+    return 0
+
+
+def _dashboard_args(parser: argparse.ArgumentParser) -> None:
+    _storage_arg(parser)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise HpsearchError(f"--port must be in [1, 65535], got {args.port}")
+    storage = open_storage(resolve_url(args.storage))
+    from optuna_dashboard import run_server
+
+    # Nothing to clean up on stop, and wsgiref's request handler swallows the
+    # KeyboardInterrupt that SIGTERM raises elsewhere: let SIGTERM end the process at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    logger.info("dashboard for %s on http://%s:%d/", redact_url(storage.url), args.host, args.port)
+    try:
+        run_server(storage, host=args.host, port=args.port)
+    except OSError as e:
+        raise HpsearchError(f"cannot serve on {args.host}:{args.port}: {e.strerror}") from None
+    return 0
+
+
+class Command(NamedTuple):
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
 COMMANDS = {
-    "create": _create,
-    "worker": _worker,
-    "export": _export,
-    "plot": _plot,
-    "status": _status,
-    "db": _db,
-    "dashboard": _dashboard,
+    "create": Command("create one study per (arch, budget)", _create_args, _create),
+    "worker": Command("run trials until the targets are reached", _worker_args, _worker),
+    "export": Command("best-bits tables", _export_args, _export),
+    "plot": Command("figures as self-contained HTML (and PNG if possible)", _plot_args, _plot),
+    "status": Command("trials by state and best bits per study", _status_args, _status),
+    "db": Command("database schema", _db_args, _db),
+    "dashboard": Command("serve optuna-dashboard over the storage", _dashboard_args, _dashboard),
 }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hpsearch", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, command in COMMANDS.items():
+        command.arguments(sub.add_parser(name, help=command.help))
+    return parser
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -439,7 +431,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, code 2) or --help (0)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -455,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command].run(args)
     except (HpsearchError, StorageError) as e:
         print(f"hpsearch {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE

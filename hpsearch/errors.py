@@ -7,3 +7,11 @@ class HpsearchError(Exception):
 
 class StudyNotFound(HpsearchError):
     pass
+
+
+def unknown_choice(what: str, value: object, choices: tuple[str, ...]) -> str:
+    """The one wording of a value outside a list: ``unknown sampler 'x': choose gp, tpe or
+    random`` (for flags with `choices=` and for experiment-file keys alike)."""
+    listed = list(map(str, choices))
+    allowed = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + " or " + listed[-1]
+    return f"unknown {what} {value!r}: choose {allowed}"

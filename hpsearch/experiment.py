@@ -1,84 +1,25 @@
-"""An experiment: which studies to create, from command-line flags or a TOML file."""
+"""An experiment: which studies to create, from command-line flags or a TOML file.
+
+`Experiment` is the one schema of `hpsearch create`: each field is a setting, its default is
+written once (on the field, or on the `CapacityStudy` field it passes on), and its `Option`
+metadata says how it is read. The flags of `create` (`add_arguments`, `from_args`) and the
+keys of an experiment file (`load_experiment`) are derived from these fields; the studies'
+settings and stored attrs from `CapacityStudy`.
+"""
 
 from __future__ import annotations
 
+import argparse
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import HpsearchError
-from hpsearch.samplers import check_sampler
-from objectives.capacity import CapacityStudy, build_study
-
-FILE_KEYS = frozenset(
-    {
-        "task",
-        "archs",
-        "budgets",
-        "depths",
-        "trials",
-        "n_in",
-        "unroll",
-        "patience",
-        "sampler",
-        "seed",
-        "space",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One study per (arch, budget), each with `trials` as its target."""
-
-    archs: tuple[str, ...]
-    budgets: tuple[int, ...]
-    depths: tuple[int, ...] | None = None  # None: 1, 2, 4 (2, 4 for +rnn)
-    trials: int = 100
-    n_in: int = 32
-    unroll: int = 5
-    patience: int = 200
-    sampler: str = "gp"
-    seed: int | None = None
-    space: Mapping[str, Any] = field(default_factory=dict)
-    tag: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.archs:
-            raise HpsearchError("give at least one arch")
-        if not self.budgets:
-            raise HpsearchError("give at least one budget")
-        if len(set(self.archs)) != len(self.archs) or len(set(self.budgets)) != len(self.budgets):
-            raise HpsearchError("archs and budgets must not repeat")
-        if not 1 <= self.trials <= 1_000_000:
-            raise HpsearchError(f"trials must be in [1, 1000000], got {self.trials}")
-        if self.seed is not None and not 0 <= self.seed < 2**31:
-            raise HpsearchError(f"seed must be in [0, 2^31), got {self.seed}")
-        check_sampler(self.sampler)
-
-    def studies(self) -> list[CapacityStudy]:
-        """Every study's settings, validated; raises before anything is written."""
-        out = []
-        for arch in self.archs:
-            for budget in self.budgets:
-                try:
-                    out.append(
-                        build_study(
-                            arch,
-                            budget,
-                            depths=self.depths,
-                            n_in=self.n_in,
-                            unroll=self.unroll,
-                            patience=self.patience,
-                            overrides=self.space,
-                            tag=self.tag,
-                        )
-                    )
-                except ValueError as e:
-                    raise HpsearchError(str(e)) from None
-        return out
+from hpsearch.errors import HpsearchError, unknown_choice
+from hpsearch.samplers import SAMPLERS, check_sampler
+from objectives.architectures import ARCHS
+from objectives.capacity import DIMENSIONS, TASK, CapacityStudy, build_study, default_depths
 
 
 def parse_list(text: str, what: str, kind: type[int] | type[str]) -> tuple[Any, ...]:
@@ -110,62 +51,265 @@ def parse_space_args(items: list[str]) -> dict[str, str]:
     return space
 
 
-def _int(data: Mapping[str, Any], key: str, default: int) -> int:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise HpsearchError(f"{key}: expected a whole number, got {value!r}")
+# How a value is read: from the flag's text (after argparse's `type`), and from the file.
+# File readers raise ValueError with what is wrong; the caller names the file and key.
+
+
+def _words(text: str, flag: str) -> tuple[str, ...]:
+    return parse_list(text, flag, str)
+
+
+def _whole_numbers(text: str, flag: str) -> tuple[int, ...]:
+    return parse_list(text, flag, int)
+
+
+def _space(items: list[str], flag: str) -> dict[str, str]:
+    return parse_space_args(items)
+
+
+def _as_given(value: Any, flag: str) -> Any:
     return value
 
 
-def _int_list(data: Mapping[str, Any], key: str) -> tuple[int, ...]:
-    value = data.get(key)
+def _file_words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _file_whole_numbers(value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,)
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
-        raise HpsearchError(f"{key}: expected a list of whole numbers, got {value!r}")
+        raise ValueError(f"expected a list of whole numbers, got {value!r}")
     return tuple(value)
 
 
+def _file_whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return value
+
+
+def _file_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _file_table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table ([space] NAME = SPEC)")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one experiment field is given: flag `flag` on `hpsearch create`, key = the field's
+    name in an experiment file. Examples in `help` are in backquotes (a test runs them)."""
+
+    help: str
+    read_flag: Callable[[Any, str], Any]
+    read_file: Callable[[Any], Any]
+    flag: str = ""  # default: --field-name
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    repeat: bool = False
+    metavar: str | None = None
+
+
+WORDS: dict[str, Any] = {"read_flag": _words, "read_file": _file_words}
+WHOLE_NUMBERS: dict[str, Any] = {"read_flag": _whole_numbers, "read_file": _file_whole_numbers}
+WHOLE: dict[str, Any] = {"read_flag": _as_given, "read_file": _file_whole, "type": int}
+TEXT: dict[str, Any] = {"read_flag": _as_given, "read_file": _file_text}
+TABLE: dict[str, Any] = {"read_flag": _space, "read_file": _file_table, "repeat": True}
+
+_STUDY_FIELDS = {f.name: f for f in fields(CapacityStudy)}
+
+
+def _option(help: str, kind: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return {"option": Option(help=help, **{**kind, **kwargs})}
+
+
+def _study(name: str, kind: Mapping[str, Any], example: str = "") -> Any:
+    """A field passed on to every `CapacityStudy`: its default and help are that field's."""
+    study_field = _STUDY_FIELDS[name]
+    help = study_field.metadata["help"] + (f": {example}" if example else "")
+    return field(default=study_field.default, metadata={**_option(help, kind), "study_field": True})
+
+
+def _csv(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One study per (arch, budget), each with `trials` as its target."""
+
+    archs: tuple[str, ...] = field(
+        metadata=_option(
+            f"cells, comma-separated, from {', '.join(ARCHS)}: `--arch rnn,gru`",
+            WORDS,
+            flag="--arch",
+        )
+    )
+    budgets: tuple[int, ...] = field(
+        metadata=_option(
+            "parameter budgets, comma-separated: `--budget 200,1000`",
+            WHOLE_NUMBERS,
+            flag="--budget",
+        )
+    )
+    task: str = field(
+        default=TASK, metadata=_option("the task of the studies", TEXT, choices=(TASK,))
+    )
+    depths: tuple[int, ...] | None = field(
+        default=None,  # default_depths(arch)
+        metadata=_option(
+            f"depths to search, comma-separated (default {_csv(default_depths('rnn'))}; "
+            f"{_csv(default_depths('+rnn'))} for +rnn): `--depths 1,2`",
+            WHOLE_NUMBERS,
+        ),
+    )
+    trials: int = field(
+        default=100, metadata=_option("target trials per study: `--trials 20`", WHOLE)
+    )
+    n_in: int = _study("n_in", WHOLE)
+    unroll: int = _study("unroll", WHOLE)
+    patience: int = _study("patience", WHOLE)
+    sampler: str = field(
+        default="gp",
+        metadata=_option("Optuna sampler: `--sampler tpe`", TEXT, choices=SAMPLERS),
+    )
+    seed: int | None = field(
+        default=None,
+        metadata=_option("study seed (trial data and weights; default random): `--seed 0`", WHOLE),
+    )
+    space: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=_option(
+            f"search space, repeatable; dimensions {', '.join(DIMENSIONS)}. Fix a value "
+            "`--space learning_rate=1e-3`, search a range on the default's scale "
+            "`--space learning_rate=1e-4:1e-1` or choose from a list "
+            "`--space optimizer=adam,sgd`",
+            TABLE,
+            metavar="NAME=SPEC",
+        ),
+    )
+    tag: str = _study("tag", TEXT, "`--tag tpe`")
+
+    def __post_init__(self) -> None:
+        if self.task != TASK:
+            raise HpsearchError(unknown_choice("task", self.task, (TASK,)))
+        if not self.archs:
+            raise HpsearchError("give at least one arch")
+        if not self.budgets:
+            raise HpsearchError("give at least one budget")
+        if len(set(self.archs)) != len(self.archs) or len(set(self.budgets)) != len(self.budgets):
+            raise HpsearchError("archs and budgets must not repeat")
+        if not 1 <= self.trials <= 1_000_000:
+            raise HpsearchError(f"trials must be in [1, 1000000], got {self.trials}")
+        if self.seed is not None and not 0 <= self.seed < 2**31:
+            raise HpsearchError(f"seed must be in [0, 2^31), got {self.seed}")
+        check_sampler(self.sampler)
+
+    def studies(self) -> list[CapacityStudy]:
+        """Every study's settings, validated; raises before anything is written."""
+        settings = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("study_field")
+        }
+        out = []
+        for arch in self.archs:
+            for budget in self.budgets:
+                try:
+                    out.append(
+                        build_study(
+                            arch, budget, depths=self.depths, overrides=self.space, **settings
+                        )
+                    )
+                except ValueError as e:
+                    raise HpsearchError(str(e)) from None
+        return out
+
+
+def options() -> list[tuple[Field[Any], Option]]:
+    """Every setting of `create`, in the schema's order."""
+    return [(f, f.metadata["option"]) for f in fields(Experiment)]
+
+
+def flag(f: Field[Any], option: Option) -> str:
+    return option.flag or "--" + f.name.replace("_", "-")
+
+
+def default(f: Field[Any]) -> Any:
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `create`, one per field. They have no defaults of their own: a flag left
+    out is left out of the `Experiment`, which then takes the field's default."""
+    for f, option in options():
+        shown = default(f)
+        help = option.help
+        if shown not in (MISSING, None, "", {}):
+            help += f" (default {shown})"
+        parser.add_argument(
+            flag(f, option),
+            dest=f.name,
+            type=option.type,
+            choices=option.choices,
+            action="append" if option.repeat else "store",
+            metavar=option.metavar,
+            default=argparse.SUPPRESS,
+            help=help.replace("%", "%%"),
+        )
+
+
+def given_flags(args: argparse.Namespace) -> list[str]:
+    return [flag(f, option) for f, option in options() if hasattr(args, f.name)]
+
+
+def from_args(args: argparse.Namespace) -> Experiment:
+    """The experiment of the flags given (see `add_arguments`)."""
+    values = {
+        f.name: option.read_flag(getattr(args, f.name), flag(f, option))
+        for f, option in options()
+        if hasattr(args, f.name)
+    }
+    if "archs" not in values or "budgets" not in values:
+        raise HpsearchError("create needs --arch and --budget (or --from FILE.toml)")
+    return Experiment(**values)
+
+
 def load_experiment(path: Path) -> Experiment:
-    """Read an experiment file (TOML). Keys: archs, budgets, depths, trials, n_in, unroll,
-    patience, sampler, seed, and a [space] table of dimension specs."""
+    """Read an experiment file (TOML): a key per `Experiment` field (archs, budgets, depths,
+    trials, ...; the flags of `create`), and a [space] table of dimension specs."""
     try:
         data = tomllib.loads(path.read_text())
     except OSError as e:
         raise HpsearchError(f"cannot read {path}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise HpsearchError(f"{path}: not valid TOML: {e}") from None
-    unknown = sorted(set(data) - FILE_KEYS)
+    known = {f.name: option for f, option in options()}
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise HpsearchError(f"{path}: unknown keys {unknown}; known: {sorted(FILE_KEYS)}")
-    if data.get("task", "capacity") != "capacity":
-        raise HpsearchError(f"{path}: unknown task {data['task']!r}; known: capacity")
-    archs = data.get("archs")
-    if isinstance(archs, str):
-        archs = [archs]
-    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
-        raise HpsearchError(f"{path}: archs must be a list of names")
-    space = data.get("space", {})
-    if not isinstance(space, dict):
-        raise HpsearchError(f"{path}: [space] must be a table")
-    seed = data.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise HpsearchError(f"{path}: seed must be a whole number")
-    sampler = data.get("sampler", "gp")
-    if not isinstance(sampler, str):
-        raise HpsearchError(f"{path}: sampler must be a name")
-    return Experiment(
-        archs=tuple(archs),
-        budgets=_int_list(data, "budgets"),
-        depths=_int_list(data, "depths") if "depths" in data else None,
-        trials=_int(data, "trials", 100),
-        n_in=_int(data, "n_in", 32),
-        unroll=_int(data, "unroll", 5),
-        patience=_int(data, "patience", 200),
-        sampler=sampler,
-        seed=seed,
-        space=space,
-        tag=str(data.get("tag", "")),
-    )
+        raise HpsearchError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+    missing = [key for key in ("archs", "budgets") if key not in data]
+    if missing:
+        raise HpsearchError(f"{path}: needs {' and '.join(missing)}")
+    values = {}
+    for key, value in data.items():
+        option = known[key]
+        try:
+            values[key] = option.read_file(value)
+        except ValueError as e:
+            raise HpsearchError(f"{path}: {key}: {e}") from None
+        if option.choices is not None and values[key] not in option.choices:
+            raise HpsearchError(f"{path}: {unknown_choice(key, value, option.choices)}")
+    return Experiment(**values)

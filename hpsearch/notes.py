@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from hpsearch.export import Selection, best_rows, fit_rows
 from hpsearch.studies import StudyRecord, list_records
 from objectives.capacity import CapacityStudy
+from objectives.space import describe, is_searched
 from storage import redact_url
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,8 @@ FIGURE_ID = "bits-vs-params"
 def note_text(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: str) -> str:
     settings = CapacityStudy.from_attrs(record.attrs)
     hidden = ", ".join(f"{settings.hidden_size(d)} at depth {d}" for d in settings.depths)
-    searched = [f"`{n}` {d.describe()}" for n, d in settings.space.items() if d.searched]
-    fixed = [f"`{n}` = {d.describe()}" for n, d in settings.space.items() if not d.searched]
+    searched = [f"`{n}` {describe(d)}" for n, d in settings.space.items() if is_searched(d)]
+    fixed = [f"`{n}` = {describe(d)}" for n, d in settings.space.items() if not is_searched(d)]
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     lines = [
         f"## {record.name}",

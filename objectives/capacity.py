@@ -7,11 +7,19 @@ Torch-free: training lives in `objectives.training`, imported only when a trial 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from objectives import space as dims
 from objectives.architectures import ARCHS, GATED, check_arch, count_params, solve_hidden_size
-from objectives.space import Dimension, Scalar, parse_dimension
+from objectives.space import Distribution, Scalar
 
 if TYPE_CHECKING:
     import optuna
@@ -46,66 +54,79 @@ def default_activation(arch: str) -> str:
     return "relu" if arch == "irnn" else "tanh"
 
 
-def default_space(arch: str, budget: int, depths: tuple[int, ...]) -> dict[str, Dimension]:
+def default_space(arch: str, budget: int, depths: tuple[int, ...]) -> dict[str, Distribution]:
     """Defaults: b, learning rate, init scale and depth searched; the rest fixed."""
-    depth = (
-        Dimension("depth", "fixed", value=depths[0])
-        if len(depths) == 1
-        else Dimension("depth", "choice", choices=tuple(depths))
-    )
     return {
-        "depth": depth,
-        "b": Dimension("b", "int", low=max(8, budget // 2), high=16 * budget, log=True),
-        "learning_rate": Dimension("learning_rate", "float", low=1e-4, high=1e-1, log=True),
-        "init_scale": Dimension("init_scale", "float", low=0.1, high=3.0, log=True),
-        "activation": Dimension("activation", "fixed", value=default_activation(arch)),
-        "optimizer": Dimension("optimizer", "fixed", value="adam"),
-        "gate_bias": Dimension("gate_bias", "fixed", value=1.0),
-        "grad_clip": Dimension("grad_clip", "fixed", value=0.0),
-        "max_steps": Dimension("max_steps", "fixed", value=2000),
+        "depth": dims.choice("depth", depths),
+        "b": IntDistribution(max(8, budget // 2), 16 * budget, log=True),
+        "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+        "init_scale": FloatDistribution(0.1, 3.0, log=True),
+        "activation": dims.fixed(default_activation(arch)),
+        "optimizer": dims.fixed("adam"),
+        "gate_bias": dims.fixed(1.0),
+        "grad_clip": dims.fixed(0.0),
+        "max_steps": dims.fixed(2000),
     }
 
 
-def _numbers(dim: Dimension) -> list[float]:
-    if dim.kind in ("float", "int"):
-        assert dim.low is not None and dim.high is not None
+def _numbers(name: str, dim: BaseDistribution) -> list[float]:
+    if isinstance(dim, FloatDistribution | IntDistribution):
         return [dim.low, dim.high]
-    values = dim.values()
+    values = dims.values(name, dim)
     bad = [v for v in values if isinstance(v, str | bool)]
     if bad:
-        raise ValueError(f"{dim.name}: expected numbers, got {bad[0]!r}")
+        raise ValueError(f"{name}: expected numbers, got {bad[0]!r}")
     return [float(v) for v in values]
 
 
-def _check_range(dim: Dimension, low: float, high: float, what: str) -> None:
-    for x in _numbers(dim):
+def _check_range(
+    space: Mapping[str, BaseDistribution], name: str, low: float, high: float, what: str
+) -> None:
+    for x in _numbers(name, space[name]):
         if not low <= x <= high:
-            raise ValueError(f"{dim.name}: {x:g} is out of range; allowed: {what}")
+            raise ValueError(f"{name}: {x:g} is out of range; allowed: {what}")
 
 
-def _check_words(dim: Dimension, allowed: tuple[str, ...]) -> None:
-    if dim.kind in ("float", "int"):
-        raise ValueError(f"{dim.name}: takes values from {', '.join(allowed)}, not a range")
-    for v in dim.values():
+def _check_words(
+    space: Mapping[str, BaseDistribution], name: str, allowed: tuple[str, ...]
+) -> None:
+    dim = space[name]
+    if not isinstance(dim, CategoricalDistribution):
+        raise ValueError(f"{name}: takes values from {', '.join(allowed)}, not a range")
+    for v in dim.choices:
         if v not in allowed:
-            raise ValueError(f"{dim.name}: unknown value {v!r}; allowed: {', '.join(allowed)}")
+            raise ValueError(f"{name}: unknown value {v!r}; allowed: {', '.join(allowed)}")
 
 
 @dataclass(frozen=True)
 class CapacityStudy:
-    """Everything fixed for one study: the network family, budget, and the search space."""
+    """Everything fixed for one study: the network family, budget, and the search space.
 
-    arch: str
-    budget: int
-    n_in: int = 32
-    unroll: int = 5
-    patience: int = 200
-    space: Mapping[str, Dimension] = field(default_factory=dict)
-    tag: str = ""
+    The one declaration of these settings: `hpsearch create` derives its flags and experiment
+    file keys from these fields (their defaults, and the `help` in their metadata), and
+    `to_attrs`/`from_attrs` store and read every field.
+    """
+
+    arch: str = field(metadata={"help": "cell: " + ", ".join(ARCHS)})
+    budget: int = field(metadata={"help": "parameter budget"})
+    n_in: int = field(default=32, metadata={"help": "input bits per sample"})
+    unroll: int = field(default=5, metadata={"help": "time steps T"})
+    patience: int = field(
+        default=200, metadata={"help": "steps without improvement before a trial stops"}
+    )
+    space: Mapping[str, Distribution] = field(
+        default_factory=dict, metadata={"help": "search space: dimension name -> distribution"}
+    )
+    tag: str = field(
+        default="",
+        metadata={"help": "name suffix (capacity-ARCH-pBUDGET-TAG), to compare samplers, say"},
+    )
 
     def __post_init__(self) -> None:
         check_arch(self.arch)
-        if self.tag and not all(c.isalnum() or c in "-_." for c in self.tag):
+        if not isinstance(self.tag, str) or (
+            self.tag and not all(c.isalnum() or c in "-_." for c in self.tag)
+        ):
             raise ValueError(f"tag may hold letters, digits, '-', '_' and '.', got {self.tag!r}")
         for name, value, low, high in (
             ("budget", self.budget, 1, 10**9),
@@ -124,9 +145,9 @@ class CapacityStudy:
             )
         space = self.space
         depth = space["depth"]
-        if depth.kind in ("float", "int"):
+        if not isinstance(depth, CategoricalDistribution):
             raise ValueError("depth: give a list of depths (e.g. 1,2,4), not a range")
-        for d in depth.values():
+        for d in depth.choices:
             if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DEPTH:
                 raise ValueError(f"depth: {d!r} is not an integer in [1, {MAX_DEPTH}]")
             if self.arch == "+rnn" and d == 1:
@@ -135,25 +156,28 @@ class CapacityStudy:
                     "input there); choose depths of 2 or more"
                 )
             solve_hidden_size(self.arch, self.n_in, d, self.budget)
-        _check_range(space["b"], 2, MAX_B, f"[2, {MAX_B}]")
-        _check_range(space["learning_rate"], 1e-8, 10.0, "(0, 10]")
-        _check_range(space["init_scale"], 1e-6, 100.0, "(0, 100]")
-        _check_range(space["gate_bias"], -20.0, 20.0, "[-20, 20]")
-        _check_range(space["grad_clip"], 0.0, 1e6, "0 (off) or a positive norm")
-        _check_range(space["max_steps"], 1, 10**7, "[1, 10000000]")
+        _check_range(space, "b", 2, MAX_B, f"[2, {MAX_B}]")
+        _check_range(space, "learning_rate", 1e-8, 10.0, "(0, 10]")
+        _check_range(space, "init_scale", 1e-6, 100.0, "(0, 100]")
+        _check_range(space, "gate_bias", -20.0, 20.0, "[-20, 20]")
+        _check_range(space, "grad_clip", 0.0, 1e6, "0 (off) or a positive norm")
+        _check_range(space, "max_steps", 1, 10**7, "[1, 10000000]")
         for name in ("b", "max_steps"):
-            if any(x != int(x) for x in _numbers(space[name])):
+            if any(x != int(x) for x in _numbers(name, space[name])):
                 raise ValueError(f"{name}: must be an integer")
-        _check_words(space["optimizer"], OPTIMIZERS)
+        _check_words(space, "optimizer", OPTIMIZERS)
         activation = space["activation"]
         if self.arch in SEARCHED_ACTIVATION:
-            _check_words(activation, ACTIVATIONS)
-        elif activation.kind != "fixed" or activation.value != default_activation(self.arch):
+            _check_words(space, "activation", ACTIVATIONS)
+        elif not (
+            isinstance(activation, CategoricalDistribution)
+            and activation.choices == (default_activation(self.arch),)
+        ):
             raise ValueError(
                 f"activation: {self.arch} uses {default_activation(self.arch)} only; "
                 f"the activation is searched for {', '.join(sorted(SEARCHED_ACTIVATION))}"
             )
-        if self.arch not in GATED and space["gate_bias"].searched:
+        if self.arch not in GATED and dims.is_searched(space["gate_bias"]):
             raise ValueError(
                 f"gate_bias: {self.arch} has no gates; gated cells: {', '.join(sorted(GATED))}"
             )
@@ -165,53 +189,54 @@ class CapacityStudy:
 
     @property
     def depths(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.space["depth"].values())
+        return tuple(int(d) for d in dims.values("depth", self.space["depth"]))
 
     def hidden_size(self, depth: int) -> int:
         return solve_hidden_size(self.arch, self.n_in, depth, self.budget)
 
     def largest_config(self, depth: int) -> CapacityConfig:
-        """The biggest trial the study can ask for at `depth` (its largest b), for memory
-        estimates."""
-        b_dim = self.space["b"]
-        b = int(b_dim.high if b_dim.high is not None else max(b_dim.values()))
+        """The biggest trial this study can ask for at `depth`: its largest b, that depth's
+        hidden size, and its activation's first value (learning rate and init scale do not
+        change a trial's size)."""
+        if depth not in self.depths:
+            raise ValueError(f"depth {depth} is not searched; depths: {self.depths}")
+        _, b_high = dims.bounds(self.space["b"])
         return CapacityConfig(
             arch=self.arch,
             n_in=self.n_in,
             hidden_size=self.hidden_size(depth),
             depth=depth,
             unroll=self.unroll,
-            b=b,
+            b=int(b_high),
             learning_rate=1e-3,
             init_scale=1.0,
-            activation=str(self.space["activation"].values()[0]),
+            activation=str(dims.values("activation", self.space["activation"])[0]),
         )
 
     def to_attrs(self) -> dict[str, Any]:
-        """JSON-ready description, stored as the study's user attrs."""
-        return {
-            "task": TASK,
-            "arch": self.arch,
-            "budget": self.budget,
-            "n_in": self.n_in,
-            "unroll": self.unroll,
-            "patience": self.patience,
-            "space": {name: dim.to_dict() for name, dim in self.space.items()},
-            "tag": self.tag,
-        }
+        """JSON-ready description, stored as the study's user attrs: every field, the space
+        as Optuna's JSON of each distribution."""
+        attrs: dict[str, Any] = {"task": TASK}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "space":
+                value = {name: dims.to_attrs(dim) for name, dim in value.items()}
+            attrs[f.name] = value
+        return attrs
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> CapacityStudy:
-        space = {name: Dimension.from_dict(name, d) for name, d in attrs["space"].items()}
-        return cls(
-            arch=attrs["arch"],
-            budget=int(attrs["budget"]),
-            n_in=int(attrs["n_in"]),
-            unroll=int(attrs["unroll"]),
-            patience=int(attrs["patience"]),
-            space=space,
-            tag=str(attrs.get("tag", "")),
-        )
+        """Read stored attrs, also of studies made by earlier versions (the old space format;
+        no tag)."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in attrs:
+                continue  # a field added since the study was made: its default
+            value = attrs[f.name]
+            if f.name == "space":
+                value = {name: dims.from_attrs(name, d) for name, d in value.items()}
+            values[f.name] = value
+        return cls(**values)
 
 
 def build_study(
@@ -219,13 +244,12 @@ def build_study(
     budget: int,
     *,
     depths: tuple[int, ...] | None = None,
-    n_in: int = 32,
-    unroll: int = 5,
-    patience: int = 200,
     overrides: Mapping[str, Any] | None = None,
-    tag: str = "",
+    **settings: Any,
 ) -> CapacityStudy:
-    """A study with the default space, where `overrides` (name -> spec) replace dimensions.
+    """A study with the default space, where `overrides` (name -> spec) replace dimensions;
+    `settings` are other `CapacityStudy` fields (n_in, unroll, patience, tag), defaults
+    where left out.
 
     Specs are strings as on the command line (``1e-3``, ``1e-4:1e-1``, ``adam,rmsprop``) or
     experiment-file values; see `objectives.space.parse_dimension`.
@@ -241,16 +265,8 @@ def build_study(
     for name, spec in (overrides or {}).items():
         if name not in space:
             raise ValueError(f"unknown search dimension {name!r}; known: {', '.join(DIMENSIONS)}")
-        space[name] = parse_dimension(name, spec, space[name])
-    return CapacityStudy(
-        arch=arch,
-        budget=budget,
-        n_in=n_in,
-        unroll=unroll,
-        patience=patience,
-        space=space,
-        tag=tag,
-    )
+        space[name] = dims.parse_dimension(name, spec, space[name])
+    return CapacityStudy(arch=arch, budget=budget, space=space, **settings)
 
 
 @dataclass(frozen=True)
@@ -305,28 +321,24 @@ class CapacityConfig:
         return asdict(self)
 
 
-def _suggest(trial: optuna.trial.BaseTrial, dim: Dimension) -> Scalar:
-    if dim.kind == "fixed":
-        assert dim.value is not None
-        return dim.value
-    if dim.kind == "choice":
-        if len(dim.choices) == 1:
-            return dim.choices[0]
-        choice = trial.suggest_categorical(dim.name, list(dim.choices))
+def _suggest(trial: optuna.trial.BaseTrial, name: str, dim: Distribution) -> Scalar:
+    if dim.single():  # fixed: not a trial parameter
+        return dims.values(name, dim)[0]
+    if isinstance(dim, CategoricalDistribution):
+        choice = trial.suggest_categorical(name, dim.choices)  # type: ignore[arg-type]
         if choice is None:  # never: None is not among the choices
-            raise ValueError(f"{dim.name}: sampler returned no value")
+            raise ValueError(f"{name}: sampler returned no value")
         return choice
-    assert dim.low is not None and dim.high is not None
-    if dim.kind == "int":
-        return trial.suggest_int(dim.name, int(dim.low), int(dim.high), log=dim.log)
-    return trial.suggest_float(dim.name, dim.low, dim.high, log=dim.log)
+    if isinstance(dim, IntDistribution):
+        return trial.suggest_int(name, dim.low, dim.high, step=dim.step, log=dim.log)
+    return trial.suggest_float(name, dim.low, dim.high, step=dim.step, log=dim.log)
 
 
 def suggest_config(
     trial: optuna.trial.BaseTrial, study: CapacityStudy, seed: int
 ) -> CapacityConfig:
     """The only place the capacity task touches Optuna: trial -> frozen config."""
-    values = {name: _suggest(trial, study.space[name]) for name in DIMENSIONS}
+    values = {name: _suggest(trial, name, study.space[name]) for name in DIMENSIONS}
     depth = int(values["depth"])
     return CapacityConfig(
         arch=study.arch,

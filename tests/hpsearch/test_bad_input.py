@@ -1,9 +1,11 @@
 """Bad input: one line on stderr, exit code 2, no traceback, nothing changed in the database."""
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from optuna.distributions import CategoricalDistribution, FloatDistribution, json_to_distribution
 
 from hpsearch.cli import main
 from tests.hpsearch.helpers import create_args, hpsearch, snapshot
@@ -166,13 +168,9 @@ def test_experiment_file_creates_studies(sqlite_url, capsys, tmp_path):
     assert capsys.readouterr().out.split() == ["capacity-rnn-p500", "capacity-lstm-p500"]
     attrs = snapshot(sqlite_url)["capacity-lstm-p500"][1]
     assert attrs["target_trials"] == 7 and attrs["sampler"] == "tpe" and attrs["seed"] == 3
-    assert attrs["space"]["learning_rate"] == {
-        "kind": "float",
-        "low": 1e-3,
-        "high": 1e-2,
-        "log": True,
-    }
-    assert attrs["space"]["optimizer"] == {"kind": "choice", "choices": ["adam", "sgd"]}
+    space = {name: json_to_distribution(json.dumps(d)) for name, d in attrs["space"].items()}
+    assert space["learning_rate"] == FloatDistribution(1e-3, 1e-2, log=True)
+    assert space["optimizer"] == CategoricalDistribution(("adam", "sgd"))
     assert main(["create", "--storage", sqlite_url, "--from", str(path)]) == 0
     assert "exists, unchanged" in capsys.readouterr().out
 

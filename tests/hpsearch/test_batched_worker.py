@@ -218,7 +218,10 @@ def test_cli_batch(sqlite_url):
     bad = hpsearch("worker", "--storage", sqlite_url, "--all", "--batch", "many")
     assert bad.returncode == 2 and "--batch takes a positive number" in bad.stderr
     for flags, message in (
-        (("--tf32", "maybe", "--batch", "2"), "--tf32 'maybe': choose auto, on or off"),
+        (
+            ("--tf32", "maybe", "--batch", "2"),
+            "--tf32: unknown tf32 'maybe': choose auto, on or off",
+        ),
         (("--tf32", "on"), "--tf32 on applies to batched training"),
         (("--tf32", "on", "--batch", "2", "--device", "cpu"), "--tf32 on needs a CUDA device"),
         (

@@ -18,6 +18,7 @@ from hpsearch.plots import (
 )
 from hpsearch.progress import Progress
 from hpsearch.studies import create_studies, list_records
+from objectives.capacity import build_study
 from tests.hpsearch.test_export import _trial
 from tests.hpsearch.test_export import storage as storage
 
@@ -133,6 +134,27 @@ def test_note_hides_password(sqlite_url):
     text = note_text(record, [], "postgresql+psycopg://bob:hunter2@db/hp")
     assert "hunter2" not in text and "bob:***@db/hp" in text
     assert "no complete trial yet" in text
+
+
+def test_note_describes_searched_and_fixed_dimensions():
+    from hpsearch.notes import note_text
+    from hpsearch.studies import StudyRecord
+    from tests.objectives.test_capacity import OLD_ATTRS
+
+    for space in (
+        OLD_ATTRS["space"],
+        build_study(
+            "gru", 2000, depths=(1, 2), overrides={"optimizer": "adam,sgd", "gate_bias": "0:3"}
+        ).to_attrs()["space"],
+    ):
+        attrs = {**OLD_ATTRS, "space": space, "target_trials": 5, "sampler": "gp", "seed": 0}
+        text = note_text(StudyRecord("capacity-gru-p2000", "capacity", attrs), [], "sqlite://")
+        assert (
+            "**Search** (gp, target 5 trials): `depth` {1, 2}; `b` [1000, 32000] log; "
+            "`learning_rate` [0.0001, 0.1] log; `init_scale` [0.1, 3] log; "
+            "`optimizer` {adam, sgd}; `gate_bias` [0, 3]. Fixed: `activation` = tanh; "
+            "`grad_clip` = 0.0; `max_steps` = 2000." in text
+        ), text
 
 
 def test_progress_bar_counts_and_rate(storage, capsys):
