@@ -125,7 +125,11 @@ def _create(args: argparse.Namespace) -> int:
     else:
         experiment = from_args(args)
     experiment.studies()  # validate everything before touching the database
-    storage = open_storage(resolve_url(args.storage), create=True)
+    url = resolve_url(args.storage)
+    # Waits for a database that is still starting (but not for a wrong URL or password).
+    storage = retry_transient(
+        lambda: open_storage(url, create=True), "connecting", deadline=STARTUP_WAIT_SECONDS
+    )
     results = create_studies(storage, experiment)
     for name, created in results:
         print(name if created else f"{name} (exists, unchanged)")
@@ -369,7 +373,11 @@ def _db_args(parser: argparse.ArgumentParser) -> None:
 def _db(args: argparse.Namespace) -> int:
     from storage import upgrade_schema
 
-    before, after = upgrade_schema(resolve_url(args.storage))
+    url = resolve_url(args.storage)
+    # Waits for a database that is still starting (but not for a wrong URL or password).
+    before, after = retry_transient(
+        lambda: upgrade_schema(url), "upgrading the schema", deadline=STARTUP_WAIT_SECONDS
+    )
     if before == after:
         print(f"schema is current ({after})")
     else:
@@ -381,22 +389,52 @@ def _dashboard_args(parser: argparse.ArgumentParser) -> None:
     _storage_arg(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="let visitors delete, rename and write to studies (read-only by default)",
+    )
+    parser.add_argument("--auth-user", metavar="NAME", help="ask for HTTP basic auth as this user")
+    parser.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="PATH",
+        help="the --auth-user password, first line of this file "
+        "(default: $HPSEARCH_DASHBOARD_PASSWORD_FILE)",
+    )
 
 
 def _dashboard(args: argparse.Namespace) -> int:
+    from hpsearch import dashboard
+    from hpsearch.notes import name_metrics
+
     if not 1 <= args.port <= 65535:
         raise HpsearchError(f"--port must be in [1, 65535], got {args.port}")
-    storage = open_storage(resolve_url(args.storage))
-    from optuna_dashboard import run_server
-
-    # Nothing to clean up on stop, and wsgiref's request handler swallows the
-    # KeyboardInterrupt that SIGTERM raises elsewhere: let SIGTERM end the process at once.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    logger.info("dashboard for %s on http://%s:%d/", redact_url(storage.url), args.host, args.port)
-    try:
-        run_server(storage, host=args.host, port=args.port)
-    except OSError as e:
-        raise HpsearchError(f"cannot serve on {args.host}:{args.port}: {e.strerror}") from None
+    password_file = args.password_file or os.environ.get(dashboard.PASSWORD_FILE_VAR) or None
+    login = dashboard.load_login(
+        args.auth_user, None if password_file is None else Path(password_file)
+    )
+    url = resolve_url(args.storage)
+    storage = retry_transient(
+        lambda: open_storage(url), "connecting", deadline=STARTUP_WAIT_SECONDS
+    )
+    name_metrics(storage)
+    app = dashboard.build_app(storage, allow_writes=args.allow_writes, login=login)
+    logger.info(
+        "dashboard for %s on http://%s:%d/ (%s, %s)",
+        redact_url(url),
+        args.host,
+        args.port,
+        "writes allowed" if args.allow_writes else "read-only",
+        f"login as {login.user}" if login else "no login",
+    )
+    if login is None and not dashboard.is_loopback(args.host):
+        logger.warning(
+            "the dashboard listens on %s without a login: keep its port on a trusted interface "
+            "(docker-compose.yml publishes it on 127.0.0.1) or add --auth-user",
+            args.host,
+        )
+    dashboard.serve(app, args.host, args.port)
     return 0
 
 

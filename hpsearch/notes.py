@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.export import Selection, best_rows, fit_rows
-from hpsearch.studies import StudyRecord, list_records
+from hpsearch.studies import StudyRecord, list_records, read_record
 from objectives.capacity import CapacityStudy
 from objectives.space import describe, is_searched
 from storage import redact_url
@@ -20,6 +20,29 @@ from storage import redact_url
 logger = logging.getLogger(__name__)
 
 FIGURE_ID = "bits-vs-params"
+
+# What a study's objective is called in the dashboard (instead of "Objective 0") and in
+# Optuna's data frames, by task. A task not listed here is called "value".
+METRIC_NAMES = {"capacity": "bits", "per-unit": "fraction reconstructed"}
+DEFAULT_METRIC_NAME = "value"
+# Where Optuna 5 keeps the names set by Study.set_metric_names: a study system attr.
+_METRIC_NAMES_ATTR = "study:metric_names"
+
+
+def name_metrics(storage: optuna.storages.BaseStorage) -> int:
+    """Name the objective of every hpsearch study after its task; studies already named so
+    are left alone, so this may run on every start. Returns how many studies it named."""
+    count = 0
+    for frozen in storage.get_all_studies():
+        record = read_record(frozen.study_name, frozen.user_attrs)
+        if record is None or len(frozen.directions) != 1:
+            continue
+        names = [METRIC_NAMES.get(record.task, DEFAULT_METRIC_NAME)]
+        if frozen.system_attrs.get(_METRIC_NAMES_ATTR) == names:
+            continue
+        optuna.load_study(study_name=frozen.study_name, storage=storage).set_metric_names(names)
+        count += 1
+    return count
 
 
 def note_text(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: str) -> str:
@@ -68,10 +91,13 @@ def note_text(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: 
 
 
 def publish(storage: optuna.storages.RDBStorage, names: list[str] | None = None) -> int:
-    """Write the note and the figure to each capacity study (all, or those named)."""
+    """Write the note and the figure to each capacity study (all, or those named), and name
+    every study's objective (`name_metrics`)."""
     from optuna_dashboard import save_note, save_plotly_graph_object
 
     from hpsearch.plots import bits_vs_params
+
+    name_metrics(storage)
 
     rows = best_rows(storage, Selection(tasks=("capacity",)))
     figure: Any = bits_vs_params(rows, fit_rows(rows)) if rows else None

@@ -8,11 +8,20 @@ from storage.heartbeat import Heartbeat, fail_orphaned_trials
 from storage.rdb import HeartbeatPolicy, open_storage, upgrade_schema
 from storage.retry import is_transient, retry_transient
 from storage.slots import trial_slot
-from storage.url import DEFAULT_URL, ENV_VAR, normalize_url, redact_url, resolve_url
+from storage.url import (
+    DEFAULT_URL,
+    ENV_VAR,
+    PASSWORD_FILE_VAR,
+    normalize_url,
+    read_secret,
+    redact_url,
+    resolve_url,
+)
 
 __all__ = [
     "DEFAULT_URL",
     "ENV_VAR",
+    "PASSWORD_FILE_VAR",
     "Heartbeat",
     "HeartbeatPolicy",
     "StorageError",
@@ -20,6 +29,7 @@ __all__ = [
     "is_transient",
     "normalize_url",
     "open_storage",
+    "read_secret",
     "redact_url",
     "resolve_url",
     "retry_transient",

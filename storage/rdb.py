@@ -152,5 +152,7 @@ def upgrade_schema(url: str) -> tuple[str, str]:
         after = storage.get_current_version()
         storage.engine.dispose()
     except sqlalchemy.exc.SQLAlchemyError as e:
-        raise StorageError(f"cannot upgrade {shown}: {first_line(e)}") from None
+        raise StorageError(
+            f"cannot upgrade {shown}: {first_line(e)}", transient=is_transient(e)
+        ) from None
     return before, after

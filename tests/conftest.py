@@ -53,34 +53,45 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def password_role(postgres_url: str) -> Iterator[tuple[str, str]]:
+def password_role(postgres_url: str) -> Iterator[tuple[str, str, str]]:
     """A role on the test server that must log in with its password over TCP (the server
-    trusts every local connection otherwise): (role, password). A pg_hba.conf line for this
-    role alone asks for scram-sha-256; it is removed, and the role dropped, afterwards."""
+    trusts every local connection otherwise), a password with @ : / % in it, and a database
+    the role owns: (role, password, database). A pg_hba.conf line for this role alone asks
+    for scram-sha-256; it is removed, and the role and database dropped, afterwards."""
     import psycopg
     import sqlalchemy
+    from psycopg import sql
 
-    role, password = f"hpsearch_pw_{uuid.uuid4().hex[:8]}", "s3cret-" + uuid.uuid4().hex[:8]
+    role = f"hpsearch_pw_{uuid.uuid4().hex[:8]}"
+    database = f"{role}_db"
+    password = f"p@ss:w/rd%41 #?&='\"x{uuid.uuid4().hex[:6]}"
     url = sqlalchemy.make_url(postgres_url)
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
         hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
         if not os.access(hba, os.W_OK):
             pytest.fail(f"{hba} is not writable: cannot ask this server for a password")
-        conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
-        conn.execute(f'GRANT ALL ON DATABASE "{url.database}" TO "{role}"')
-        conn.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(database), sql.Identifier(role)
+            )
+        )
     line = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
-    original = hba.read_text()
-    hba.write_text(line + original)
+    hba.write_text(line + hba.read_text())
     try:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("SELECT pg_reload_conf()")
-        yield role, password
+        yield role, password, database
     finally:
         hba.write_text(hba.read_text().replace(line, ""))
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute("SELECT pg_reload_conf()")
-            conn.execute(f'REASSIGN OWNED BY "{role}" TO CURRENT_USER')
-            conn.execute(f'DROP OWNED BY "{role}"')
-            conn.execute(f'DROP ROLE "{role}"')
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.error
@@ -26,11 +27,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
-DOTENV = ROOT / ".env"
+DOTENV = ROOT / ".env.example"  # the operator copies it to .env, which git ignores
 DOCKERFILE = ROOT / "Dockerfile"
 SERVICES = {"postgres", "init", "worker", "dashboard"}
 HPSEARCH_SERVICES = ("init", "worker", "dashboard")
-STORAGE_URL = "postgresql://${POSTGRES_USER}:${POSTGRES_PASSWORD}@postgres:5432/${POSTGRES_DB}"
+SECRET_PATH = "/run/secrets/db_password"
 SMOKE = {"EXPERIMENT": "smoke.toml", "WORKER_DEVICE": "cpu", "WORKER_PROCESSES": "1"}
 SMOKE_STUDY = "capacity-rnn-p300"
 SMOKE_TRIALS = 4
@@ -56,13 +57,14 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-_DOLLAR = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})?")
+_DOLLAR = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::([-?])([^}]*))?\})?")
 
 
 def interpolate(value: Any, variables: Mapping[str, str]) -> Any:
     """Compose's interpolation of every string in a loaded compose file: ${VAR},
-    ${VAR:-default} (used when VAR is unset or empty) and $$ (a literal $). Any other use of $
-    is an error here, so that this helper never silently differs from compose."""
+    ${VAR:-default} (used when VAR is unset or empty), ${VAR:?message} (an error when VAR is
+    unset or empty) and $$ (a literal $). Any other use of $ is an error here, so that this
+    helper never silently differs from compose."""
     if isinstance(value, dict):
         return {k: interpolate(v, variables) for k, v in value.items()}
     if isinstance(value, list):
@@ -71,16 +73,16 @@ def interpolate(value: Any, variables: Mapping[str, str]) -> Any:
         return value
 
     def substitute(match: re.Match[str]) -> str:
-        whole, name, default = match.group(1), match.group(2), match.group(3)
+        whole, name, kind, text = match.groups()
         if whole == "$":
             return "$"
         if name is None:
             raise ValueError(f"unsupported use of $ in {value!r}")
         if variables.get(name):
             return variables[name]
-        if default is not None:
-            return default
-        raise ValueError(f"{name} is not set (in {value!r})")
+        if kind == "-":
+            return text
+        raise ValueError(f"{name} is not set (in {value!r}){': ' + text if kind == '?' else ''}")
 
     return _DOLLAR.sub(substitute, value)
 
@@ -110,6 +112,7 @@ def _words(value: str | list[str]) -> list[str]:
         ("${UNSET:-d}", "d"),
         ("${A:-d}", "1"),
         ("${UNSET:-}", ""),
+        ("${A:?message}", "1"),
         ("$$A", "$A"),
         ("plain", "plain"),
     ],
@@ -118,38 +121,47 @@ def test_interpolate(text, expected):
     assert interpolate({"k": [text]}, {"A": "1", "B": "2", "EMPTY": ""}) == {"k": [expected]}
 
 
-@pytest.mark.parametrize("text", ["$A", "${UNSET}", "${A-d}", "${A:?e}", "$"])
+@pytest.mark.parametrize("text", ["$A", "${UNSET}", "${A-d}", "${UNSET:?e}", "${EMPTY:?e}", "$"])
 def test_interpolate_refuses_what_it_does_not_support(text):
     with pytest.raises(ValueError):
-        interpolate(text, {"A": "1"})
+        interpolate(text, {"A": "1", "EMPTY": ""})
 
 
 # --- the compose file, parsed by docker-compose ------------------------------------------------
 
 
-def docker_compose_config(**overrides: str) -> tuple[dict[str, Any], str]:
-    """`docker-compose config` on the repo's compose file and .env: the parsed config and its
-    text. Variables from .env are removed from the environment (a shell variable would win over
-    .env), then `overrides` are set."""
+def docker_compose_config(
+    use_example: bool = True, **overrides: str
+) -> tuple[dict[str, Any], str, subprocess.CompletedProcess[str]]:
+    """`docker-compose config` on the repo's compose file, with the settings of .env.example
+    (as an operator's .env would give them) and then `overrides` in the environment, and no
+    .env read: the parsed config (None when it fails), its text and the process."""
     exe = shutil.which("docker-compose")
     if exe is None:
         message = "docker-compose is not installed (apt-get install docker-compose)"
         if os.environ.get("CI"):
             pytest.fail(f"{message}: CI must validate the compose file")
         pytest.skip(message)
-    dotenv = read_dotenv(DOTENV)
-    env = {k: v for k, v in os.environ.items() if k not in dotenv and not k.startswith("COMPOSE_")}
+    example = read_dotenv(DOTENV)
+    env = {k: v for k, v in os.environ.items() if k not in example and not k.startswith("COMPOSE_")}
+    if use_example:
+        env.update(example)
     env.update(overrides)
-    result = subprocess.run(
-        [exe, "--project-directory", str(ROOT), "-f", str(COMPOSE), "config"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout), result.stdout
+    with tempfile.TemporaryDirectory() as folder:
+        # An empty --env-file: an operator's own .env in the checkout is not read.
+        empty = Path(folder) / "env"
+        empty.write_text("")
+        command = [exe, "--project-directory", str(ROOT), "--env-file", str(empty)]
+        result = subprocess.run(
+            [*command, "-f", str(COMPOSE), "config"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=ROOT,
+        )
+    config = yaml.safe_load(result.stdout) if result.returncode == 0 else None
+    return config, result.stdout, result
 
 
 # docker-compose 1.29 prints a volume as "source:target:mode" and a device count of all as
@@ -170,26 +182,34 @@ def _conditions(service: Mapping[str, Any]) -> dict[str, str]:
 
 
 def test_compose_file_is_valid():
-    config, _ = docker_compose_config()
+    config, _, result = docker_compose_config()
+    assert config is not None, result.stderr
     dotenv = read_dotenv(DOTENV)
     services = config["services"]
     assert set(services) == SERVICES
 
     postgres = services["postgres"]
     assert postgres["image"] == "postgres:16"
-    assert "pg_isready" in " ".join(_words(postgres["healthcheck"]["test"]))
-    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"} <= set(postgres["environment"])
+    # Over TCP: the first start's temporary server listens on the Unix socket only.
+    health = _words(postgres["healthcheck"]["test"])
+    assert health[0] == "CMD-SHELL"
+    probe = shlex.split(health[1])
+    assert probe[0] == "pg_isready" and probe[probe.index("-h") + 1] == "127.0.0.1", probe
+    assert postgres["healthcheck"]["start_period"] in ("60s", "1m")
     (data,) = [_mount(v) for v in postgres["volumes"]]
     assert data[1] == "/var/lib/postgresql/data" and data[0] in config["volumes"]
     assert "ports" not in postgres, "the database must not be published by default"
 
-    storage = interpolate(STORAGE_URL, dotenv)
     images = set()
     for name in HPSEARCH_SERVICES:
         service = services[name]
         assert service["build"]["context"] == str(ROOT)
         images.add(service["image"])
-        assert service["environment"] == {"HPSEARCH_STORAGE": storage}
+        assert service["environment"] == {
+            "HPSEARCH_STORAGE": f"postgresql://{dotenv['POSTGRES_USER']}@postgres:5432/"
+            f"{dotenv['POSTGRES_DB']}",
+            "HPSEARCH_DB_PASSWORD_FILE": SECRET_PATH,
+        }
     assert len(images) == 1, "init, worker and dashboard run one image"
 
     init = services["init"]
@@ -218,7 +238,8 @@ def test_compose_file_is_valid():
         "--batch",
         "auto",
     ]
-    assert worker["restart"] == "on-failure"
+    # Bounded: a worker that exits 2 on a bad setting is not restarted for ever.
+    assert worker["restart"] == "on-failure:5"
     assert worker["deploy"]["replicas"] == 1
     (gpus,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert gpus["driver"] == "nvidia" and gpus["capabilities"] == ["gpu"]
@@ -227,31 +248,102 @@ def test_compose_file_is_valid():
     dashboard = services["dashboard"]
     assert _conditions(dashboard) == {"init": "service_completed_successfully"}
     assert dashboard["command"] == ["dashboard", "--host", "0.0.0.0", "--port", "8080"]
-    assert [(str(p["published"]), p["target"]) for p in dashboard["ports"]] == [("8080", 8080)]
+    assert "--allow-writes" not in dashboard["command"]
+    assert dashboard["init"] is True, "tini as PID 1 passes SIGTERM on"
+    assert _ports(dashboard) == [("127.0.0.1", "8080", 8080)]
 
 
-def test_password_comes_only_from_the_environment():
-    """The .env password appears in no file but .env; with another one in the environment,
-    compose puts that one everywhere and the .env one nowhere."""
-    password = read_dotenv(DOTENV)["POSTGRES_PASSWORD"]
-    for path in (COMPOSE, DOCKERFILE, ROOT / ".dockerignore"):
-        assert password not in path.read_text(), path
-    raw = yaml.safe_load(COMPOSE.read_text())["services"]
-    assert raw["postgres"]["environment"]["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD}"
+def _ports(service: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """(host address, host port, container port) of each published port: docker-compose 1.29
+    prints "ADDRESS:PORT:TARGET/tcp", Compose v2 a mapping."""
+    out = []
+    for port in service["ports"]:
+        if isinstance(port, str):
+            address, published, target = port.split("/")[0].rsplit(":", 2)
+            out.append((address, published, int(target)))
+        else:
+            out.append((port.get("host_ip", ""), str(port["published"]), int(port["target"])))
+    return out
+
+
+def test_dashboard_address_is_the_operators_choice():
+    config, _, result = docker_compose_config(DASHBOARD_HOST="10.0.0.5", DASHBOARD_PORT="9000")
+    assert config is not None, result.stderr
+    assert _ports(config["services"]["dashboard"]) == [("10.0.0.5", "9000", 8080)]
+    config, _, result = docker_compose_config(use_example=False, **_required())
+    assert config is not None, result.stderr
+    assert _ports(config["services"]["dashboard"]) == [("127.0.0.1", "8080", 8080)]
+
+
+def _required() -> dict[str, str]:
+    keys = ("POSTGRES_USER", "POSTGRES_DB", "DB_PASSWORD_FILE", "EXPERIMENT")
+    example = read_dotenv(DOTENV)
+    return {key: example[key] for key in keys}
+
+
+@pytest.mark.parametrize(
+    "missing", ["POSTGRES_USER", "POSTGRES_DB", "DB_PASSWORD_FILE", "EXPERIMENT"]
+)
+def test_required_settings_are_guarded(missing):
+    """Without .env (or with a setting left out) compose refuses to start, naming the
+    setting, instead of running with an empty user or password file."""
+    settings = {k: v for k, v in _required().items() if k != missing}
+    config, _, result = docker_compose_config(use_example=False, **settings)
+    assert result.returncode != 0 and config is None
+    assert missing in result.stderr, result.stderr
+    config, _, result = docker_compose_config(use_example=False, **_required())
+    assert config is not None, result.stderr
+
+
+def test_no_password_in_the_files_or_the_environment():
+    """The password reaches PostgreSQL and hpsearch only as the secret db_password, a file:
+    no password variable, no password in a URL, no .env in git or in the image."""
+    raw = yaml.safe_load(COMPOSE.read_text())
+    text = COMPOSE.read_text() + DOTENV.read_text() + DOCKERFILE.read_text()
+    assert "POSTGRES_PASSWORD:" not in text and "POSTGRES_PASSWORD=" not in text
+    assert "change-me" not in text
+    config, _, result = docker_compose_config(DB_PASSWORD_FILE="/srv/hp/db_password")
+    assert config is not None, result.stderr
+    assert config["secrets"] == {"db_password": {"file": "/srv/hp/db_password"}}
+    services = config["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == SECRET_PATH
+    assert "POSTGRES_PASSWORD" not in services["postgres"]["environment"]
+    import sqlalchemy
+
+    for name in SERVICES:
+        service = services[name]
+        assert [s["source"] if isinstance(s, dict) else s for s in service["secrets"]] == [
+            "db_password"
+        ], name
     for name in HPSEARCH_SERVICES:
-        assert raw[name]["environment"] == {"HPSEARCH_STORAGE": STORAGE_URL}
-    assert ".env" in (ROOT / ".dockerignore").read_text().split(), "keep .env out of the image"
+        environment = services[name]["environment"]
+        assert sqlalchemy.make_url(environment["HPSEARCH_STORAGE"]).password is None
+        assert environment["HPSEARCH_DB_PASSWORD_FILE"] == SECRET_PATH
+    assert raw["secrets"]["db_password"]["file"].startswith("${DB_PASSWORD_FILE:?")
+
+    tracked = subprocess.run(
+        ["git", "ls-files", ".env", "secrets"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert tracked.returncode == 0 and tracked.stdout == "", "never track .env or secrets/"
+    ignored = (ROOT / ".gitignore").read_text().split()
+    assert ".env" in ignored and "secrets/" in ignored
+    dockerignore = (ROOT / ".dockerignore").read_text().split()
+    assert ".env" in dockerignore and "secrets" in dockerignore, "keep them out of the image"
     dockerfile = DOCKERFILE.read_text()
-    assert not re.search(r"^(ENV|ARG)\b.*HPSEARCH_STORAGE", dockerfile, re.MULTILINE)
+    assert not re.search(r"^(ENV|ARG)\b.*(HPSEARCH_STORAGE|PASSWORD)", dockerfile, re.MULTILINE)
     assert "postgresql://" not in dockerfile
 
-    sentinel = "sentinel-0b6f3c2e"
-    config, text = docker_compose_config(POSTGRES_PASSWORD=sentinel)
-    assert password not in text
-    services = config["services"]
-    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == sentinel
-    for name in HPSEARCH_SERVICES:
-        assert f":{sentinel}@postgres:5432/" in services[name]["environment"]["HPSEARCH_STORAGE"]
+
+def test_dockerfile_installs_dependencies_before_the_code():
+    """A code change rebuilds only the last layers: the dependencies are installed from
+    pyproject.toml alone, the code after them with --no-deps."""
+    lines = [line for line in DOCKERFILE.read_text().splitlines() if line.strip()]
+    copies = [i for i, line in enumerate(lines) if line.startswith("COPY ")]
+    code = [i for i in copies if re.match(r"COPY (hpsearch|objectives|storage) ", lines[i])]
+    (deps,) = [i for i, line in enumerate(lines) if "-r /tmp/requirements.txt" in line]
+    assert code and deps < min(code)
+    assert all("pyproject.toml" in lines[i] for i in copies if i < deps)
+    assert "pip install --no-deps /src" in "\n".join(lines[max(code) :])
 
 
 def test_dockerfile_matches_pyproject():
@@ -395,9 +487,19 @@ def test_service_commands_run_natively(postgres_url, tmp_path):
     shim = bin_dir / "hpsearch"
     shim.write_text(f'#!/bin/sh\nexec {shlex.join(hpsearch)} "$@"\n')
     shim.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    env |= {
+    # The services' environment, pointed at the test database: the URL without a password,
+    # and the password in a file as the secret gives it (the test server trusts local
+    # connections, so any password passes here; tests/hpsearch/test_db_startup.py checks it).
+    password_file = tmp_path / "db_password"
+    password_file.write_text("p@ss:w/rd%\n")
+    service_env = {
         "HPSEARCH_STORAGE": postgres_url,
+        "HPSEARCH_DB_PASSWORD_FILE": str(password_file),
+    }
+    for name in HPSEARCH_SERVICES:
+        assert set(services[name]["environment"]) == set(service_env)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
+    env |= service_env | {
         "PYTHONPATH": str(ROOT),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -431,11 +533,11 @@ def test_service_commands_run_natively(postgres_url, tmp_path):
         assert SMOKE_STUDY in http_get(
             f"http://127.0.0.1:{port}/api/studies", deadline, process, log_path
         )
-        # `docker compose stop` sends SIGTERM, then SIGKILL after 10 s.
+        # `docker compose stop` sends SIGTERM, then SIGKILL after 10 s; it stops at once.
         process.terminate()
         try:
-            process.wait(timeout=10)
+            assert process.wait(timeout=3) == 0, log_path.read_text()
         except subprocess.TimeoutExpired:
-            pytest.fail(f"dashboard still running 10 s after SIGTERM:\n{log_path.read_text()}")
+            pytest.fail(f"dashboard still running 3 s after SIGTERM:\n{log_path.read_text()}")
     finally:
         running.kill_all()

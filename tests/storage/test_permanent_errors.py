@@ -76,8 +76,8 @@ def test_missing_database_fails_fast(postgres_url):
 
 @pytest.mark.postgres
 def test_wrong_password_fails_fast(postgres_url, password_role):
-    role, password = password_role
-    base = sqlalchemy.make_url(postgres_url).set(username=role)
+    role, password, database = password_role
+    base = sqlalchemy.make_url(postgres_url).set(username=role, database=database)
     # The right password gets in (and finds no tables yet: a one-line hint, no retry)...
     code, err, _ = _worker(base.set(password=password).render_as_string(hide_password=False))
     assert code == 2 and "hpsearch db upgrade" in err, err
