@@ -19,7 +19,8 @@ Every tensor keeps its address while trials come and go (everything is updated i
 the step never waits for the host, so that on a GPU the training step is captured once as a
 CUDA graph and replayed (`objectives.step_graph`); only a new largest b or a resize needs a
 new capture, and on a GPU the padding grows by at least a quarter at a time so that this is
-rare. Matmuls can run at a lower float32 precision (`objectives.precision`: TF32).
+rare. Matmuls can run at a lower float32 precision (`objectives.matmul`: TF32, where
+`objectives.precision` finds it good enough).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch import Tensor
 
 from objectives.capacity import CapacityConfig
 from objectives.cells import Params, forward, init_params
-from objectives.precision import FULL, PRECISIONS, matmul_precision
+from objectives.matmul import FULL, PRECISIONS, matmul_precision
 from objectives.step_graph import StepGraph
 from objectives.training import CapacityResult, make_dataset
 
