@@ -104,10 +104,12 @@ def batched(
     return time.perf_counter() - start
 
 
-def alone_or_k1(config: CapacityConfig, device: str, k1: bool) -> float:
-    """Seconds for one whole trial: `train_capacity`, or a BatchedTrainer of capacity 1."""
+def alone_or_k1(config: CapacityConfig, device: str, k1: bool) -> tuple[float, float]:
+    """Seconds for one whole trial, wall-clock and this process's CPU time: `train_capacity`,
+    or a BatchedTrainer of capacity 1. (On a machine shared with other processes, the CPU
+    time leaves out the time spent waiting for a core.)"""
     _sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if k1:
         trainer = BatchedTrainer(shape_key(config), 1, device)
         trainer.add(config)
@@ -116,7 +118,7 @@ def alone_or_k1(config: CapacityConfig, device: str, k1: bool) -> float:
         result = train_capacity(config, device)
     _sync(device)
     assert result.steps == config.max_steps
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def compare_k1(arch: str, budget: int, b: int, steps: int, repeats: int, device: str) -> dict:
@@ -130,11 +132,12 @@ def compare_k1(arch: str, budget: int, b: int, steps: int, repeats: int, device:
     warm = CapacityConfig(**{**configs[0].__dict__, "max_steps": 5})
     alone_or_k1(warm, device, False)
     alone_or_k1(warm, device, True)
-    times: dict[bool, list[float]] = {False: [], True: []}
+    times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     for i, config in enumerate(configs[1:]):
         for k1 in (False, True) if i % 2 == 0 else (True, False):
             times[k1].append(alone_or_k1(config, device, k1))
-    alone, k1 = (statistics.median(times[w]) for w in (False, True))
+    alone, k1 = (statistics.median(wall for wall, _ in times[w]) for w in (False, True))
+    alone_cpu, k1_cpu = (statistics.median(c for _, c in times[w]) for w in (False, True))
     return {
         "arch": arch,
         "budget": budget,
@@ -149,8 +152,11 @@ def compare_k1(arch: str, budget: int, b: int, steps: int, repeats: int, device:
         "alone_trials_per_hour": 3600 / alone,
         "k1_trials_per_hour": 3600 / k1,
         "k1_over_alone_time": k1 / alone,
-        "alone_s": [round(t, 4) for t in times[False]],
-        "k1_s": [round(t, 4) for t in times[True]],
+        "alone_cpu_ms_per_step": 1000 * alone_cpu / steps,
+        "k1_cpu_ms_per_step": 1000 * k1_cpu / steps,
+        "k1_over_alone_cpu_time": k1_cpu / alone_cpu,
+        "alone_s": [round(wall, 4) for wall, _ in times[False]],
+        "k1_s": [round(wall, 4) for wall, _ in times[True]],
     }
 
 

@@ -351,15 +351,28 @@ class BatchedTrainer:
     def step(self) -> None:
         """One training step of every model in the batch: score, stop or go on, update."""
         params = self._blocks(self.weights)
-        logits = forward(
-            self.arch,
-            params,
-            self.x,
-            depth=self.depth,
-            unroll=self.unroll,
-            activation=self.activation,
-            gate_bias=self.gate_bias,
-        )
+        if self.capacity == 1:
+            # One model: its own weights, without the model axis, so that the products are
+            # plain matrix products (a batched product of one is slower on a CPU).
+            logits = forward(
+                self.arch,
+                {name: w[0] for name, w in params.items()},
+                self.x[0],
+                depth=self.depth,
+                unroll=self.unroll,
+                activation=self.activation,
+                gate_bias=self.gate_bias[0],
+            ).unsqueeze(0)
+        else:
+            logits = forward(
+                self.arch,
+                params,
+                self.x,
+                depth=self.depth,
+                unroll=self.unroll,
+                activation=self.activation,
+                gate_bias=self.gate_bias,
+            )
         bce = F.binary_cross_entropy_with_logits(logits, self.y, reduction="none")
         per_model = torch.where(self.mask, bce, 0).sum(1) / self.b.clamp(min=1)
         with torch.no_grad():
