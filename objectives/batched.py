@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -136,15 +136,9 @@ class BatchedTrainer:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.key = key
-        (
-            self.arch,
-            self.n_in,
-            self.hidden,
-            self.depth,
-            self.unroll,
-            self.activation,
-            self.optimizer,
-        ) = astuple(key)
+        self.arch, self.n_in, self.hidden = key.arch, key.n_in, key.hidden_size
+        self.depth, self.unroll = key.depth, key.unroll
+        self.activation, self.optimizer = key.activation, key.optimizer
         self.capacity = capacity
         self.device = torch.device(device)
         # How often the host looks for ended trials: every step on a CPU (no cost there),
@@ -314,8 +308,9 @@ class BatchedTrainer:
     def run(self, steps: int) -> list[tuple[CapacityConfig, CapacityResult]]:
         """Train the occupied slots for up to `steps` steps; return the trials that ended.
 
-        Stopping, best-score tracking and divergence are decided on the device at every step
-        (a model that stops is frozen there, at exactly the step where it stops); the host
+        Stopping, best-score tracking and divergence (`objectives.rules`, the rules that
+        `train_capacity` follows too) are decided on the device at every step (a model that
+        stops is frozen there, at exactly the step where it stops); the host
         looks at the outcome only every `check_every` steps, so a GPU step has no host sync.
         """
         ended: list[tuple[CapacityConfig, CapacityResult]] = []
