@@ -8,9 +8,16 @@ the same fixed number of steps (early stopping off) on b samples, so the work pe
 equal. Both ways are timed after a short untimed warm-up (one-off set-up of the math
 libraries, which a worker pays once, not once a trial).
 
+With --k1, it instead asks whether one trial at a time can be the batched trainer with K = 1:
+for each arch, budget and b (--bs), the same trial is trained by `train_capacity` and by a
+BatchedTrainer of capacity 1, alternately in one process (the order swapped every repeat),
+--repeats times; each way is timed whole (data set, initialisation, training), and the
+medians are printed as ms per step and trials per hour.
+
 Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 100]
        [--threads N] [--ks 1,8,32,128] [--archs rnn,lstm] [--budgets 1000,10000]
        [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
+       python benchmarks/batched_throughput.py --k1 [--bs 1000,4000] [--repeats 9] ...
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -96,6 +104,62 @@ def batched(
     return time.perf_counter() - start
 
 
+def alone_or_k1(config: CapacityConfig, device: str, k1: bool) -> tuple[float, float]:
+    """Seconds for one whole trial, wall-clock and this process's CPU time: `train_capacity`,
+    or a BatchedTrainer of capacity 1. (On a machine shared with other processes, the CPU
+    time leaves out the time spent waiting for a core.)"""
+    _sync(device)
+    start, cpu = time.perf_counter(), time.process_time()
+    if k1:
+        trainer = BatchedTrainer(shape_key(config), 1, device)
+        trainer.add(config)
+        (_, result), *_ = trainer.run(10**9)
+    else:
+        result = train_capacity(config, device)
+    _sync(device)
+    assert result.steps == config.max_steps
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def compare_k1(arch: str, budget: int, b: int, steps: int, repeats: int, device: str) -> dict:
+    """Median seconds a trial, alone and as K = 1, the two interleaved (order swapped every
+    repeat, so that load from other processes falls on both alike)."""
+    # One slow learning rate, so that no trial memorises its set before `steps`.
+    configs = [
+        CapacityConfig(**{**c.__dict__, "learning_rate": 1e-3})
+        for c in _configs(arch, budget, repeats + 1, b, steps)
+    ]
+    warm = CapacityConfig(**{**configs[0].__dict__, "max_steps": 5})
+    alone_or_k1(warm, device, False)
+    alone_or_k1(warm, device, True)
+    times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for i, config in enumerate(configs[1:]):
+        for k1 in (False, True) if i % 2 == 0 else (True, False):
+            times[k1].append(alone_or_k1(config, device, k1))
+    alone, k1 = (statistics.median(wall for wall, _ in times[w]) for w in (False, True))
+    alone_cpu, k1_cpu = (statistics.median(c for _, c in times[w]) for w in (False, True))
+    return {
+        "arch": arch,
+        "budget": budget,
+        "hidden_size": configs[0].hidden_size,
+        "num_params": configs[0].num_params,
+        "b": b,
+        "steps": steps,
+        "repeats": repeats,
+        "device": device,
+        "alone_ms_per_step": 1000 * alone / steps,
+        "k1_ms_per_step": 1000 * k1 / steps,
+        "alone_trials_per_hour": 3600 / alone,
+        "k1_trials_per_hour": 3600 / k1,
+        "k1_over_alone_time": k1 / alone,
+        "alone_cpu_ms_per_step": 1000 * alone_cpu / steps,
+        "k1_cpu_ms_per_step": 1000 * k1_cpu / steps,
+        "k1_over_alone_cpu_time": k1_cpu / alone_cpu,
+        "alone_s": [round(wall, 4) for wall, _ in times[False]],
+        "k1_s": [round(wall, 4) for wall, _ in times[True]],
+    }
+
+
 def measured_peak_gflops(device: str, n: int = 4096) -> float:
     """float32 GFLOP/s of one large square matmul (best of 5): what dense matmul reaches
     on this device, the yardstick beside any nominal peak."""
@@ -129,10 +193,20 @@ def main() -> None:
     parser.add_argument(
         "--no-graph", action="store_true", help="on CUDA, do not capture the step as a graph"
     )
+    parser.add_argument("--k1", action="store_true", help="train_capacity against K = 1")
+    parser.add_argument("--bs", default="1000,4000", help="with --k1: the values of b")
+    parser.add_argument("--repeats", type=int, default=9, help="with --k1")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as a batched worker does (one trial at a time is not affected)
+    if args.k1:
+        for arch in args.archs.split(","):
+            for budget in (int(x) for x in args.budgets.split(",")):
+                for b in (int(x) for x in args.bs.split(",")):
+                    row = compare_k1(arch, budget, b, args.steps, args.repeats, args.device)
+                    print(json.dumps(row), flush=True)
+        return
     options = {"precision": args.precision}
     if args.device == "cuda":
         options["cuda_graph"] = not args.no_graph

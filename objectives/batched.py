@@ -19,7 +19,8 @@ Every tensor keeps its address while trials come and go (everything is updated i
 the step never waits for the host, so that on a GPU the training step is captured once as a
 CUDA graph and replayed (`objectives.step_graph`); only a new largest b or a resize needs a
 new capture, and on a GPU the padding grows by at least a quarter at a time so that this is
-rare. Matmuls can run at a lower float32 precision (`objectives.precision`: TF32).
+rare. Matmuls can run at a lower float32 precision (`objectives.matmul`: TF32, where
+`objectives.precision` finds it good enough).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -35,50 +36,49 @@ from torch import Tensor
 
 from objectives.capacity import CapacityConfig
 from objectives.cells import Params, forward, init_params
-from objectives.precision import FULL, PRECISIONS, matmul_precision
+from objectives.matmul import FULL, PRECISIONS, matmul_precision
+from objectives.rules import DEVICE, CapacityResult, Progress, advance, make_dataset, observe
 from objectives.step_graph import StepGraph
-from objectives.training import CapacityResult, make_dataset
 
-ShapeKey = tuple[str, int, int, int, int, str, str]
-
-# Per-model rows, first axis K (moved together by `resize`).
-_ROWS = (
-    "b",
-    "lr",
-    "clip",
-    "gate_bias",
-    "step_count",
-    "active",
-    "ended",
-    "diverged",
-    "steps",
-    "since_best",
-    "patience",
-    "max_steps",
-    "best_bits",
-    "best_errors",
-    "last_loss",
-    "x",
-    "y",
-    "mask",
-)
+# The trainer's own per-model rows, first axis K (moved with the rules' rows by `resize`).
+_ROWS = ("b", "lr", "clip", "gate_bias", "step_count", "x", "y", "mask")
 _BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": ("sum",)}
 
 
-def shape_key(config: CapacityConfig) -> ShapeKey:
+@dataclass(frozen=True)
+class NetworkShape:
+    """What trials must share to be trained in one batch: the network's shape, its
+    activation and the optimizer (everything else may differ from trial to trial)."""
+
+    arch: str
+    n_in: int
+    hidden_size: int
+    depth: int
+    unroll: int
+    activation: str
+    optimizer: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
+            f"unroll {self.unroll} {self.activation} {self.optimizer}"
+        )
+
+
+def shape_key(config: CapacityConfig) -> NetworkShape:
     """Trials that can share one batch: same network shape, activation and optimizer."""
-    return (
-        config.arch,
-        config.n_in,
-        config.hidden_size,
-        config.depth,
-        config.unroll,
-        config.activation,
-        config.optimizer,
+    return NetworkShape(
+        arch=config.arch,
+        n_in=config.n_in,
+        hidden_size=config.hidden_size,
+        depth=config.depth,
+        unroll=config.unroll,
+        activation=config.activation,
+        optimizer=config.optimizer,
     )
 
 
-def batch_group(config: CapacityConfig) -> tuple[ShapeKey, int]:
+def batch_group(config: CapacityConfig) -> tuple[NetworkShape, int]:
     """Trials that share a batch: the same shape, and b in the same power-of-two range
     (2^(k-1), 2^k], so that padding to the largest b at most doubles a trial's work. (b is
     searched over a wide range, 5 octaves by default; padded to the largest b of a mixed
@@ -95,13 +95,6 @@ def bytes_per_trial(config: CapacityConfig) -> int:
     n, b = config.hidden_size, config.b
     per_step = config.depth * b * n * (GATE_BLOCKS[config.arch] + 2) * 4
     return 4 * (b * (config.n_in + 3) + config.unroll * per_step) + 4 * 4 * config.num_params
-
-
-def _mutual_information(b: Tensor, errors: Tensor) -> Tensor:
-    """b * (1 - H2(errors / b)) in bits, on the device (0 log 0 = 0)."""
-    p = errors / b.clamp(min=1)
-    h2 = -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p)) / math.log(2)
-    return b * (1 - h2)
 
 
 @dataclass
@@ -126,10 +119,11 @@ class BatchedTrainer:
     x: Tensor  # (K, max b, n_in) data, zero-padded
     y: Tensor  # (K, max b) labels
     mask: Tensor  # (K, max b) bool: which samples are real
+    progress: Progress  # the rules' rows (objectives.rules), one a model
 
     def __init__(
         self,
-        key: ShapeKey,
+        key: NetworkShape,
         capacity: int,
         device: str = "cpu",
         check_every: int | None = None,
@@ -142,15 +136,9 @@ class BatchedTrainer:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.key = key
-        (
-            self.arch,
-            self.n_in,
-            self.hidden,
-            self.depth,
-            self.unroll,
-            self.activation,
-            self.optimizer,
-        ) = key
+        self.arch, self.n_in, self.hidden = key.arch, key.n_in, key.hidden_size
+        self.depth, self.unroll = key.depth, key.unroll
+        self.activation, self.optimizer = key.activation, key.optimizer
         self.capacity = capacity
         self.device = torch.device(device)
         # How often the host looks for ended trials: every step on a CPU (no cost there),
@@ -214,16 +202,7 @@ class BatchedTrainer:
             self.clip[index] = config.grad_clip
             self.gate_bias[index] = config.gate_bias
             self.step_count[index] = 0
-            self.active[index] = True
-            self.ended[index] = False
-            self.diverged[index] = False
-            self.steps[index] = 0
-            self.since_best[index] = 0
-            self.patience[index] = config.patience
-            self.max_steps[index] = config.max_steps
-            self.best_bits[index] = 0.0
-            self.best_errors[index] = config.b // 2
-            self.last_loss[index] = math.nan
+        self.progress.set_row(index, config)
         self.slots[index] = _Slot(config=config, started=time.perf_counter())
         self._changed()
         return index
@@ -254,8 +233,10 @@ class BatchedTrainer:
                 rows[name] = rows[name][:, :max_b].contiguous()
             weights = moved_flat(self.weights.detach()).requires_grad_(True)
             state = {name: moved_flat(buf) for name, buf in self.state.items()}
+            progress = self.progress.moved(index, capacity)
         for name, tensor in rows.items():
             setattr(self, name, tensor)
+        self.progress = progress
         self.weights, self.state, self.max_b = weights, state, max_b
         self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
         self.capacity = capacity
@@ -274,17 +255,8 @@ class BatchedTrainer:
         self.clip = torch.zeros(k, device=d)
         self.gate_bias = torch.zeros(k, 1, 1, device=d)
         self.step_count = torch.zeros(k, device=d)
-        # Per-model bookkeeping, kept on the device and updated in place (see run()).
-        self.active = torch.zeros(k, dtype=torch.bool, device=d)
-        self.ended = torch.zeros(k, dtype=torch.bool, device=d)
-        self.diverged = torch.zeros(k, dtype=torch.bool, device=d)
-        self.steps = torch.zeros(k, dtype=torch.long, device=d)
-        self.since_best = torch.zeros(k, dtype=torch.long, device=d)
-        self.patience = torch.zeros(k, dtype=torch.long, device=d)
-        self.max_steps = torch.zeros(k, dtype=torch.long, device=d)
-        self.best_bits = torch.zeros(k, dtype=torch.float64, device=d)
-        self.best_errors = torch.zeros(k, dtype=torch.float64, device=d)
-        self.last_loss = torch.full((k,), math.nan, dtype=torch.float64, device=d)
+        # The rules' rows (objectives.rules), kept on the device and updated in place.
+        self.progress = Progress.rows(k, d)
         self.x = torch.zeros(k, 0, self.n_in, device=d)
         self.y = torch.zeros(k, 0, device=d)
         self.mask = torch.zeros(k, 0, dtype=torch.bool, device=d)
@@ -327,6 +299,7 @@ class BatchedTrainer:
             self.weights,
             *self.state.values(),
             *(getattr(self, name) for name in _ROWS),
+            *self.progress.tensors(),
             self.model_of,
         ]
 
@@ -335,8 +308,9 @@ class BatchedTrainer:
     def run(self, steps: int) -> list[tuple[CapacityConfig, CapacityResult]]:
         """Train the occupied slots for up to `steps` steps; return the trials that ended.
 
-        Stopping, best-score tracking and divergence are decided on the device at every step
-        (a model that stops is frozen there, at exactly the step where it stops); the host
+        Stopping, best-score tracking and divergence (`objectives.rules`, the rules that
+        `train_capacity` follows too) are decided on the device at every step (a model that
+        stops is frozen there, at exactly the step where it stops); the host
         looks at the outcome only every `check_every` steps, so a GPU step has no host sync.
         """
         ended: list[tuple[CapacityConfig, CapacityResult]] = []
@@ -372,38 +346,33 @@ class BatchedTrainer:
     def step(self) -> None:
         """One training step of every model in the batch: score, stop or go on, update."""
         params = self._blocks(self.weights)
-        logits = forward(
-            self.arch,
-            params,
-            self.x,
-            depth=self.depth,
-            unroll=self.unroll,
-            activation=self.activation,
-            gate_bias=self.gate_bias,
-        )
+        if self.capacity == 1:
+            # One model: its own weights, without the model axis, so that the products are
+            # plain matrix products (a batched product of one is slower on a CPU).
+            logits = forward(
+                self.arch,
+                {name: w[0] for name, w in params.items()},
+                self.x[0],
+                depth=self.depth,
+                unroll=self.unroll,
+                activation=self.activation,
+                gate_bias=self.gate_bias[0],
+            ).unsqueeze(0)
+        else:
+            logits = forward(
+                self.arch,
+                params,
+                self.x,
+                depth=self.depth,
+                unroll=self.unroll,
+                activation=self.activation,
+                gate_bias=self.gate_bias,
+            )
         bce = F.binary_cross_entropy_with_logits(logits, self.y, reduction="none")
         per_model = torch.where(self.mask, bce, 0).sum(1) / self.b.clamp(min=1)
         with torch.no_grad():
-            active = self.active
-            loss = per_model.detach().double()
-            wrong = (((logits > 0) != (self.y > 0.5)) & self.mask).sum(1).double()
-            finite = torch.isfinite(loss)
-            bits = _mutual_information(self.b.double(), wrong)
-            improved = active & finite & (bits > self.best_bits)
-            self.best_bits.copy_(torch.where(improved, bits, self.best_bits))
-            self.best_errors.copy_(torch.where(improved, wrong, self.best_errors))
-            self.since_best.copy_(torch.where(improved, 0, self.since_best + active.long()))
-            stop = active & (
-                ~finite
-                | (wrong == 0)
-                | (self.since_best >= self.patience)
-                | (self.steps >= self.max_steps)
-            )
-            self.diverged |= active & ~finite
-            self.last_loss.copy_(torch.where(active, loss, self.last_loss))
-            train = active & ~stop
-            self.ended |= stop
-            self.active.copy_(train)
+            wrong = (((logits > 0) != (self.y > 0.5)) & self.mask).sum(1)
+            train = observe(self.progress, per_model.detach().double(), wrong, DEVICE)
         # Each model's gradient comes from its own loss only; models that stopped or left
         # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
         total = torch.where(train, per_model, 0).sum()
@@ -413,34 +382,28 @@ class BatchedTrainer:
         grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(total, list(params.values()))])
         with torch.no_grad():
             self._update(grad)
-            self.steps += train.long()
+            advance(self.progress, train)
 
     def _collect(self) -> list[tuple[CapacityConfig, CapacityResult]]:
         """The trials that stopped since the last look (one host sync)."""
-        indices = self.ended.nonzero().flatten().tolist()
+        indices = self.progress.ended.nonzero().flatten().tolist()
         if not indices:
             return []
-        best_errors = self.best_errors.tolist()
-        steps = self.steps.tolist()
-        diverged = self.diverged.tolist()
-        last_loss = self.last_loss.tolist()
+        rows = {f.name: getattr(self.progress, f.name).tolist() for f in fields(Progress)}
         out = []
         for k in indices:
             slot = self.slots[k]
             assert slot is not None
-            result = CapacityResult.scored(
+            result = CapacityResult.of(
                 slot.config,
-                errors=int(best_errors[k]),
+                Progress(**{name: row[k] for name, row in rows.items()}),
                 num_params=self.num_params,
-                steps=int(steps[k]),
                 seconds=time.perf_counter() - slot.started,
                 device=str(self.device),
-                diverged=bool(diverged[k]),
-                final_loss=float(last_loss[k]),
             )
             out.append((slot.config, result))
             self.slots[k] = None
-            self.ended[k] = False
+            self.progress.ended[k] = False
         self._changed()
         return out
 

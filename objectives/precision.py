@@ -1,8 +1,7 @@
 """Float32 matmuls at lower precision (TF32 on NVIDIA GPUs: 10 mantissa bits in, float32
 sums), used only where a probe shows that the capacity results stay within tolerance.
 
-`matmul_precision` sets torch's float32 matmul precision for one backend while a block runs
-("ieee": full float32; "tf32" on CUDA; "bf16" on a CPU with bfloat16 matmuls). `probe` trains
+`objectives.matmul.matmul_precision` sets the precision while a block runs. `probe` trains
 the same trials twice from the same start, at full precision and at the lower one, and
 compares what the capacity score is made of: the error count and the loss.
 """
@@ -10,41 +9,25 @@ compares what the capacity score is made of: the error count and the loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import torch
-
+from objectives.batched import BatchedTrainer, shape_key
 from objectives.capacity import CapacityConfig
+from objectives.matmul import FULL, PRECISIONS, matmul_precision
 
-FULL = "ieee"
-PRECISIONS = {"cuda": ("ieee", "tf32"), "cpu": ("ieee", "bf16")}
+__all__ = [
+    "FULL",
+    "PRECISIONS",
+    "ProbeResult",
+    "matmul_precision",
+    "probe",
+    "probe_trials",
+]
+
 PROBE_STEPS = 50
 PROBE_TRIALS = 4
 TOLERANCE = 0.01
-
-
-def _backend(device: torch.device) -> object:
-    if device.type == "cuda":
-        return torch.backends.cuda.matmul
-    if device.type == "cpu":
-        return torch.backends.mkldnn.matmul  # type: ignore[attr-defined]
-    raise ValueError(f"no matmul precision setting for device {device}")
-
-
-@contextmanager
-def matmul_precision(device: torch.device, precision: str) -> Iterator[None]:
-    """Float32 matmuls on `device` at `precision` while the block runs."""
-    if precision not in PRECISIONS.get(device.type, ()):
-        raise ValueError(f"matmul precision {precision!r} is not available on {device.type}")
-    backend = _backend(device)
-    before = backend.fp32_precision  # type: ignore[attr-defined]
-    backend.fp32_precision = precision  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        backend.fp32_precision = before  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -83,8 +66,6 @@ def probe(
 ) -> ProbeResult:
     """Train `configs` (one shape) twice from the same start, at full float32 matmul
     precision and at `precision`, and compare every trial's errors and final loss."""
-    from objectives.batched import BatchedTrainer, shape_key
-
     runs = []
     for p in (FULL, precision):
         trainer = BatchedTrainer(

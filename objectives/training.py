@@ -5,10 +5,7 @@ Runs without Optuna: it takes a frozen `CapacityConfig` and returns a `CapacityR
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,74 +13,9 @@ from torch import Tensor
 
 from objectives.capacity import CapacityConfig
 from objectives.cells import Params, forward, init_params, num_params
-from objectives.metric import bits_per_param, mutual_information_bits
+from objectives.rules import HOST, CapacityResult, Progress, advance, make_dataset, observe
 
-
-@dataclass(frozen=True)
-class CapacityResult:
-    bits: float
-    bits_per_param: float
-    num_params: int
-    hidden_size: int
-    depth: int
-    b: int
-    errors: int
-    error_fraction: float
-    steps: int
-    seconds: float
-    device: str
-    diverged: bool
-    final_loss: float
-
-    @classmethod
-    def scored(
-        cls,
-        config: CapacityConfig,
-        *,
-        errors: int,
-        num_params: int,
-        steps: int,
-        seconds: float,
-        device: str,
-        diverged: bool,
-        final_loss: float,
-    ) -> CapacityResult:
-        """The record of a finished run from its best error count; a diverged run scores 0
-        bits (chance: b // 2 errors)."""
-        if diverged:
-            errors = config.b // 2
-        bits = 0.0 if diverged else mutual_information_bits(config.b, errors)
-        return cls(
-            bits=bits,
-            bits_per_param=bits_per_param(bits, num_params),
-            num_params=num_params,
-            hidden_size=config.hidden_size,
-            depth=config.depth,
-            b=config.b,
-            errors=errors,
-            error_fraction=errors / config.b,
-            steps=steps,
-            seconds=seconds,
-            device=device,
-            diverged=diverged,
-            final_loss=final_loss,
-        )
-
-    @property
-    def value(self) -> float:
-        """What the study maximises: the bits stored."""
-        return self.bits
-
-    def to_attrs(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def make_dataset(b: int, n_in: int, seed: int) -> tuple[Tensor, Tensor]:
-    """Random inputs in {0,1}^(b x n_in) and labels in {0,1}^b, every bit uniform."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 2, (b, n_in), generator=generator).float()
-    y = torch.randint(0, 2, (b,), generator=generator).float()
-    return x, y
+__all__ = ["CapacityResult", "count_errors", "make_dataset", "make_optimizer", "train_capacity"]
 
 
 def make_optimizer(name: str, params: list[Tensor], learning_rate: float) -> torch.optim.Optimizer:
@@ -110,8 +42,10 @@ def train_capacity(config: CapacityConfig, device: str = "cpu") -> CapacityResul
     """Full-batch training on the memorised set until the score stops improving for
     `patience` steps, every sample is right, or `max_steps` is reached.
 
-    The score is the best mutual information seen over training (each measured on the
-    weights of that step). A loss that turns NaN or inf ends the run with 0 bits.
+    The rules (stopping, the score kept, divergence) are `objectives.rules`', shared with
+    `objectives.batched.BatchedTrainer`; here they run on python scalars, one host sync a
+    step, which on a CPU is cheaper than their K = 1 tensor form (see
+    benchmarks/batched_throughput.py --k1).
     """
     start = time.perf_counter()
     dev = torch.device(device)
@@ -144,41 +78,24 @@ def train_capacity(config: CapacityConfig, device: str = "cpu") -> CapacityResul
             gate_bias=config.gate_bias,
         )
 
-    best_bits = 0.0
-    best_errors = config.b // 2
-    since_best = 0
-    steps = 0
-    diverged = False
-    loss_value = math.nan
-    while True:
+    progress = Progress.start(config)
+    while progress.active:
         logits = logits_now()
         loss = F.binary_cross_entropy_with_logits(logits, y)
-        loss_value = float(loss.item())
-        if not math.isfinite(loss_value):
-            diverged = True
-            break
-        errors = count_errors(logits.detach(), y)
-        bits = mutual_information_bits(config.b, errors)
-        if bits > best_bits:
-            best_bits, best_errors, since_best = bits, errors, 0
-        else:
-            since_best += 1
-        if errors == 0 or since_best >= config.patience or steps >= config.max_steps:
+        train = observe(progress, loss.item(), count_errors(logits.detach(), y), HOST)
+        if not train:
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(leaves, config.grad_clip)
         optimizer.step()
-        steps += 1
+        advance(progress, train)
 
-    return CapacityResult.scored(
+    return CapacityResult.of(
         config,
-        errors=best_errors,
+        progress,
         num_params=count,
-        steps=steps,
         seconds=time.perf_counter() - start,
         device=str(dev),
-        diverged=diverged,
-        final_loss=loss_value,
     )

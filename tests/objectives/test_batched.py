@@ -191,3 +191,15 @@ def test_batches_group_b_by_powers_of_two():
     assert group(600)[0] == shape_key(config)
     deeper = CapacityConfig(**{**config.__dict__, "b": 600, "depth": 1})
     assert batch_group(deeper) != group(600)
+
+
+def test_a_batch_of_one_trains_as_a_batch_of_many():
+    """A batch of one slot runs its model without the model axis (plain matrix products);
+    its trials end as they do among others."""
+    configs = _configs("lstm", "adam", 0.005, k=3)
+    together = _batched(configs)
+    for c in configs:
+        ((_, alone),) = _batched([c]).items()
+        other = together[c.seed]
+        assert (alone.steps, alone.errors, alone.diverged) == (other.steps, other.errors, False)
+        assert alone.final_loss == pytest.approx(other.final_loss, rel=1e-5)
