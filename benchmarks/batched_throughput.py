@@ -18,6 +18,7 @@ Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [-
        [--threads N] [--ks 1,8,32,128] [--archs rnn,lstm] [--budgets 1000,10000]
        [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
        python benchmarks/batched_throughput.py --k1 [--bs 1000,4000] [--repeats 9] ...
+       python benchmarks/batched_throughput.py --verdicts --device cuda [--archs] [--budgets]
 """
 
 from __future__ import annotations
@@ -196,10 +197,29 @@ def main() -> None:
     parser.add_argument("--k1", action="store_true", help="train_capacity against K = 1")
     parser.add_argument("--bs", default="1000,4000", help="with --k1: the values of b")
     parser.add_argument("--repeats", type=int, default=9, help="with --k1")
+    parser.add_argument(
+        "--verdicts",
+        action="store_true",
+        help="print the TF32 probe's verdict (as --tf32 auto decides it) per arch and budget",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as a batched worker does (one trial at a time is not affected)
+    if args.verdicts:
+        from objectives.precision import probe, probe_trials
+
+        for arch in args.archs.split(","):
+            for budget in (int(x) for x in args.budgets.split(",")):
+                config = _configs(arch, budget, 1, args.b, args.steps)[0]
+                verdict = probe(probe_trials(config), args.device, "tf32")
+                print(
+                    json.dumps(
+                        {"arch": arch, "budget": budget, "b": args.b, "verdict": verdict.describe()}
+                    ),
+                    flush=True,
+                )
+        return
     if args.k1:
         for arch in args.archs.split(","):
             for budget in (int(x) for x in args.budgets.split(",")):

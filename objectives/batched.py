@@ -412,7 +412,11 @@ class BatchedTrainer:
         their result is already kept, and their slot is reset when it is taken again."""
         model_of = self.model_of
         if self._clipping:  # torch.nn.utils.clip_grad_norm_, per model
-            sq = torch.zeros(self.capacity, device=grad.device).index_add_(0, model_of, grad * grad)
+            # Summed block by block along each model's row, not with index_add_: on a GPU its
+            # atomic adds make the sum's rounding differ from run to run.
+            k = self.capacity
+            sq = sum(g.reshape(k, -1).square().sum(1) for g in self._blocks(grad).values())
+            assert isinstance(sq, Tensor)
             coef = torch.clamp(self.clip / (sq.sqrt() + 1e-6), max=1.0)
             grad = grad * torch.where(self.clip > 0, coef, 1.0)[model_of]
         self.step_count += 1

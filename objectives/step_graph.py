@@ -58,7 +58,9 @@ class StepGraph:
         before = [t.detach().clone() for t in tensors]
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            # On the warm-up stream, whose math-library handles and workspaces the warm-up
+            # steps set up, so that the capture does not have to.
+            with torch.cuda.graph(graph, stream=self.side):
                 self.step()
         except Exception as e:  # any failure to capture: eager steps are always right
             logger.warning("CUDA-graph capture failed, training eagerly: %s", e)
