@@ -68,7 +68,11 @@ def test_cuda_graph_replays_the_eager_step(arch):
     for seed, r in eager.items():
         g = with_graph[seed]
         assert (g.steps, g.errors) == (r.steps, r.errors)
-        assert g.final_loss == pytest.approx(r.final_loss, rel=1e-5)
+        # A replay may run other math-library kernels than the eager step (the capture is
+        # checked to 1e-5 on one step); over up to 80 steps of training the rounding adds up:
+        # 1.8e-5 of the final loss for lstm on an H100, where eager runs agree to the bit
+        # (test_cuda_batch_is_deterministic).
+        assert g.final_loss == pytest.approx(r.final_loss, rel=1e-4)
 
 
 def test_cuda_batch_is_deterministic():
