@@ -200,8 +200,7 @@ def phases(url: str, sampler: str, completed: int, claims: int = 10) -> dict[str
     with Heartbeat(storage, policy.interval) as beat:
         for _ in range(claims):
             t0 = time.perf_counter()
-            held = worker.claim_next(beat)
-            assert held is not None
+            (held,) = worker.claim_next(beat)
             t1 = time.perf_counter()
             attrs = {**Done().to_attrs(), "config": held.config.to_attrs()}
             worker.studies[0].trials.complete(held.claim, beat, Done().value, attrs)

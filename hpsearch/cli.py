@@ -78,6 +78,11 @@ def _selection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", help="only these archs (comma-separated)")
     parser.add_argument("--budget", help="only these budgets (comma-separated)")
     parser.add_argument("--depth", help="only these depths (comma-separated)")
+    parser.add_argument(
+        "--include-pruned",
+        action="store_true",
+        help="count pruned trials too (with the best bits they reached when stopped)",
+    )
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -94,6 +99,7 @@ def _selection(args: argparse.Namespace) -> Selection:
         archs=words(args.arch, "--arch"),
         budgets=numbers(args.budget, "--budget"),
         depths=numbers(args.depth, "--depth"),
+        pruned=args.include_pruned,
     )
 
 

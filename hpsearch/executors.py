@@ -1,8 +1,11 @@
 """How a worker trains the trials it holds: one interface, two implementations.
 
 `Executor`: `submit` a claimed trial, `advance` (train a while) and get back the trials that
-ended, each as an `Ended` (a result to tell) or a `Failed` (an error to record). The worker
-loop (`hpsearch.worker`) claims while the executor has `room`, and is the same for both.
+ended, each as an `Ended` (a result to tell, `pruned` if a checkpoint stopped it) or a
+`Failed` (an error to record). The worker loop (`hpsearch.worker`) claims while the executor
+has `room`, and is the same for both. While training, a trial of a task with checkpoints
+(`checkpoint_steps`) is shown to the worker's `judge` every that many steps with its best
+value so far; the judge reports it and says whether it goes on (False: pruned).
 
 - `SerialExecutor`: one trial at a time through the task's `run` (every task has one).
 - `BatchedExecutor`: up to K trials at once, grouped by shape into batched trainers (tasks
@@ -17,12 +20,20 @@ loop (`hpsearch.worker`) claims while the executor has `room`, and is the same f
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from hpsearch.errors import HpsearchError
 from objectives.allocator import keep_freed_memory
-from objectives.registry import Batch, BatchingTask, Task, TrialResult, supports_batching
+from objectives.registry import (
+    Batch,
+    BatchingTask,
+    Task,
+    TrialResult,
+    supports_batching,
+    supports_checkpoints,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +57,7 @@ class Held:
 class Ended:
     held: Held
     result: TrialResult
+    pruned: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,13 @@ class Failed:
 
 
 Outcome = Ended | Failed
+# (trial, steps taken, best value so far) -> whether it goes on
+Judge = Callable[[Held, int, float], bool]
+
+
+def checkpoint_steps(task: Task) -> int | None:
+    """Every how many steps a task's trials are judged (None: they are not)."""
+    return task.checkpoint_steps if supports_checkpoints(task) else None
 
 
 class Executor(Protocol):
@@ -67,8 +86,9 @@ class Executor(Protocol):
         """Take a trial; raises if it cannot (the worker fails that trial alone)."""
         ...
 
-    def advance(self) -> list[Outcome]:
-        """Train a while; the trials that ended."""
+    def advance(self, judge: Judge) -> list[Outcome]:
+        """Train a while, showing trials to `judge` at their checkpoints; the trials that
+        ended."""
         ...
 
     def held(self) -> list[Held]:
@@ -99,13 +119,22 @@ class SerialExecutor:
     def held(self) -> list[Held]:
         return [self._held] if self._held else []
 
-    def advance(self) -> list[Outcome]:
+    def advance(self, judge: Judge) -> list[Outcome]:
         held = self._held
         if held is None:
             return []
         outcome: Outcome
         try:
-            outcome = Ended(held, held.task.run(held.config, self.device))
+            task = held.task
+            if supports_checkpoints(task):
+                result = task.run(
+                    held.config,
+                    self.device,
+                    checkpoint=lambda steps, value: judge(held, steps, value),
+                )
+            else:
+                result = task.run(held.config, self.device)
+            outcome = Ended(held, result, pruned=bool(getattr(result, "pruned", False)))
         except Exception as e:
             outcome = Failed(held, describe_error(e))
         self._held = None  # an interrupt (KeyboardInterrupt) leaves it held, for the stop
@@ -151,8 +180,10 @@ class BatchedExecutor:
         self.device = device
         self.tf32 = tf32
         self._trainers: dict[Any, Batch] = {}
+        self._tasks: dict[Any, Task] = {}  # the task of each group's trials
         self._precisions: dict[Any, str] = {}
         self._held: dict[int, tuple[Held, Batch]] = {}  # id(config) -> trial and its batch
+        self._judged: dict[int, int] = {}  # id(config) -> checkpoints shown to the judge
         keep_freed_memory()
 
     @property
@@ -173,12 +204,34 @@ class BatchedExecutor:
             )
             trainer = task.batch(held.config, 1, self.device, precision)
             self._trainers[key] = trainer
+            self._tasks[key] = task
         elif trainer.free == 0:
             trainer.resize(min(self.capacity, 2 * trainer.capacity))
         trainer.add(held.config)
         self._held[id(held.config)] = (held, trainer)
+        self._judged[id(held.config)] = 0
 
-    def advance(self) -> list[Outcome]:
+    def _release(self, config: Any) -> Held:
+        held, _ = self._held.pop(id(config))
+        self._judged.pop(id(config), None)
+        return held
+
+    def _checkpoints(self, trainer: Batch, every: int, judge: Judge) -> list[Outcome]:
+        """Show the judge every trial of `trainer` that has passed a checkpoint since it was
+        last shown; stop (and hand back, pruned) those it stops."""
+        pruned: list[Outcome] = []
+        for config, steps, value in trainer.progress():
+            done = steps // every
+            if done <= self._judged[id(config)]:
+                continue
+            self._judged[id(config)] = done
+            held, _ = self._held[id(config)]
+            if not judge(held, done * every, value):
+                result = trainer.stop(config)
+                pruned.append(Ended(self._release(config), result, pruned=True))
+        return pruned
+
+    def advance(self, judge: Judge) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for key, trainer in list(self._trainers.items()):
             if trainer.occupied == 0:
@@ -193,13 +246,15 @@ class BatchedExecutor:
                 lost = [h for h, t in self._held.values() if t is trainer]
                 logger.error("a batch of %d trials failed: %s", len(lost), error)
                 for held in lost:
-                    del self._held[id(held.config)]
-                    outcomes.append(Failed(held, error))
+                    outcomes.append(Failed(self._release(held.config), error))
                 del self._trainers[key]
                 continue
             for config, result in ended:
-                held, _ = self._held.pop(id(config))
-                outcomes.append(Ended(held, result))
+                pruned = bool(getattr(result, "pruned", False))
+                outcomes.append(Ended(self._release(config), result, pruned=pruned))
+            every = checkpoint_steps(self._tasks[key])
+            if every is not None and trainer.occupied:
+                outcomes += self._checkpoints(trainer, every, judge)
         return outcomes
 
 

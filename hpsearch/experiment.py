@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import HpsearchError, unknown_choice
+from hpsearch.pruners import PRUNERS, check_pruner
 from hpsearch.samplers import SAMPLERS, check_sampler
 from objectives.architectures import ARCHS
 from objectives.capacity import DIMENSIONS, TASK, CapacityStudy, build_study, default_depths
@@ -185,6 +186,14 @@ class Experiment:
         default="gp",
         metadata=_option("Optuna sampler: `--sampler tpe`", TEXT, choices=SAMPLERS),
     )
+    pruner: str = field(
+        default="none",
+        metadata=_option(
+            "Optuna pruner, which may stop a trial at a checkpoint: `--pruner median`",
+            TEXT,
+            choices=PRUNERS,
+        ),
+    )
     seed: int | None = field(
         default=None,
         metadata=_option("study seed (trial data and weights; default random): `--seed 0`", WHOLE),
@@ -216,6 +225,7 @@ class Experiment:
         if self.seed is not None and not 0 <= self.seed < 2**31:
             raise HpsearchError(f"seed must be in [0, 2^31), got {self.seed}")
         check_sampler(self.sampler)
+        check_pruner(self.pruner)
 
     def studies(self) -> list[CapacityStudy]:
         """Every study's settings, validated; raises before anything is written."""

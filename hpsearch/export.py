@@ -1,4 +1,5 @@
-"""Best-bits tables: the data. One best row per (study, depth) from COMPLETE trials, and two
+"""Best-bits tables: the data. One best row per (study, depth) from COMPLETE trials (and
+PRUNED ones, if asked), and two
 summaries computed from those rows: bits per parameter per (arch, depth) and the architecture
 multiplier matrix (Collins et al. 2017, Fig. 1i).
 
@@ -19,12 +20,20 @@ from objectives.architectures import ARCHS
 
 @dataclass(frozen=True)
 class Selection:
-    """Which studies and depths to report; None means all."""
+    """Which studies, depths and trials to report; None means all. PRUNED trials (stopped at
+    a checkpoint, valued at the best bits they had reached) count only with `pruned`."""
 
     tasks: tuple[str, ...] | None = None
     archs: tuple[str, ...] | None = None
     budgets: tuple[int, ...] | None = None
     depths: tuple[int, ...] | None = None
+    pruned: bool = False
+
+    @property
+    def states(self) -> tuple[TrialState, ...]:
+        if self.pruned:
+            return (TrialState.COMPLETE, TrialState.PRUNED)
+        return (TrialState.COMPLETE,)
 
     def study(self, record: StudyRecord) -> bool:
         attrs = record.attrs
@@ -115,7 +124,7 @@ def best_rows(
         if record.task != "capacity" or not selection.study(record):
             continue
         study_id = storage.get_study_id_from_name(record.name)
-        complete = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+        complete = storage.get_all_trials(study_id, deepcopy=False, states=selection.states)
         by_depth: dict[int, list[FrozenTrial]] = {}
         for trial in complete:
             if trial.value is None or "depth" not in trial.user_attrs:

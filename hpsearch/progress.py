@@ -74,7 +74,7 @@ class Progress:
         for record in self.records:
             study_id = self.storage.get_study_id_from_name(record.name)
             trials = self.storage.get_all_trials(
-                study_id, deepcopy=False, states=(TrialState.COMPLETE,)
+                study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
             )
             done += len(trials)
             for t in trials:

@@ -64,15 +64,16 @@ def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
 def render_status(rows: list[StudyStatus]) -> str:
     if not rows:
         return "no hpsearch studies in this storage\n"
-    header = f"{'study':<28} {'done':>9} {'run':>4} {'wait':>4} {'fail':>4} {'best bits':>10} "
+    header = f"{'study':<28} {'done':>9} {'run':>4} {'wait':>4} {'fail':>4} {'prune':>5} "
+    header += f"{'best bits':>10} "
     header += f"{'bits/param':>10} {'trials/h':>8}"
     lines = [header]
     for r in rows:
         best = "-" if r.best_bits is None else f"{r.best_bits:.1f}"
         bpp = "-" if r.best_bits_per_param is None else f"{r.best_bits_per_param:.3f}"
-        done = f"{r.complete}/{r.target}"
+        done = f"{r.complete + r.pruned}/{r.target}"  # a pruned trial takes its place too
         lines.append(
-            f"{r.study:<28} {done:>9} {r.running:>4} {r.waiting:>4} {r.failed:>4} "
+            f"{r.study:<28} {done:>9} {r.running:>4} {r.waiting:>4} {r.failed:>4} {r.pruned:>5} "
             f"{best:>10} {bpp:>10} {r.trials_last_hour:>8}"
         )
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import optuna
 
 from hpsearch.errors import HpsearchError, StudyNotFound
 from hpsearch.experiment import Experiment
+from hpsearch.pruners import check_pruner
 from hpsearch.samplers import check_sampler
 from objectives.registry import StudySettings, get_task
 
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 # Study user attrs written by hpsearch besides the task's own settings.
 TARGET_KEY = "target_trials"
 SAMPLER_KEY = "sampler"
+PRUNER_KEY = "pruner"
 SEED_KEY = "seed"
 
 
@@ -37,6 +39,11 @@ class StudyRecord:
     @property
     def sampler(self) -> str:
         return str(self.attrs[SAMPLER_KEY])
+
+    @property
+    def pruner(self) -> str:
+        """Studies made before pruning existed have none."""
+        return str(self.attrs.get(PRUNER_KEY, "none"))
 
     @property
     def seed(self) -> int:
@@ -60,7 +67,12 @@ def create_studies(
             out.append((study.name, False))
             continue
         created = create_study(
-            storage, study, trials=experiment.trials, sampler=experiment.sampler, seed=seed
+            storage,
+            study,
+            trials=experiment.trials,
+            sampler=experiment.sampler,
+            pruner=experiment.pruner,
+            seed=seed,
         )
         out.append((study.name, created))
     return out
@@ -73,10 +85,18 @@ def create_study(
     trials: int,
     sampler: str,
     seed: int,
+    pruner: str = "none",
 ) -> bool:
     """Create one study of any task from its settings; False if it exists already."""
     check_sampler(sampler)
-    attrs = {**settings.to_attrs(), TARGET_KEY: trials, SAMPLER_KEY: sampler, SEED_KEY: seed}
+    check_pruner(pruner)
+    attrs = {
+        **settings.to_attrs(),
+        TARGET_KEY: trials,
+        SAMPLER_KEY: sampler,
+        PRUNER_KEY: pruner,
+        SEED_KEY: seed,
+    }
     return _create_one(storage, settings.name, attrs)
 
 

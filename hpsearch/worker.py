@@ -34,9 +34,11 @@ from hpsearch.executors import (
     Outcome,
     SerialExecutor,
     auto_batch,
+    checkpoint_steps,
     describe_error,
 )
 from hpsearch.progress import Progress
+from hpsearch.pruners import make_pruner
 from hpsearch.samplers import make_sampler
 from hpsearch.studies import StudyRecord
 from objectives.registry import Task, TrialResult, get_task
@@ -83,15 +85,17 @@ class _Study:
 
 @dataclass
 class WorkerReport:
-    """What this worker did: trials it completed and failed (interrupted ones are neither)."""
+    """What this worker did: trials it completed, pruned and failed (interrupted ones are none
+    of these)."""
 
     complete: int = 0
+    pruned: int = 0
     failed: int = 0
     failing: int = 0  # failed since the last success
 
     @property
     def claimed(self) -> int:
-        return self.complete + self.failed
+        return self.complete + self.pruned + self.failed
 
 
 class Worker:
@@ -116,7 +120,10 @@ class Worker:
         for index, record in enumerate(records):
             task = get_task(record.task)
             sampler = make_sampler(record.sampler, (self.seed + index) % 2**31)
-            study = optuna.load_study(study_name=record.name, storage=storage, sampler=sampler)
+            pruner = make_pruner(record.pruner, checkpoint_steps(task) or 1)
+            study = optuna.load_study(
+                study_name=record.name, storage=storage, sampler=sampler, pruner=pruner
+            )
             trials = StudyTrials(storage, study, record.target, self.policy.max_retry)
             settings = task.study_from_attrs(record.attrs)
             self.studies.append(_Study(record, trials, settings, task))
@@ -153,14 +160,18 @@ class Worker:
             try:
                 while True:
                     while executor.room > 0 and wanted():
-                        held = self.claim_next(heartbeat)
-                        if held is None:
+                        more = executor.room
+                        if n_trials is not None:
+                            more = min(more, n_trials - report.claimed - len(executor.held()))
+                        claimed = self.claim_next(heartbeat, more)
+                        if not claimed:
                             break
-                        try:  # a trial that cannot be taken (out of memory, say) fails alone
-                            executor.submit(held)
-                        except Exception as e:
-                            failed = Failed(held, describe_error(e))
-                            self._tell([failed], heartbeat, report, progress)
+                        for held in claimed:
+                            try:  # a trial that cannot be taken (out of memory, say) fails alone
+                                executor.submit(held)
+                            except Exception as e:
+                                failed = Failed(held, describe_error(e))
+                                self._tell([failed], heartbeat, report, progress)
                     if not executor.held():
                         if wanted() and retry_transient(
                             self._others_running, "checking other workers"
@@ -168,7 +179,7 @@ class Worker:
                             time.sleep(WAIT_POLL_SECONDS)
                             continue
                         break
-                    self._tell(executor.advance(), heartbeat, report, progress)
+                    self._tell(executor.advance(self._judge), heartbeat, report, progress)
             except KeyboardInterrupt:
                 self._stop(executor.held(), heartbeat)
                 raise
@@ -177,8 +188,9 @@ class Worker:
 
     # -- claiming --------------------------------------------------------------------------
 
-    def claim_next(self, heartbeat: Heartbeat) -> Held | None:
-        """A new trial from the next study (in rotation) that still has room."""
+    def claim_next(self, heartbeat: Heartbeat, n: int = 1) -> list[Held]:
+        """Up to `n` new trials, in one go, from the next study (in rotation) that still has
+        room; none when every study is full."""
         count = len(self.studies)
         for offset in range(count):
             index = (self._next + offset) % count
@@ -188,11 +200,11 @@ class Worker:
                 seed = trial_seed(entry.record.seed, trial.number)
                 return entry.task.suggest(trial, entry.settings, seed)
 
-            claim = entry.trials.claim(heartbeat, self.name, prepare)
-            if claim is not None:
+            claims = entry.trials.claim(heartbeat, self.name, prepare, n)
+            if claims:
                 self._next = (index + 1) % count
-                return Held(entry.record.name, entry.task, claim.prepared, claim)
-        return None
+                return [Held(entry.record.name, entry.task, c.prepared, c) for c in claims]
+        return []
 
     def sweep(self) -> None:
         """Fail (and queue retries of) other workers' stale and orphaned trials."""
@@ -202,6 +214,15 @@ class Worker:
     def _others_running(self) -> bool:
         """Whether another worker still holds a trial that may yet fail and need a retry."""
         return any([entry.trials.others_running() for entry in self.studies])
+
+    def _judge(self, held: Held, step: int, value: float) -> bool:
+        """A checkpoint: report the trial's best value so far; whether it goes on (the study's
+        pruner may stop it)."""
+        entry = self._by_name[held.study]
+        entry.trials.report(held.claim, value, step)
+        if entry.record.pruner == "none":
+            return True
+        return not entry.trials.should_prune(held.claim)
 
     # -- telling ---------------------------------------------------------------------------
 
@@ -220,10 +241,14 @@ class Worker:
             if isinstance(outcome, Ended):
                 result = outcome.result
                 attrs = {**result.to_attrs(), "config": held.config.to_attrs(), "worker": self.name}
-                entry.trials.complete(held.claim, heartbeat, result.value, attrs)
-                self._log(held.study, held.claim.number, result)
-                self._refresh_note(entry, result.value)
-                report.complete += 1
+                if outcome.pruned:
+                    entry.trials.prune(held.claim, heartbeat, result.value, attrs)
+                    report.pruned += 1
+                else:
+                    entry.trials.complete(held.claim, heartbeat, result.value, attrs)
+                    self._refresh_note(entry, result.value)
+                    report.complete += 1
+                self._log(held.study, held.claim.number, result, outcome.pruned)
                 report.failing = 0
             else:
                 entry.trials.fail(held.claim, heartbeat, {"error": outcome.error})
@@ -275,25 +300,28 @@ class Worker:
             logger.warning("could not update the dashboard notes: %s", e)
 
     @staticmethod
-    def _log(name: str, number: int, result: TrialResult) -> None:
+    def _log(name: str, number: int, result: TrialResult, pruned: bool = False) -> None:
         attrs = result.to_attrs()
+        how = (" DIVERGED" if result.diverged else "") + (" PRUNED" if pruned else "")
         if "bits" not in attrs:
             logger.info(
-                "%s #%d: value %.6g in %.2fs",
+                "%s #%d: value %.6g%s in %.2fs",
                 name,
                 number,
                 result.value,
+                how,
                 attrs.get("seconds", float("nan")),
             )
             return
         logger.info(
-            "%s #%d: %.1f bits (%.2f bits/param) depth=%s b=%s%s in %.1fs",
+            "%s #%d: %.1f bits (%.2f bits/param) depth=%s b=%s steps=%s%s in %.1fs",
             name,
             number,
             result.value,
             attrs.get("bits_per_param", float("nan")),
             attrs.get("depth"),
             attrs.get("b"),
-            " DIVERGED" if result.diverged else "",
+            attrs.get("steps"),
+            how,
             attrs.get("seconds", float("nan")),
         )

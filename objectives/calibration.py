@@ -8,7 +8,7 @@ takes `seconds` of wall time (a stand-in for training) and needs no torch.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 TASK = "calibration"
 LOW, HIGH = -5.0, 5.0
+# A calibration trial's "step": this much waiting (for checkpoints, and for how often a
+# calibration batch looks for ended trials).
+STEP_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,10 @@ class CalibrationResult:
     value: float
     seconds: float
     diverged: bool = False
+    pruned: bool = False
 
     def to_attrs(self) -> dict[str, Any]:
-        return {"value": self.value, "seconds": self.seconds}
+        return {"value": self.value, "seconds": self.seconds, "pruned": self.pruned}
 
 
 def suggest_config(
@@ -72,10 +76,24 @@ def suggest_config(
     return CalibrationConfig(x=x, seconds=study.seconds, seed=seed)
 
 
-def run(config: CalibrationConfig) -> CalibrationResult:
+def run(
+    config: CalibrationConfig,
+    checkpoint: Callable[[int, float], bool] | None = None,
+    every: int = 10,
+) -> CalibrationResult:
+    """Wait `seconds`, then score. With `checkpoint`, every `every` steps (of STEP_SECONDS)
+    the value (known from the start: a flat learning curve) is shown to it; False stops the
+    trial there, pruned."""
     start = time.perf_counter()
-    if config.seconds > 0:
+    if checkpoint is None:
         time.sleep(config.seconds)
+        return CalibrationResult(value=value(config), seconds=time.perf_counter() - start)
+    steps = round(config.seconds / STEP_SECONDS)
+    for done in range(every, steps + 1, every):
+        time.sleep(max(0.0, start + done * STEP_SECONDS - time.perf_counter()))
+        if not checkpoint(done, value(config)):
+            return CalibrationResult(value(config), time.perf_counter() - start, pruned=True)
+    time.sleep(max(0.0, start + config.seconds - time.perf_counter()))
     return CalibrationResult(value=value(config), seconds=time.perf_counter() - start)
 
 
@@ -94,20 +112,19 @@ class NoMatmuls:
         return "calibration trials do no matmuls"
 
 
-# A calibration batch looks for ended trials this often, per step asked for.
-STEP_SECONDS = 0.005
-
-
 class CalibrationBatch:
-    """Calibration trials held together, as a batched trainer holds trials of one shape:
-    each ends `seconds` after it joined (they wait side by side, as batched trials train side
-    by side), so the batched worker loop can be measured and fault-tested without training."""
+    """Calibration trials held together, as a batched trainer holds trials of one shape: a
+    trial takes round(seconds / STEP_SECONDS) steps, and `run(steps)` takes that many steps
+    of every trial at once (waiting STEP_SECONDS a step, side by side, as batched trials
+    train side by side). So the batched worker loop can be measured and fault-tested without
+    training."""
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.capacity = capacity
-        self._slots: list[tuple[CalibrationConfig, float] | None] = [None] * capacity
+        # config, steps taken, when it joined
+        self._slots: list[list[Any] | None] = [None] * capacity
 
     @property
     def free(self) -> int:
@@ -121,7 +138,7 @@ class CalibrationBatch:
         if None not in self._slots:
             raise ValueError("no free slot")
         index = self._slots.index(None)
-        self._slots[index] = (config, time.perf_counter())
+        self._slots[index] = [config, 0, time.perf_counter()]
         return index
 
     def resize(self, capacity: int) -> None:
@@ -131,20 +148,37 @@ class CalibrationBatch:
         self.capacity = capacity
         self._slots = [*held, *[None] * (capacity - len(held))]
 
+    @staticmethod
+    def _total(config: CalibrationConfig) -> int:
+        return max(1, round(config.seconds / STEP_SECONDS))
+
     def run(self, steps: int) -> list[tuple[CalibrationConfig, CalibrationResult]]:
-        """Wait up to `steps` * STEP_SECONDS, less if a trial ends sooner; the ended ones."""
+        """Up to `steps` steps of every trial (fewer if all of them end sooner); the ended."""
         held = [s for s in self._slots if s is not None]
         if not held:
             return []
-        now = time.perf_counter()
-        first_end = min(started + config.seconds for config, started in held)
-        time.sleep(max(0.0, min(steps * STEP_SECONDS, first_end - now)))
+        taken = min(steps, max(self._total(c) - done for c, done, _ in held))
+        time.sleep(taken * STEP_SECONDS)
         now = time.perf_counter()
         ended = []
         for index, slot in enumerate(self._slots):
-            if slot is not None and now - slot[1] >= slot[0].seconds:
-                config, started = slot
-                result = CalibrationResult(value=value(config), seconds=now - started)
-                ended.append((config, result))
+            if slot is None:
+                continue
+            config, done, joined = slot
+            slot[1] = min(self._total(config), done + taken)
+            if slot[1] == self._total(config):
+                ended.append((config, CalibrationResult(value(config), now - joined)))
                 self._slots[index] = None
         return ended
+
+    def progress(self) -> list[tuple[CalibrationConfig, int, float]]:
+        """(trial, steps taken, its value) for every trial held."""
+        return [(s[0], s[1], value(s[0])) for s in self._slots if s is not None]
+
+    def stop(self, config: CalibrationConfig) -> CalibrationResult:
+        """End a trial now, pruned."""
+        for index, slot in enumerate(self._slots):
+            if slot is not None and slot[0] is config:
+                self._slots[index] = None
+                return CalibrationResult(value(config), time.perf_counter() - slot[2], pruned=True)
+        raise ValueError("no such trial in this batch")

@@ -110,6 +110,10 @@ class Batch(Protocol):
 
     def run(self, steps: int) -> list[tuple[Any, Any]]: ...
 
+    def progress(self) -> list[tuple[Any, int, float]]: ...
+
+    def stop(self, config: Any) -> Any: ...
+
 
 class BatchingTask(Task, Protocol):
     """A task whose trials of one shape can be trained together (see objectives.batched)."""
@@ -121,6 +125,25 @@ class BatchingTask(Task, Protocol):
     def probe_precision(self, config: Any, device: str, precision: str) -> PrecisionVerdict: ...
 
     def batch_bytes(self, config: Any) -> int: ...
+
+
+class CheckpointingTask(Task, Protocol):
+    """A task whose trials can be shown to a judge every `checkpoint_steps` steps with their
+    best value so far, and stopped there (pruned) when it says False."""
+
+    checkpoint_steps: int
+
+    def run(
+        self,
+        config: Any,
+        device: str,
+        checkpoint: Callable[[int, float], bool] | None = None,
+    ) -> TrialResult: ...
+
+
+def supports_checkpoints(task: Task) -> TypeGuard[CheckpointingTask]:
+    steps = getattr(task, "checkpoint_steps", None)
+    return isinstance(steps, int) and steps > 0
 
 
 def supports_batching(task: Task) -> TypeGuard[BatchingTask]:
@@ -142,10 +165,18 @@ class CalibrationTask:
 
         return suggest_config(trial, study, seed)
 
-    def run(self, config: Any, device: str) -> TrialResult:
+    # A calibration "step" is a few milliseconds of waiting (calibration.STEP_SECONDS).
+    checkpoint_steps = 10
+
+    def run(
+        self,
+        config: Any,
+        device: str,
+        checkpoint: Callable[[int, float], bool] | None = None,
+    ) -> TrialResult:
         from objectives.calibration import run
 
-        return run(config)
+        return run(config, checkpoint, self.checkpoint_steps)
 
     def batch_key(self, config: Any) -> Any:
         return self.name  # every calibration trial can wait beside every other

@@ -26,8 +26,9 @@ from storage.slots import trial_slot
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# The trials that take a place of a study's target.
-COUNTED = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+# The trials that take a place of a study's target: run (to the end, or until pruned), running,
+# or queued.
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 # Seconds a stop may spend writing (a stopping worker should not hang on a dead database).
 STOP_DEADLINE = 30.0
 
@@ -52,7 +53,7 @@ class _OverTarget(Exception):
     pass
 
 
-class _Lost(Exception):
+class _Lost:
     """The trial just asked was failed by another worker's sweep before it was ours."""
 
 
@@ -80,55 +81,82 @@ class StudyTrials:
     # -- claiming --------------------------------------------------------------------------
 
     def claim(
-        self, heartbeat: Heartbeat, worker: str, prepare: Callable[[optuna.trial.Trial], T]
-    ) -> Claim[T] | None:
-        """A new trial (or a queued retry) if the study has room, else None. `prepare` runs
-        under the lock with the trial asked (the task's suggest: trial -> config)."""
-        while True:
-            try:
-                return retry_transient(
-                    functools.partial(self._claim_once, heartbeat, worker, prepare),
-                    f"claiming a trial of {self.name}",
-                )
-            except _Lost as lost:
-                logger.warning(
-                    "%s #%s was failed by another worker's sweep while being claimed (lock "
-                    "lost with its connection); asking again",
-                    self.name,
-                    lost,
-                )
+        self,
+        heartbeat: Heartbeat,
+        worker: str,
+        prepare: Callable[[optuna.trial.Trial], T],
+        n: int = 1,
+    ) -> list[Claim[T]]:
+        """Up to `n` new trials (queued retries first) while the study has room, in one hold of
+        the slot lock; none if it is full. `prepare` runs under the lock with each trial asked
+        (the task's suggest: trial -> config)."""
+        return retry_transient(
+            functools.partial(self._claim_once, heartbeat, worker, prepare, n),
+            f"claiming trials of {self.name}",
+        )
 
     def _claim_once(
-        self, heartbeat: Heartbeat, worker: str, prepare: Callable[[optuna.trial.Trial], T]
-    ) -> Claim[T] | None:
+        self,
+        heartbeat: Heartbeat,
+        worker: str,
+        prepare: Callable[[optuna.trial.Trial], T],
+        n: int,
+    ) -> list[Claim[T]]:
+        claims: list[Claim[T]] = []
         with trial_slot(self.storage, self.name):
             self._sweep()
-            trials = self.study.get_trials(deepcopy=False, states=COUNTED)
-            waiting = any(t.state == TrialState.WAITING for t in trials)
-            if not waiting and len(trials) >= self.target:
-                return None
-            # ask() takes a WAITING trial (a retry) before making a new one; the sampler sees
-            # the RUNNING trials of every other worker.
-            trial = self.study.ask()
             try:
-                heartbeat.hold(trial._trial_id)
-                # Who runs it: for the dashboard, and for finding a dead worker's trial.
-                self.storage.set_trial_user_attr(trial._trial_id, "worker", worker)
-                prepared = prepare(trial)
-                # Safety net: should the lock ever have been lost (its connection killed), a
-                # trial beyond the target is given back rather than run.
-                if len(self.study.get_trials(deepcopy=False, states=COUNTED)) > self.target:
-                    raise _OverTarget
-            except optuna.exceptions.UpdateFinishedTrialError:
-                heartbeat.release(trial._trial_id)
-                raise _Lost(trial.number) from None
-            except BaseException as e:
-                heartbeat.release(trial._trial_id)
-                over = isinstance(e, _OverTarget)
-                self._give_back(trial, "over_target" if over else None)
-                if over:
-                    return None
+                while len(claims) < n:
+                    trials = self.study.get_trials(deepcopy=False, states=COUNTED)
+                    waiting = any(t.state == TrialState.WAITING for t in trials)
+                    if not waiting and len(trials) >= self.target:
+                        break
+                    claim = self._ask(heartbeat, worker, prepare)
+                    if claim is None:
+                        break
+                    if not isinstance(claim, _Lost):
+                        claims.append(claim)
+            except BaseException:
+                # Retried as a whole (or the worker stops): what was asked is given back.
+                for claim in claims:
+                    heartbeat.release(claim.trial_id)
+                    self._give_back(claim.trial, None)
                 raise
+        return claims
+
+    def _ask(
+        self, heartbeat: Heartbeat, worker: str, prepare: Callable[[optuna.trial.Trial], T]
+    ) -> Claim[T] | _Lost | None:
+        """One trial, asked under the lock: ask() takes a WAITING trial (a retry) before making
+        a new one, and the sampler sees the RUNNING trials of every other worker. None: it
+        would exceed the target (given back); _Lost: a sweep failed it first (ask again)."""
+        trial = self.study.ask()
+        try:
+            heartbeat.hold(trial._trial_id)
+            # Who runs it: for the dashboard, and for finding a dead worker's trial.
+            self.storage.set_trial_user_attr(trial._trial_id, "worker", worker)
+            prepared = prepare(trial)
+            # Safety net: should the lock ever have been lost (its connection killed), a trial
+            # beyond the target is given back rather than run.
+            if len(self.study.get_trials(deepcopy=False, states=COUNTED)) > self.target:
+                raise _OverTarget
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Possible only when the lock's connection was killed, which releases the lock.
+            heartbeat.release(trial._trial_id)
+            logger.warning(
+                "%s #%d was failed by another worker's sweep while being claimed (lock lost "
+                "with its connection); asking again",
+                self.name,
+                trial.number,
+            )
+            return _Lost()
+        except BaseException as e:
+            heartbeat.release(trial._trial_id)
+            over = isinstance(e, _OverTarget)
+            self._give_back(trial, "over_target" if over else None)
+            if over:
+                return None
+            raise
         return Claim(trial, prepared)
 
     def _give_back(self, trial: optuna.trial.Trial, reason: str | None) -> None:
@@ -149,7 +177,9 @@ class StudyTrials:
         """Write attrs, then COMPLETE with the value. True if this worker wrote the state;
         False if a stale-trial sweep failed the trial first (its retry runs the same
         parameters)."""
-        written = self._finish(claim, heartbeat, value, attrs, f"reporting {self.name}")
+        written = self._finish(
+            claim, heartbeat, TrialState.COMPLETE, value, attrs, f"reporting {self.name}"
+        )
         if not written:
             logger.warning(
                 "%s #%d was marked failed by a stale-trial sweep before its result (%g) could "
@@ -160,15 +190,44 @@ class StudyTrials:
             )
         return written
 
+    def prune(
+        self, claim: Claim[Any], heartbeat: Heartbeat, value: float, attrs: dict[str, Any]
+    ) -> bool:
+        """Write attrs, then PRUNED with the value reached (its last report). True if this
+        worker wrote the state."""
+        return self._finish(
+            claim, heartbeat, TrialState.PRUNED, value, attrs, f"pruning {self.name}"
+        )
+
     def fail(self, claim: Claim[Any], heartbeat: Heartbeat, attrs: dict[str, Any]) -> bool:
         """Write attrs, then FAIL. True if this worker wrote the state."""
-        return self._finish(claim, heartbeat, None, attrs, f"failing {self.name}")
+        return self._finish(claim, heartbeat, TrialState.FAIL, None, attrs, f"failing {self.name}")
+
+    def report(self, claim: Claim[Any], value: float, step: int) -> None:
+        """An intermediate value: the best value so far at a checkpoint (a step reported
+        twice, by a retried write, keeps the first)."""
+
+        def write() -> None:
+            try:
+                self.storage.set_trial_intermediate_value(claim.trial_id, step, value)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # a sweep failed it; the worker finds out when it tells the result
+
+        retry_transient(write, f"reporting {self.name} #{claim.number} at step {step}")
+
+    def should_prune(self, claim: Claim[Any]) -> bool:
+        """The study's pruner's verdict on the trial's reports so far."""
+        study = self.study
+        return retry_transient(
+            lambda: study.pruner.prune(study, self.storage.get_trial(claim.trial_id)),
+            f"asking the pruner of {self.name}",
+        )
 
     def stop(self, claim: Claim[Any], heartbeat: Heartbeat, attrs: dict[str, Any]) -> None:
         """Fail a trial this worker will not finish (it is stopping) and queue its parameters
         again, exactly once: not if a stale-trial sweep has queued it already."""
         what = f"stopping {self.name} #{claim.number}"
-        self._finish(claim, heartbeat, None, attrs, what, deadline=STOP_DEADLINE)
+        self._finish(claim, heartbeat, TrialState.FAIL, None, attrs, what, deadline=STOP_DEADLINE)
         retry_transient(
             functools.partial(self._requeue_once, claim.trial_id), what, deadline=STOP_DEADLINE
         )
@@ -177,6 +236,7 @@ class StudyTrials:
         self,
         claim: Claim[Any],
         heartbeat: Heartbeat,
+        final: TrialState,
         value: float | None,
         attrs: dict[str, Any],
         what: str,
@@ -193,7 +253,6 @@ class StudyTrials:
                     self.storage.set_trial_user_attr(trial_id, key, item)
                 if self.storage.get_trial(trial_id).state.is_finished():
                     return  # an earlier attempt got through, or a sweep failed it
-                final = TrialState.FAIL if value is None else TrialState.COMPLETE
                 values = None if value is None else [value]
                 self.storage.set_trial_state_values(trial_id, state=final, values=values)
                 written.append(True)

@@ -54,8 +54,10 @@ def test_gp_sees_the_other_workers_running_trial(sqlite_url, monkeypatch):
     a = Worker(storage, records, device="cpu", seed=1, heartbeat=POLICY)
     b = Worker(storage, records, device="cpu", seed=2, heartbeat=POLICY)
     with Heartbeat(storage, 1) as beat:
-        config_a = a.claim_next(beat).config
-        config_b = b.claim_next(beat).config
+        (held_a,) = a.claim_next(beat)
+        config_a = held_a.config
+        (held_b,) = b.claim_next(beat)
+        config_b = held_b.config
     assert seen[0] == []
     # B's acquisition function was given A's running trial, parameters included.
     assert seen[1] == [{"x0": config_a.x[0], "x1": config_a.x[1]}]
@@ -103,7 +105,7 @@ def test_a_trial_beyond_the_target_is_given_back(sqlite_url, monkeypatch):
 
     monkeypatch.setattr(optuna.Study, "ask", racing_ask)
     with Heartbeat(storage, 1) as beat:
-        assert worker.claim_next(beat) is None
+        assert worker.claim_next(beat) == []
     given_back = study.get_trials()[-1]
     assert given_back.state == TrialState.FAIL
     assert given_back.system_attrs["hpsearch:over_target"] is True
@@ -142,7 +144,7 @@ def test_interrupted_trial_is_failed_and_queued_again(sqlite_url, monkeypatch):
     storage, records = _setup(sqlite_url, trials=3)
     worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
 
-    def interrupted(config):
+    def interrupted(config, *rest):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("objectives.calibration.run", interrupted)
@@ -162,7 +164,7 @@ def test_interrupted_trial_is_failed_and_queued_again(sqlite_url, monkeypatch):
 def test_failing_task_stops_the_worker_after_three(sqlite_url, monkeypatch):
     storage, records = _setup(sqlite_url, trials=10)
 
-    def broken(config):
+    def broken(config, *rest):
         raise RuntimeError("boom")
 
     monkeypatch.setattr("objectives.calibration.run", broken)
@@ -240,8 +242,7 @@ def test_trial_failed_under_a_claim_is_asked_again(sqlite_url, monkeypatch):
 
     monkeypatch.setattr(optuna.Study, "ask", ask_then_swept)
     with Heartbeat(storage, 1) as beat:
-        claimed = worker.claim_next(beat)
-    assert claimed is not None
+        (claimed,) = worker.claim_next(beat)
     assert swept == [0] and claimed.claim.number == 1
     study = optuna.load_study(study_name="calibration-c", storage=storage)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.RUNNING]
@@ -255,7 +256,7 @@ def test_trial_interrupted_after_a_sweep_queued_it_is_queued_once(sqlite_url, mo
     other = Worker(storage, records, device="cpu", heartbeat=POLICY)
     study = optuna.load_study(study_name="calibration-c", storage=storage)
 
-    def stalled_then_stopped(config):
+    def stalled_then_stopped(config, *rest):
         # The heartbeats stop (a frozen process, say) until the trial goes stale...
         monkeypatch.setattr(storage, "record_heartbeat", lambda trial_id: None)
         time.sleep(POLICY.grace + 1.5)
@@ -278,10 +279,49 @@ def test_stop_queues_a_trial_once_however_often_it_is_asked(sqlite_url):
     worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
     study = optuna.load_study(study_name="calibration-c", storage=storage)
     with Heartbeat(storage, 1) as beat:
-        held = worker.claim_next(beat)
-        assert held is not None
+        (held,) = worker.claim_next(beat)
         trials = worker.studies[0].trials
         for _ in range(3):  # e.g. a retried stop after a dropped connection
             trials.stop(held.claim, beat, {"interrupted": True})
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.FAIL, TrialState.WAITING]
+
+
+def test_a_batch_is_claimed_in_one_go_and_never_beyond_the_target(sqlite_url, monkeypatch):
+    storage, records = _setup(sqlite_url, trials=5)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    locks = []
+    import hpsearch.worker  # noqa: F401
+    import storage.lifecycle as lifecycle
+
+    original = lifecycle.trial_slot
+
+    def counting(*args, **kwargs):
+        locks.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "trial_slot", counting)
+    with Heartbeat(storage, 1) as beat:
+        first = worker.claim_next(beat, 4)
+        second = worker.claim_next(beat, 4)
+    assert len(first) == 4 and len(second) == 1 and locks == [1, 1]
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] * 5
+
+
+def test_a_failed_batch_claim_gives_back_what_it_asked(sqlite_url, monkeypatch):
+    storage, records = _setup(sqlite_url, trials=5)
+    worker = Worker(storage, records, device="cpu", heartbeat=POLICY)
+    calls = []
+
+    def suggest_then_break(trial, study, seed):
+        calls.append(trial.number)
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        return CalibrationStudy(label="c").name
+
+    monkeypatch.setattr(worker.studies[0].task, "suggest", suggest_then_break)
+    with Heartbeat(storage, 1) as beat, pytest.raises(RuntimeError):
+        worker.claim_next(beat, 4)
+    study = optuna.load_study(study_name="calibration-c", storage=storage)
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * 3
