@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 if TYPE_CHECKING:
     import optuna
 
+# A pruner's look at a running trial: called with (optimizer steps taken, best value so far);
+# returning False ends the trial early (its result then says `pruned`).
+Checkpoint = Callable[[int, float], bool]
+
 
 class TrialResult(Protocol):
     @property
@@ -37,7 +41,17 @@ class Task(Protocol):
 
     def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any: ...
 
-    def run(self, config: Any, device: str) -> TrialResult: ...
+    def run(
+        self,
+        config: Any,
+        device: str,
+        checkpoint: Checkpoint | None = None,
+        every: int | None = None,
+    ) -> TrialResult:
+        """Train one trial. `checkpoint`, if given, is called every `every` steps (None: the
+        task's default) and may end the trial early; a task without checkpoints ignores
+        both."""
+        ...
 
 
 class CapacityTask:
@@ -55,10 +69,21 @@ class CapacityTask:
 
         return suggest_config(trial, study, seed)
 
-    def run(self, config: Any, device: str) -> TrialResult:
-        from objectives.training import train_capacity
+    def run(
+        self,
+        config: Any,
+        device: str,
+        checkpoint: Checkpoint | None = None,
+        every: int | None = None,
+    ) -> TrialResult:
+        """`objectives.training.train_capacity`: `checkpoint(steps, best_bits)` every `every`
+        optimizer steps (None: its CHECKPOINT_STEPS); False ends the trial, with `pruned`
+        True in its result."""
+        from objectives.training import CHECKPOINT_STEPS, train_capacity
 
-        return train_capacity(config, device)
+        return train_capacity(
+            config, device, checkpoint=checkpoint, every=every or CHECKPOINT_STEPS
+        )
 
     def batch_key(self, config: Any) -> Any:
         """Trials with equal keys are trained together in one batch."""
@@ -111,6 +136,23 @@ class Batch(Protocol):
     def run(self, steps: int) -> list[tuple[Any, Any]]: ...
 
 
+class PruningBatch(Batch, Protocol):
+    """A batch whose trials a pruner can look at and end early
+    (objectives.batched.BatchedTrainer), between calls of `run`."""
+
+    def progress(self) -> list[tuple[Any, int, float]]:
+        """(config, steps taken, best value so far) of every trial held."""
+        ...
+
+    def stop(self, config: Any) -> Any:
+        """End that trial now; its result (with `pruned` True), its slot freed."""
+        ...
+
+
+def supports_pruning(batch: Batch) -> TypeGuard[PruningBatch]:
+    return all(hasattr(batch, name) for name in ("progress", "stop"))
+
+
 class BatchingTask(Task, Protocol):
     """A task whose trials of one shape can be trained together (see objectives.batched)."""
 
@@ -142,7 +184,15 @@ class CalibrationTask:
 
         return suggest_config(trial, study, seed)
 
-    def run(self, config: Any, device: str) -> TrialResult:
+    def run(
+        self,
+        config: Any,
+        device: str,
+        checkpoint: Checkpoint | None = None,
+        every: int | None = None,
+    ) -> TrialResult:
+        """A calibration trial has no steps to look at: `checkpoint` and `every` are
+        ignored (its result never says pruned)."""
         from objectives.calibration import run
 
         return run(config)

@@ -107,7 +107,11 @@ def test_divergence_leaves_the_others_alone():
     )
     calm = _batched(configs)
     mixed = _batched([*configs[:2], wild, *configs[2:]])
-    assert mixed[99].diverged and mixed[99].bits == 0.0
+    # It diverges after one step and keeps the score of the weights it started with.
+    alone = train_capacity(wild)
+    assert alone.diverged and alone.steps == 1
+    assert mixed[99].diverged and mixed[99].steps == 1
+    assert (mixed[99].errors, mixed[99].bits) == (alone.errors, alone.bits)
     for c in configs:
         assert mixed[c.seed].bits == pytest.approx(calm[c.seed].bits, rel=1e-6)
         assert mixed[c.seed].steps == calm[c.seed].steps
