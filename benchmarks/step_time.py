@@ -4,8 +4,9 @@ number of steps (early stopping off), for each learning-rate schedule asked for.
 figures; not a test.
 
 Each way is timed whole (data set, initialisation, training) after one short untimed warm-up,
---repeats times; the median is printed, divided by the steps (for a batch: per batch step,
-which trains K trials).
+--repeats times, and divided by the steps it took (a trial that memorises its set stops
+early; a batch takes as many steps as its longest trial, each training K trials); the
+median is printed.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/step_time.py [--arch rnn] [--budget 1000]
        [--b 1000] [--steps 2000] [--repeats 3] [--schedules constant,cosine,step]
@@ -56,19 +57,19 @@ def _config(args: argparse.Namespace, schedule: str, seed: int) -> CapacityConfi
     )
 
 
-def _alone(configs: list[CapacityConfig], device: str) -> float:
+def _alone(configs: list[CapacityConfig], device: str) -> tuple[float, int]:
     start = time.perf_counter()
-    train_capacity(configs[0], device)
-    return time.perf_counter() - start
+    result = train_capacity(configs[0], device)
+    return time.perf_counter() - start, result.steps
 
 
-def _batch(configs: list[CapacityConfig], k: int, device: str) -> float:
+def _batch(configs: list[CapacityConfig], k: int, device: str) -> tuple[float, int]:
     start = time.perf_counter()
     trainer = BatchedTrainer(shape_key(configs[0]), k, device)
     for c in configs[:k]:
         trainer.add(c)
-    trainer.run(configs[0].max_steps + 1)
-    return time.perf_counter() - start
+    ended = trainer.run(configs[0].max_steps + 1)
+    return time.perf_counter() - start, max(r.steps for _, r in ended)
 
 
 def main() -> None:
@@ -85,16 +86,16 @@ def main() -> None:
     for schedule in args.schedules.split(","):
         configs = [_config(args, schedule, seed) for seed in range(8)]
         train_capacity(replace(configs[0], max_steps=5), args.device)  # warm-up
-        ways: list[tuple[str, Callable[[], float]]] = [
+        ways: list[tuple[str, Callable[[], tuple[float, int]]]] = [
             ("train_capacity", partial(_alone, configs, args.device)),
             ("batch K=1", partial(_batch, configs, 1, args.device)),
             ("batch K=8", partial(_batch, configs, 8, args.device)),
         ]
         for name, run in ways:
-            times = [run() for _ in range(args.repeats)]
-            ms = 1000 * statistics.median(times) / args.steps
-            runs = ", ".join(f"{t:.2f}s" for t in times)
-            print(f"{schedule:8s} {name:15s} {ms:7.3f} ms/step  (runs: {runs})")
+            runs = [run() for _ in range(args.repeats)]
+            ms = 1000 * statistics.median(t / max(1, steps) for t, steps in runs)
+            shown = ", ".join(f"{t:.2f}s/{steps}" for t, steps in runs)
+            print(f"{schedule:8s} {name:15s} {ms:7.3f} ms/step  (runs, s/steps: {shown})")
 
 
 if __name__ == "__main__":
