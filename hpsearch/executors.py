@@ -126,14 +126,10 @@ class SerialExecutor:
         outcome: Outcome
         try:
             task = held.task
+            checkpoint = None
             if supports_checkpoints(task):
-                result = task.run(
-                    held.config,
-                    self.device,
-                    checkpoint=lambda steps, value: judge(held, steps, value),
-                )
-            else:
-                result = task.run(held.config, self.device)
+                checkpoint = lambda steps, value: judge(held, steps, value)  # noqa: E731
+            result = task.run(held.config, self.device, checkpoint=checkpoint)
             outcome = Ended(held, result, pruned=bool(getattr(result, "pruned", False)))
         except Exception as e:
             outcome = Failed(held, describe_error(e))
@@ -184,6 +180,7 @@ class BatchedExecutor:
         self._precisions: dict[Any, str] = {}
         self._held: dict[int, tuple[Held, Batch]] = {}  # id(config) -> trial and its batch
         self._judged: dict[int, int] = {}  # id(config) -> checkpoints shown to the judge
+        self._most: dict[int, int] = {}  # id(config) -> most steps it can have taken
         keep_freed_memory()
 
     @property
@@ -210,15 +207,23 @@ class BatchedExecutor:
         trainer.add(held.config)
         self._held[id(held.config)] = (held, trainer)
         self._judged[id(held.config)] = 0
+        self._most[id(held.config)] = 0
 
     def _release(self, config: Any) -> Held:
         held, _ = self._held.pop(id(config))
         self._judged.pop(id(config), None)
+        self._most.pop(id(config), None)
         return held
 
     def _checkpoints(self, trainer: Batch, every: int, judge: Judge) -> list[Outcome]:
         """Show the judge every trial of `trainer` that has passed a checkpoint since it was
-        last shown; stop (and hand back, pruned) those it stops."""
+        last shown; stop (and hand back, pruned) those it stops. Looks (a host sync on a GPU)
+        only when one of them may have passed a checkpoint."""
+        mine = [id(h.config) for h, t in self._held.values() if t is trainer]
+        for key in mine:
+            self._most[key] += CHUNK_STEPS
+        if not any(self._most[key] // every > self._judged[key] for key in mine):
+            return []
         pruned: list[Outcome] = []
         for config, steps, value in trainer.progress():
             done = steps // every

@@ -37,7 +37,17 @@ from torch import Tensor
 from objectives.capacity import CapacityConfig
 from objectives.cells import Params, forward, init_params
 from objectives.matmul import FULL, PRECISIONS, matmul_precision
-from objectives.rules import DEVICE, CapacityResult, Progress, advance, make_dataset, observe
+from objectives.rules import (
+    DEVICE,
+    CapacityResult,
+    Progress,
+    advance,
+    best_bits,
+    lr_factor,
+    make_dataset,
+    observe,
+    prune,
+)
 from objectives.step_graph import StepGraph
 
 # The trainer's own per-model rows, first axis K (moved with the rules' rows by `resize`).
@@ -108,7 +118,8 @@ class BatchedTrainer:
 
     `add(config)` puts a trial in a free slot; `run(steps)` trains every occupied slot for up
     to that many steps and returns the trials that ended, each with the same result record
-    that `objectives.training.train_capacity` gives.
+    that `objectives.training.train_capacity` gives. For a pruner, between runs:
+    `progress()` tells where every trial stands, and `stop(config)` ends one at once.
     """
 
     ADAM_BETAS = (0.9, 0.999)
@@ -119,7 +130,7 @@ class BatchedTrainer:
     x: Tensor  # (K, max b, n_in) data, zero-padded
     y: Tensor  # (K, max b) labels
     mask: Tensor  # (K, max b) bool: which samples are real
-    progress: Progress  # the rules' rows (objectives.rules), one a model
+    rows: Progress  # the rules' rows (objectives.rules), one a model
 
     def __init__(
         self,
@@ -202,7 +213,7 @@ class BatchedTrainer:
             self.clip[index] = config.grad_clip
             self.gate_bias[index] = config.gate_bias
             self.step_count[index] = 0
-        self.progress.set_row(index, config)
+        self.rows.set_row(index, config)
         self.slots[index] = _Slot(config=config, started=time.perf_counter())
         self._changed()
         return index
@@ -233,10 +244,10 @@ class BatchedTrainer:
                 rows[name] = rows[name][:, :max_b].contiguous()
             weights = moved_flat(self.weights.detach()).requires_grad_(True)
             state = {name: moved_flat(buf) for name, buf in self.state.items()}
-            progress = self.progress.moved(index, capacity)
+            progress = self.rows.moved(index, capacity)
         for name, tensor in rows.items():
             setattr(self, name, tensor)
-        self.progress = progress
+        self.rows = progress
         self.weights, self.state, self.max_b = weights, state, max_b
         self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
         self.capacity = capacity
@@ -256,7 +267,7 @@ class BatchedTrainer:
         self.gate_bias = torch.zeros(k, 1, 1, device=d)
         self.step_count = torch.zeros(k, device=d)
         # The rules' rows (objectives.rules), kept on the device and updated in place.
-        self.progress = Progress.rows(k, d)
+        self.rows = Progress.rows(k, d)
         self.x = torch.zeros(k, 0, self.n_in, device=d)
         self.y = torch.zeros(k, 0, device=d)
         self.mask = torch.zeros(k, 0, dtype=torch.bool, device=d)
@@ -299,7 +310,7 @@ class BatchedTrainer:
             self.weights,
             *self.state.values(),
             *(getattr(self, name) for name in _ROWS),
-            *self.progress.tensors(),
+            *self.rows.tensors(),
             self.model_of,
         ]
 
@@ -372,7 +383,7 @@ class BatchedTrainer:
         per_model = torch.where(self.mask, bce, 0).sum(1) / self.b.clamp(min=1)
         with torch.no_grad():
             wrong = (((logits > 0) != (self.y > 0.5)) & self.mask).sum(1)
-            train = observe(self.progress, per_model.detach().double(), wrong, DEVICE)
+            train = observe(self.rows, per_model.detach().double(), wrong, DEVICE)
         # Each model's gradient comes from its own loss only; models that stopped or left
         # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
         total = torch.where(train, per_model, 0).sum()
@@ -382,14 +393,46 @@ class BatchedTrainer:
         grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(total, list(params.values()))])
         with torch.no_grad():
             self._update(grad)
-            advance(self.progress, train)
+            advance(self.rows, train)
+
+    def progress(self) -> list[tuple[CapacityConfig, int, float]]:
+        """For every occupied slot, in slot order: (its config, the optimizer steps it has
+        taken, the best bits it has reached so far). One host sync."""
+        held = [(k, s) for k, s in enumerate(self.slots) if s is not None]
+        if not held:
+            return []
+        steps, errors = torch.stack([self.rows.steps, self.rows.best_errors]).tolist()
+        return [(s.config, steps[k], best_bits(s.config.b, errors[k])) for k, s in held]
+
+    def stop(self, config: CapacityConfig) -> CapacityResult:
+        """End the trial of `config` now, as if it had ended by itself: its slot is free at
+        once, and its result has `pruned` True and the best bits it reached so far. (A trial
+        that had already ended by its own rules, but that `run` has not returned yet, keeps
+        its own result, with `pruned` False.) One host sync. `config` is matched by identity
+        first, then by equality; ValueError if no slot holds it."""
+        index = self._slot_of(config)
+        with torch.no_grad():
+            which = torch.arange(self.capacity, device=self.device) == index
+            prune(self.rows, which, DEVICE)
+        ((_, result),) = self._end([index])
+        return result
+
+    def _slot_of(self, config: CapacityConfig) -> int:
+        for same in (lambda c: c is config, lambda c: c == config):
+            for k, slot in enumerate(self.slots):
+                if slot is not None and same(slot.config):
+                    return k
+        raise ValueError("no slot holds this trial")
 
     def _collect(self) -> list[tuple[CapacityConfig, CapacityResult]]:
         """The trials that stopped since the last look (one host sync)."""
-        indices = self.progress.ended.nonzero().flatten().tolist()
+        return self._end(self.rows.ended.nonzero().flatten().tolist())
+
+    def _end(self, indices: list[int]) -> list[tuple[CapacityConfig, CapacityResult]]:
+        """The results of the trials in slots `indices`, whose slots are freed."""
         if not indices:
             return []
-        rows = {f.name: getattr(self.progress, f.name).tolist() for f in fields(Progress)}
+        rows = {f.name: getattr(self.rows, f.name).tolist() for f in fields(Progress)}
         out = []
         for k in indices:
             slot = self.slots[k]
@@ -403,7 +446,7 @@ class BatchedTrainer:
             )
             out.append((slot.config, result))
             self.slots[k] = None
-            self.progress.ended[k] = False
+            self.rows.ended[k] = False
         self._changed()
         return out
 
@@ -422,20 +465,22 @@ class BatchedTrainer:
         self.step_count += 1
         t = self.step_count
         w, st = self.weights, self.state
+        # Each model's learning rate for this step, by its schedule (objectives.rules).
+        lr = self.lr * lr_factor(self.rows, DEVICE).float()
         if self.optimizer == "adam":
             b1, b2 = self.ADAM_BETAS
             st["m"].lerp_(grad, 1 - b1)
             st["v"].mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            step_size = (self.lr / (1 - b1**t))[model_of]
+            step_size = (lr / (1 - b1**t))[model_of]
             denom = (st["v"].sqrt() / (1 - b2**t).sqrt()[model_of]).add_(1e-8)
             w.addcdiv_(st["m"] * step_size, denom, value=-1)
         elif self.optimizer == "rmsprop":
             a = self.RMSPROP_ALPHA
             st["v"].mul_(a).addcmul_(grad, grad, value=1 - a)
-            w.addcdiv_(grad * self.lr[model_of], st["v"].sqrt().add_(1e-8), value=-1)
+            w.addcdiv_(grad * lr[model_of], st["v"].sqrt().add_(1e-8), value=-1)
         elif self.optimizer == "sgd":  # momentum 0.9, Nesterov; the first step sets the buffer
             st["buf"].mul_(torch.where(t > 1, 0.9, 0.0)[model_of]).add_(grad)
-            w.sub_(self.lr[model_of] * grad.add(st["buf"], alpha=0.9))
+            w.sub_(lr[model_of] * grad.add(st["buf"], alpha=0.9))
         else:  # adagrad
             st["sum"].addcmul_(grad, grad)
-            w.addcdiv_(grad * self.lr[model_of], st["sum"].sqrt().add_(1e-10), value=-1)
+            w.addcdiv_(grad * lr[model_of], st["sum"].sqrt().add_(1e-10), value=-1)

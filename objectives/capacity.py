@@ -27,9 +27,17 @@ if TYPE_CHECKING:
 TASK = "capacity"
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd", "adagrad")
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
+# Learning-rate schedules over a trial's max_steps (objectives.rules.lr_factor): the rate of
+# optimizer step s (0-based) is learning_rate times
+#   constant: 1
+#   cosine:   (1 + cos(pi * s / max_steps)) / 2, from 1 at the first step towards 0 at the end
+#   step:     1, then 0.1 from step max_steps / 2 on, 0.01 from step 3 * max_steps / 4 on
+LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
 SEARCHED_ACTIVATION: frozenset[str] = frozenset({"rnn", "ugrnn"})
 MAX_DEPTH = 16
 MAX_B = 10_000_000
+# How often a trial's best bits are shown to its checkpoint (a pruner), in optimizer steps.
+CHECKPOINT_STEPS = 500
 
 # Order matters: it is the order of `trial.suggest_*` calls, which the samplers see.
 DIMENSIONS: tuple[str, ...] = (
@@ -42,7 +50,13 @@ DIMENSIONS: tuple[str, ...] = (
     "gate_bias",
     "grad_clip",
     "max_steps",
+    "lr_schedule",  # added later: last, so that older studies' suggest order is unchanged
 )
+
+
+# Dimensions added since studies were first stored, with the value every trial of an older
+# study had; a stored space without them reads as fixed to that value.
+ADDED_DIMENSIONS: dict[str, Distribution] = {"lr_schedule": dims.fixed("constant")}
 
 
 def default_depths(arch: str) -> tuple[int, ...]:
@@ -66,6 +80,7 @@ def default_space(arch: str, budget: int, depths: tuple[int, ...]) -> dict[str, 
         "gate_bias": dims.fixed(1.0),
         "grad_clip": dims.fixed(0.0),
         "max_steps": dims.fixed(2000),
+        "lr_schedule": dims.fixed("constant"),
     }
 
 
@@ -166,6 +181,7 @@ class CapacityStudy:
             if any(x != int(x) for x in _numbers(name, space[name])):
                 raise ValueError(f"{name}: must be an integer")
         _check_words(space, "optimizer", OPTIMIZERS)
+        _check_words(space, "lr_schedule", LR_SCHEDULES)
         activation = space["activation"]
         if self.arch in SEARCHED_ACTIVATION:
             _check_words(space, "activation", ACTIVATIONS)
@@ -227,7 +243,7 @@ class CapacityStudy:
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> CapacityStudy:
         """Read stored attrs, also of studies made by earlier versions (the old space format;
-        no tag)."""
+        no tag; no lr_schedule dimension, which was then always constant)."""
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in attrs:
@@ -235,6 +251,8 @@ class CapacityStudy:
             value = attrs[f.name]
             if f.name == "space":
                 value = {name: dims.from_attrs(name, d) for name, d in value.items()}
+                for name, dim in ADDED_DIMENSIONS.items():
+                    value.setdefault(name, dim)
             values[f.name] = value
         return cls(**values)
 
@@ -286,6 +304,7 @@ class CapacityConfig:
     gate_bias: float = 1.0
     grad_clip: float = 0.0
     max_steps: int = 2000
+    lr_schedule: str = "constant"
     patience: int = 200
     seed: int = 0
     budget: int | None = None
@@ -304,6 +323,10 @@ class CapacityConfig:
             raise ValueError(f"grad_clip must be >= 0 (0 is off), got {self.grad_clip}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule {self.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}"
+            )
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation {self.activation!r}; allowed: tanh, relu")
         if self.arch == "irnn" and self.activation != "relu":
@@ -354,6 +377,7 @@ def suggest_config(
         gate_bias=float(values["gate_bias"]),
         grad_clip=float(values["grad_clip"]),
         max_steps=int(values["max_steps"]),
+        lr_schedule=str(values["lr_schedule"]),
         patience=study.patience,
         seed=seed,
         budget=study.budget,
@@ -363,6 +387,7 @@ def suggest_config(
 __all__ = [
     "ARCHS",
     "DIMENSIONS",
+    "LR_SCHEDULES",
     "OPTIMIZERS",
     "TASK",
     "CapacityConfig",

@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 if TYPE_CHECKING:
     import optuna
 
+# A pruner's look at a running trial: called with (optimizer steps taken, best value so far);
+# returning False ends the trial early (its result then says `pruned`).
+Checkpoint = Callable[[int, float], bool]
+
 
 class TrialResult(Protocol):
     @property
@@ -37,7 +41,17 @@ class Task(Protocol):
 
     def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any: ...
 
-    def run(self, config: Any, device: str) -> TrialResult: ...
+    def run(
+        self,
+        config: Any,
+        device: str,
+        checkpoint: Checkpoint | None = None,
+        every: int | None = None,
+    ) -> TrialResult:
+        """Train one trial. `checkpoint`, if given, is called every `every` steps (None: the
+        task's default) and may end the trial early; a task without checkpoints ignores
+        both."""
+        ...
 
 
 class CapacityTask:
@@ -55,10 +69,27 @@ class CapacityTask:
 
         return suggest_config(trial, study, seed)
 
-    def run(self, config: Any, device: str) -> TrialResult:
+    @property
+    def checkpoint_steps(self) -> int:
+        from objectives.capacity import CHECKPOINT_STEPS
+
+        return CHECKPOINT_STEPS
+
+    def run(
+        self,
+        config: Any,
+        device: str,
+        checkpoint: Checkpoint | None = None,
+        every: int | None = None,
+    ) -> TrialResult:
+        """`objectives.training.train_capacity`: `checkpoint(steps, best_bits)` every `every`
+        optimizer steps (None: its CHECKPOINT_STEPS); False ends the trial, with `pruned`
+        True in its result."""
         from objectives.training import train_capacity
 
-        return train_capacity(config, device)
+        return train_capacity(
+            config, device, checkpoint=checkpoint, every=every or self.checkpoint_steps
+        )
 
     def batch_key(self, config: Any) -> Any:
         """Trials with equal keys are trained together in one batch."""
@@ -110,9 +141,13 @@ class Batch(Protocol):
 
     def run(self, steps: int) -> list[tuple[Any, Any]]: ...
 
-    def progress(self) -> list[tuple[Any, int, float]]: ...
+    def progress(self) -> list[tuple[Any, int, float]]:
+        """(config, steps taken, best value so far) of every trial held (between runs)."""
+        ...
 
-    def stop(self, config: Any) -> Any: ...
+    def stop(self, config: Any) -> Any:
+        """End that trial now; its result (with `pruned` True), its slot freed."""
+        ...
 
 
 class BatchingTask(Task, Protocol):
@@ -128,17 +163,11 @@ class BatchingTask(Task, Protocol):
 
 
 class CheckpointingTask(Task, Protocol):
-    """A task whose trials can be shown to a judge every `checkpoint_steps` steps with their
-    best value so far, and stopped there (pruned) when it says False."""
+    """A task whose trials can be shown to a `checkpoint` every `checkpoint_steps` steps with
+    their best value so far (`run`), and stopped there (pruned) when it says False."""
 
-    checkpoint_steps: int
-
-    def run(
-        self,
-        config: Any,
-        device: str,
-        checkpoint: Callable[[int, float], bool] | None = None,
-    ) -> TrialResult: ...
+    @property
+    def checkpoint_steps(self) -> int: ...
 
 
 def supports_checkpoints(task: Task) -> TypeGuard[CheckpointingTask]:
@@ -172,11 +201,14 @@ class CalibrationTask:
         self,
         config: Any,
         device: str,
-        checkpoint: Callable[[int, float], bool] | None = None,
+        checkpoint: Checkpoint | None = None,
+        every: int | None = None,
     ) -> TrialResult:
+        """`objectives.calibration.run`: its value shown to `checkpoint` every `every` steps
+        (None: checkpoint_steps); False ends it, with `pruned` True in its result."""
         from objectives.calibration import run
 
-        return run(config, checkpoint, self.checkpoint_steps)
+        return run(config, checkpoint, every or self.checkpoint_steps)
 
     def batch_key(self, config: Any) -> Any:
         return self.name  # every calibration trial can wait beside every other

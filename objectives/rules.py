@@ -1,22 +1,30 @@
-"""The rules of a capacity trial, written once for both trainers: its data set, when it stops,
-which step's score it keeps, what divergence does, and the record it ends with.
+"""The rules of a capacity trial, written once for both trainers: its data set, its
+learning-rate schedule, when it stops, which step's score it keeps, what divergence and
+pruning do, and the record it ends with.
 
 A trial's progress is a set of rows (`Progress`): python scalars for one trial trained by
 `objectives.training.train_capacity`, or (K,) tensors for K trials in
-`objectives.batched.BatchedTrainer`, updated in place on the device there. `observe` and
-`advance` are the rules; they use only operators that python scalars and tensors share, and
-the three functions of `Ops` (HOST or DEVICE) where the two differ.
+`objectives.batched.BatchedTrainer`, updated in place on the device there. `observe`,
+`advance`, `lr_factor` and `prune` are the rules; they use only operators that python scalars
+and tensors share, and the functions of `Ops` (HOST or DEVICE) where the two differ.
 
 Each step: the loss and the error count of the current weights are observed, then the trial
-either stops or takes an optimizer step.
+either stops or takes an optimizer step, at its learning rate times `lr_factor`.
 - The score kept is the best seen over training, each measured on the weights of its step.
   Bits are b * (1 - H2(errors / b)) (`objectives.metric`), which for a fixed b grows with the
   distance of the error count from chance, |2 * errors - b|; so the rows keep the best
   distance (an integer, exact on any device) and the error count there, and the bits are
   computed once, from that count, in the result record.
-- A trial stops when every sample is right, when its score has not improved for `patience`
-  steps, after `max_steps` optimizer steps, or when its loss is not finite (NaN or inf):
-  it has diverged and scores 0 bits.
+- A trial stops when every sample is right, after `max_steps` optimizer steps, when it has
+  made no progress for `patience` steps, or when its loss is not finite (NaN or inf).
+- Progress is a better score, or a loss below the lowest loss seen by more than
+  `LOSS_MARGIN` (relative): a trial whose bits plateau while its loss still falls is not
+  stopped by patience. The lowest loss kept moves only by such a margin, so a loss that
+  creeps down by less per step still counts once its fall adds up to the margin.
+- A trial whose loss turns NaN or inf has diverged: it stops, is marked `diverged`, and keeps
+  the best score it reached before (chance, if no step before scored better).
+- A trial can be ended early from outside (`prune`, for a pruner): it keeps its best score so
+  far and is marked `pruned`.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from objectives.capacity import CapacityConfig
+from objectives.capacity import LR_SCHEDULES, CapacityConfig
 from objectives.metric import bits_per_param, mutual_information_bits
 
 
@@ -48,10 +56,31 @@ class Ops:
     where: Callable[[Any, Any, Any], Any]
     negate: Callable[[Any], Any]
     isfinite: Callable[[Any], Any]
+    cos: Callable[[Any], Any]
+    float64: Callable[[Any], Any]  # an integer count as a float64 number
+    one: Callable[[Any], Any]  # float64 1.0 in the count's shape
 
 
-HOST = Ops(where=lambda c, a, b: a if c else b, negate=lambda c: not c, isfinite=math.isfinite)
-DEVICE = Ops(where=torch.where, negate=torch.logical_not, isfinite=torch.isfinite)
+HOST = Ops(
+    where=lambda c, a, b: a if c else b,
+    negate=lambda c: not c,
+    isfinite=math.isfinite,
+    cos=math.cos,
+    float64=float,
+    one=lambda _: 1.0,
+)
+DEVICE = Ops(
+    where=torch.where,
+    negate=torch.logical_not,
+    isfinite=torch.isfinite,
+    cos=torch.cos,
+    float64=lambda t: t.double(),
+    one=lambda t: torch.ones_like(t, dtype=torch.float64),
+)
+
+# Patience counts steps without a better score or a loss this much (relative) below the
+# lowest loss seen: a loss falling by 0.01% per patience window is still training.
+LOSS_MARGIN = 1e-4
 
 
 @dataclass
@@ -64,10 +93,13 @@ class Progress:
     active: Any  # still training
     ended: Any  # stopped, result not yet collected
     diverged: Any
+    pruned: Any  # ended from outside (`prune`)
+    schedule: Any  # learning-rate schedule: its index in LR_SCHEDULES
     steps: Any  # optimizer steps taken
-    since_best: Any  # steps since the score last improved
+    since_best: Any  # steps since the score or the loss last improved
     best_distance: Any  # best |2 * errors - b| seen: 0 is chance, b is every sample right
     best_errors: Any  # the error count there
+    best_loss: Any  # lowest loss seen (moved only by more than LOSS_MARGIN)
     last_loss: Any  # loss of the last step observed
 
     @classmethod
@@ -80,10 +112,13 @@ class Progress:
             active=True,
             ended=False,
             diverged=False,
+            pruned=False,
+            schedule=LR_SCHEDULES.index(config.lr_schedule),
             steps=0,
             since_best=0,
             best_distance=0,
             best_errors=config.b // 2,
+            best_loss=math.inf,
             last_loss=math.nan,
         )
 
@@ -94,10 +129,13 @@ class Progress:
         def zeros(dtype: torch.dtype) -> Tensor:
             return torch.zeros(capacity, dtype=dtype, device=device)
 
+        def full(value: float) -> Tensor:
+            return torch.full((capacity,), value, dtype=torch.float64, device=device)
+
         return cls(
             **{f.name: zeros(torch.long) for f in fields(cls)}
-            | {name: zeros(torch.bool) for name in ("active", "ended", "diverged")}
-            | {"last_loss": torch.full((capacity,), math.nan, dtype=torch.float64, device=device)}
+            | {name: zeros(torch.bool) for name in _FLAGS}
+            | {name: full(value) for name, value in _EMPTY_LOSSES.items()}
         )
 
     def set_row(self, index: int, config: CapacityConfig) -> None:
@@ -115,8 +153,8 @@ class Progress:
         for f in fields(self):
             old = getattr(self, f.name)
             new = old.new_zeros((capacity, *old.shape[1:]))
-            if f.name == "last_loss":
-                new.fill_(math.nan)
+            if f.name in _EMPTY_LOSSES:
+                new.fill_(_EMPTY_LOSSES[f.name])
             new[: len(index)] = old[index]
             out[f.name] = new
         return Progress(**out)
@@ -130,6 +168,27 @@ class Progress:
             setattr(self, name, value)
 
 
+_FLAGS = ("active", "ended", "diverged", "pruned")
+_EMPTY_LOSSES = {"best_loss": math.inf, "last_loss": math.nan}
+_COSINE, _STEP = LR_SCHEDULES.index("cosine"), LR_SCHEDULES.index("step")
+
+
+def lr_factor(progress: Progress, ops: Ops) -> Any:
+    """What each trial's learning rate is multiplied by for its next optimizer step (step
+    `steps`, counted from 0), by its schedule (LR_SCHEDULES; see objectives.capacity):
+    constant 1; cosine (1 + cos(pi * steps / max_steps)) / 2; step 1, then 0.1 once
+    2 * steps >= max_steps and 0.01 once 4 * steps >= 3 * max_steps. A float64 number (a (K,)
+    tensor for rows), computed from the integer step counts, so both trainers agree exactly."""
+    steps, max_steps = progress.steps, progress.max_steps
+    one = ops.one(steps)  # (where between two python numbers would give float32 rows)
+    cosine = 0.5 * (1.0 + ops.cos(math.pi * ops.float64(steps) / max_steps))
+    decayed = ops.where(
+        4 * steps >= 3 * max_steps, 0.01, ops.where(2 * steps >= max_steps, 0.1, one)
+    )
+    schedule = progress.schedule
+    return ops.where(schedule == _COSINE, cosine, ops.where(schedule == _STEP, decayed, one))
+
+
 def observe(progress: Progress, loss: Any, errors: Any, ops: Ops) -> Any:
     """The rules for one step's loss and error count of every active trial: keep the best
     score, decide who stops. Returns which trials take an optimizer step (see `advance`)."""
@@ -138,9 +197,12 @@ def observe(progress: Progress, loss: Any, errors: Any, ops: Ops) -> Any:
     finite = ops.isfinite(loss)
     distance = abs(2 * errors - p.b)
     improved = active & finite & (distance > p.best_distance)
+    # inf * (1 - margin) is inf: any finite first loss is progress.
+    lower = active & finite & (loss < p.best_loss * (1 - LOSS_MARGIN))
     p._set("best_distance", ops.where(improved, distance, p.best_distance))
     p._set("best_errors", ops.where(improved, errors, p.best_errors))
-    p._set("since_best", ops.where(improved, 0, p.since_best + active))
+    p._set("best_loss", ops.where(lower, loss, p.best_loss))
+    p._set("since_best", ops.where(improved | lower, 0, p.since_best + active))
     not_finite = ops.negate(finite)
     stop = active & (
         not_finite | (errors == 0) | (p.since_best >= p.patience) | (p.steps >= p.max_steps)
@@ -158,6 +220,21 @@ def advance(progress: Progress, train: Any) -> None:
     progress._set("steps", progress.steps + train)
 
 
+def prune(progress: Progress, which: Any, ops: Ops) -> None:
+    """End the active trials among `which` (a bool; a (K,) bool tensor for rows) now, from
+    outside: they keep their best score so far and are marked pruned."""
+    p = progress
+    stop = p.active & which
+    p._set("pruned", p.pruned | stop)
+    p._set("ended", p.ended | stop)
+    p._set("active", p.active & ops.negate(stop))
+
+
+def best_bits(b: int, best_errors: int) -> float:
+    """The bits of a trial's best score so far."""
+    return mutual_information_bits(b, best_errors)
+
+
 @dataclass(frozen=True)
 class CapacityResult:
     bits: float
@@ -173,6 +250,7 @@ class CapacityResult:
     device: str
     diverged: bool
     final_loss: float
+    pruned: bool = False  # ended early from outside (a pruner); bits are its best so far
 
     @classmethod
     def scored(
@@ -186,12 +264,11 @@ class CapacityResult:
         device: str,
         diverged: bool,
         final_loss: float,
+        pruned: bool = False,
     ) -> CapacityResult:
-        """The record of a finished run from its best error count; a diverged run scores 0
-        bits (chance: b // 2 errors)."""
-        if diverged:
-            errors = config.b // 2
-        bits = 0.0 if diverged else mutual_information_bits(config.b, errors)
+        """The record of a finished run from its best error count (a run that diverged or
+        was pruned keeps the best score it reached)."""
+        bits = mutual_information_bits(config.b, errors)
         return cls(
             bits=bits,
             bits_per_param=bits_per_param(bits, num_params),
@@ -206,6 +283,7 @@ class CapacityResult:
             device=device,
             diverged=diverged,
             final_loss=final_loss,
+            pruned=pruned,
         )
 
     @classmethod
@@ -228,6 +306,7 @@ class CapacityResult:
             device=device,
             diverged=bool(progress.diverged),
             final_loss=float(progress.last_loss),
+            pruned=bool(progress.pruned),
         )
 
     @property

@@ -6,16 +6,38 @@ Runs without Optuna: it takes a frozen `CapacityConfig` and returns a `CapacityR
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from objectives.capacity import CapacityConfig
+from objectives.capacity import CHECKPOINT_STEPS, CapacityConfig
 from objectives.cells import Params, forward, init_params, num_params
-from objectives.rules import HOST, CapacityResult, Progress, advance, make_dataset, observe
+from objectives.rules import (
+    HOST,
+    CapacityResult,
+    Progress,
+    advance,
+    best_bits,
+    lr_factor,
+    make_dataset,
+    observe,
+    prune,
+)
 
-__all__ = ["CapacityResult", "count_errors", "make_dataset", "make_optimizer", "train_capacity"]
+__all__ = [
+    "CHECKPOINT_STEPS",
+    "CapacityResult",
+    "Checkpoint",
+    "count_errors",
+    "make_dataset",
+    "make_optimizer",
+    "train_capacity",
+]
+
+# A checkpoint: called with (optimizer steps taken, best bits so far); False ends the trial.
+Checkpoint = Callable[[int, float], bool]
 
 
 def make_optimizer(name: str, params: list[Tensor], learning_rate: float) -> torch.optim.Optimizer:
@@ -38,15 +60,27 @@ def _move(params: Params, device: torch.device) -> Params:
     return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
 
 
-def train_capacity(config: CapacityConfig, device: str = "cpu") -> CapacityResult:
-    """Full-batch training on the memorised set until the score stops improving for
+def train_capacity(
+    config: CapacityConfig,
+    device: str = "cpu",
+    checkpoint: Checkpoint | None = None,
+    every: int = CHECKPOINT_STEPS,
+) -> CapacityResult:
+    """Full-batch training on the memorised set until neither score nor loss has improved for
     `patience` steps, every sample is right, or `max_steps` is reached.
 
-    The rules (stopping, the score kept, divergence) are `objectives.rules`', shared with
-    `objectives.batched.BatchedTrainer`; here they run on python scalars, one host sync a
-    step, which on a CPU is cheaper than their K = 1 tensor form (see
-    benchmarks/batched_throughput.py --k1).
+    The rules (learning-rate schedule, stopping, the score kept, divergence) are
+    `objectives.rules`', shared with `objectives.batched.BatchedTrainer`; here they run on
+    python scalars, one host sync a step, which on a CPU is cheaper than their K = 1 tensor
+    form (see benchmarks/batched_throughput.py --k1).
+
+    `checkpoint`, for a pruner: called as `checkpoint(steps, best_bits)` after every `every`
+    optimizer steps while the trial still has steps to go (steps < max_steps), with the best
+    bits so far. If it returns False, training stops at once; the result has `pruned` True
+    and the best bits so far.
     """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every must be a positive integer, got {every!r}")
     start = time.perf_counter()
     dev = torch.device(device)
     x, y = make_dataset(config.b, config.n_in, config.seed)
@@ -89,8 +123,14 @@ def train_capacity(config: CapacityConfig, device: str = "cpu") -> CapacityResul
         loss.backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(leaves, config.grad_clip)
+        for group in optimizer.param_groups:
+            group["lr"] = config.learning_rate * lr_factor(progress, HOST)
         optimizer.step()
         advance(progress, train)
+        steps = progress.steps
+        if checkpoint is not None and steps % every == 0 and steps < config.max_steps:
+            if not checkpoint(steps, best_bits(config.b, progress.best_errors)):
+                prune(progress, True, HOST)
 
     return CapacityResult.of(
         config,

@@ -158,7 +158,7 @@ class _OneAtATime:
     def suggest(self, trial, study, seed):
         return self._task.suggest(trial, study, seed)
 
-    def run(self, config, device):
+    def run(self, config, device, checkpoint=None, every=None):
         return self._task.run(config, device)
 
 

@@ -3,12 +3,18 @@ diverges leaves the batch without changing the others."""
 
 import pytest
 
+import objectives.batched
+import objectives.training
+from objectives import rules
 from objectives.batched import BatchedTrainer, batch_group, shape_key
-from objectives.capacity import CapacityConfig
+from objectives.capacity import LR_SCHEDULES, CapacityConfig
+from objectives.metric import mutual_information_bits
 from objectives.training import train_capacity
 
 
-def _configs(arch: str, optimizer: str, lr: float, k: int = 5) -> list[CapacityConfig]:
+def _configs(
+    arch: str, optimizer: str, lr: float, k: int = 5, lr_schedule: str = "constant"
+) -> list[CapacityConfig]:
     hidden = 8
     return [
         CapacityConfig(
@@ -24,6 +30,7 @@ def _configs(arch: str, optimizer: str, lr: float, k: int = 5) -> list[CapacityC
             gate_bias=0.5 + 0.25 * i,
             grad_clip=(0.5 if i % 2 else 0.0),
             max_steps=40,
+            lr_schedule=lr_schedule,
             patience=1000,
             seed=10 + i,
         )
@@ -44,6 +51,7 @@ def _batched(configs, capacity=None):
 # higher rates, the float rounding differences of batched matmuls (1e-7 per step, see the
 # test below) grow exponentially, as between two runs of one network on different hardware;
 # and one error more or less moves the bits of a small data set by several percent.
+@pytest.mark.parametrize("schedule", LR_SCHEDULES)
 @pytest.mark.parametrize(
     ("arch", "optimizer", "lr"),
     [
@@ -55,8 +63,8 @@ def _batched(configs, capacity=None):
         ("+rnn", "adam", 0.005),
     ],
 )
-def test_batched_equals_one_by_one(arch, optimizer, lr):
-    configs = _configs(arch, optimizer, lr)
+def test_batched_equals_one_by_one(arch, optimizer, lr, schedule):
+    configs = _configs(arch, optimizer, lr, lr_schedule=schedule)
     batched = _batched(configs)
     same = 0
     for c in configs:
@@ -80,13 +88,16 @@ def test_batched_equals_one_by_one(arch, optimizer, lr):
     assert same >= len(configs) - 1
 
 
+@pytest.mark.parametrize("schedule", LR_SCHEDULES)
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd", "adagrad"])
-def test_first_steps_match_to_rounding(optimizer):
+def test_first_steps_match_to_rounding(optimizer, schedule):
     """The batched optimizers are torch.optim's, step for step: after 5 steps the losses
-    agree to float rounding (later, rounding differences grow as training is chaotic)."""
+    agree to float rounding (later, rounding differences grow as training is chaotic). Over
+    5 steps the step schedule decays at steps 3 and 4, the cosine at every step."""
     lr = {"adam": 0.02, "rmsprop": 0.005, "sgd": 0.1, "adagrad": 0.05}[optimizer]
     configs = [
-        CapacityConfig(**{**c.__dict__, "max_steps": 5}) for c in _configs("gru", optimizer, lr)
+        CapacityConfig(**{**c.__dict__, "max_steps": 5})
+        for c in _configs("gru", optimizer, lr, lr_schedule=schedule)
     ]
     batched = _batched(configs)
     for c in configs:
@@ -107,7 +118,11 @@ def test_divergence_leaves_the_others_alone():
     )
     calm = _batched(configs)
     mixed = _batched([*configs[:2], wild, *configs[2:]])
-    assert mixed[99].diverged and mixed[99].bits == 0.0
+    # It diverges after one step and keeps the score of the weights it started with.
+    alone = train_capacity(wild)
+    assert alone.diverged and alone.steps == 1
+    assert mixed[99].diverged and mixed[99].steps == 1
+    assert (mixed[99].errors, mixed[99].bits) == (alone.errors, alone.bits)
     for c in configs:
         assert mixed[c.seed].bits == pytest.approx(calm[c.seed].bits, rel=1e-6)
         assert mixed[c.seed].steps == calm[c.seed].steps
@@ -203,3 +218,106 @@ def test_a_batch_of_one_trains_as_a_batch_of_many():
         other = together[c.seed]
         assert (alone.steps, alone.errors, alone.diverged) == (other.steps, other.errors, False)
         assert alone.final_loss == pytest.approx(other.final_loss, rel=1e-5)
+
+
+def test_schedules_are_applied():
+    """A schedule changes training, the same way in both trainers (the equivalence tests
+    above); here, that it changes it at all, and the constant schedule not."""
+    ends = {
+        schedule: _batched(_configs("rnn", "adam", 0.02, k=2, lr_schedule=schedule))
+        for schedule in LR_SCHEDULES
+    }
+    for schedule in ("cosine", "step"):
+        assert ends[schedule][10].final_loss != ends["constant"][10].final_loss
+
+
+def test_divergence_after_good_steps_keeps_the_bits(monkeypatch):
+    """Both trainers: from step 20 on, the learning rate is multiplied by 1e30 (the rules'
+    factor, patched where each trainer reads it), so every trial diverges after 20 good
+    steps. Each keeps the best bits it reached before (the old rule scored 0) and is marked
+    diverged; the two trainers agree."""
+
+    def wild(progress, ops):
+        return ops.where(progress.steps >= 20, 1e30, rules.lr_factor(progress, ops))
+
+    configs = [
+        CapacityConfig(**{**c.__dict__, "grad_clip": 0.0})
+        for c in _configs("rnn", "sgd", 0.05, k=3)
+    ]
+    before = {
+        c.seed: train_capacity(CapacityConfig(**{**c.__dict__, "max_steps": 20})) for c in configs
+    }
+    monkeypatch.setattr(objectives.training, "lr_factor", wild)
+    monkeypatch.setattr(objectives.batched, "lr_factor", wild)
+    batched = _batched(configs)
+    for c in configs:
+        alone = train_capacity(c)
+        together = batched[c.seed]
+        for result in (alone, together):
+            assert result.diverged and not result.pruned
+            assert 20 < result.steps < c.max_steps
+            assert result.bits >= before[c.seed].bits > 0
+            assert result.bits == mutual_information_bits(c.b, result.errors)
+        assert (together.steps, together.errors) == (alone.steps, alone.errors)
+
+
+def test_falling_loss_keeps_patience_at_bay():
+    """Both trainers: inputs of 2 bits, so the best bits come within a few steps while the
+    loss falls for longer; patience 5 counts from the end of that fall. (The old rule, bits
+    only, stopped each trial 5 steps after its best bits.)"""
+    configs = [
+        CapacityConfig(**{**c.__dict__, "n_in": 2, "depth": 1, "patience": 5, "max_steps": 300})
+        for c in _configs("rnn", "adam", 0.02, k=3)
+    ]
+    batched = _batched(configs)
+    for c in configs:
+        seen: list[float] = []
+
+        def look(steps: int, bits: float, seen: list[float] = seen) -> bool:
+            seen.append(bits)
+            return True
+
+        alone = train_capacity(c, checkpoint=look, every=1)
+        best_from = seen.index(alone.bits) + 1  # steps taken when the best bits were seen
+        # the old rule stopped at best_from + 4 steps
+        assert alone.steps >= best_from + 10 and not alone.diverged
+        assert (batched[c.seed].steps, batched[c.seed].errors) == (alone.steps, alone.errors)
+
+
+def test_progress_and_stop():
+    """A pruner's view of a batch: where every trial stands, and ending one early. The
+    others train on exactly as they would have; the stopped one's result is its best so far,
+    as train_capacity's checkpoint reports it at the same step."""
+    configs = [
+        CapacityConfig(**{**c.__dict__, "max_steps": 30}) for c in _configs("lstm", "adam", 0.01)
+    ]
+    plain = _batched(configs)
+    trainer = BatchedTrainer(shape_key(configs[0]), 5)
+    for c in configs:
+        trainer.add(c)
+    chance = [(c, 0, mutual_information_bits(c.b, c.b // 2)) for c in configs]
+    assert trainer.progress() == chance  # (odd b: a little above 0)
+    assert trainer.run(10) == []
+    stand = trainer.progress()
+    assert [(c.seed, steps) for c, steps, _ in stand] == [(c.seed, 10) for c in configs]
+    seen = []
+    alone = train_capacity(configs[2], checkpoint=lambda s, b: seen.append(b) or False, every=10)
+    assert alone.pruned and alone.steps == 10
+    assert stand[2][2] == pytest.approx(seen[0], rel=1e-9) == pytest.approx(alone.bits)
+    stopped = trainer.stop(configs[2])
+    assert stopped.pruned and not stopped.diverged and stopped.steps == 10
+    assert stopped.bits == stand[2][2]
+    assert (trainer.occupied, trainer.free) == (4, 1)
+    assert [c.seed for c, _, _ in trainer.progress()] == [10, 11, 13, 14]
+    with pytest.raises(ValueError, match="no slot holds this trial"):
+        trainer.stop(configs[2])
+    rest = dict((c.seed, r) for c, r in trainer.run(10_000))
+    assert set(rest) == {10, 11, 13, 14}
+    for seed, result in rest.items():
+        assert not result.pruned
+        assert (result.steps, result.errors, result.final_loss) == (
+            plain[seed].steps,
+            plain[seed].errors,
+            plain[seed].final_loss,
+        )
+    assert trainer.progress() == []

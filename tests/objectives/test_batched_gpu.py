@@ -1,10 +1,13 @@
 """The batched trainer on a CUDA device against the same trials one by one on the CPU. Runs
 only where CUDA is present (marker gpu)."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from objectives.batched import BatchedTrainer, shape_key
+from objectives.capacity import LR_SCHEDULES
 from objectives.training import train_capacity
 from tests.objectives.configs import capacity_config
 
@@ -61,7 +64,9 @@ def _train(configs, capacity, graph, refill=(), resize=None):
 
 @pytest.mark.parametrize("arch", ["rnn", "lstm"])
 def test_cuda_graph_replays_the_eager_step(arch):
-    configs = _trials(arch)
+    """Every learning-rate schedule in one batch: the factors are computed on the device,
+    inside the captured step."""
+    configs = [replace(c, lr_schedule=LR_SCHEDULES[i % 3]) for i, c in enumerate(_trials(arch))]
     graphed, with_graph = _train(configs, 8, True)
     assert graphed._graph is not None and graphed._graph.graph is not None  # captured, kept
     _, eager = _train(configs, 8, False)
@@ -94,6 +99,25 @@ def test_cuda_graph_survives_refills_padding_and_resize():
     assert with_graph.keys() == eager.keys() == {c.seed for c in configs + late}
     for seed, r in eager.items():
         assert (with_graph[seed].steps, with_graph[seed].errors) == (r.steps, r.errors)
+
+
+def test_cuda_graph_progress_and_stop():
+    """A pruner's calls between replays: the stopped trial's slot is refilled, and the others
+    end as without the stop."""
+    configs = _trials("lstm", k=6, max_steps=80)
+    _, plain = _train(configs, 8, True)
+    trainer = BatchedTrainer(shape_key(configs[0]), 8, "cuda", cuda_graph=True)
+    for c in configs:
+        trainer.add(c)
+    assert trainer.run(20) == []
+    assert [s for _, s, _ in trainer.progress()] == [20] * 6
+    stopped = trainer.stop(configs[1])
+    assert stopped.pruned and stopped.steps == 20
+    trainer.add(_trials("lstm", k=7, max_steps=80)[6])
+    done = {c.seed: r for c, r in trainer.run(10_000)}
+    assert done.keys() == {0, 2, 3, 4, 5, 6}
+    for seed in (0, 2, 3, 4, 5):
+        assert (done[seed].steps, done[seed].errors) == (plain[seed].steps, plain[seed].errors)
 
 
 def test_tf32_probe_measures_the_gap():

@@ -4,7 +4,14 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from objectives.capacity import DIMENSIONS, CapacityStudy, build_study, suggest_config
+from objectives.capacity import (
+    DIMENSIONS,
+    LR_SCHEDULES,
+    CapacityConfig,
+    CapacityStudy,
+    build_study,
+    suggest_config,
+)
 from objectives.space import is_searched, parse_dimension
 
 
@@ -35,6 +42,9 @@ def test_attrs_round_trip():
         ({"learning_rate": "fast"}, "expected a number"),
         ({"max_steps": "10.5"}, "expected an integer"),
         ({"grad_clip": "-1"}, "out of range"),
+        ({"lr_schedule": "constant,linear"}, "unknown value 'linear'; allowed: constant, cos"),
+        ({"lr_schedule": "0:1"}, "takes values, not a range"),
+        ({"max_steps": "100001000"}, "out of range"),
     ],
 )
 def test_bad_space_is_rejected(overrides, message):
@@ -186,3 +196,41 @@ def test_largest_config(arch, overrides, b, activation):
         assert (config.learning_rate, config.init_scale) == (1e-3, 1.0)
     with pytest.raises(ValueError, match="depth 4 is not searched"):
         study.largest_config(4)
+
+
+def test_lr_schedule_is_fixed_constant_by_default_and_searchable():
+    assert DIMENSIONS[-1] == "lr_schedule"  # last: older studies' suggest order is unchanged
+    default = build_study("rnn", 1000)
+    assert default.space["lr_schedule"] == CategoricalDistribution(("constant",))
+    study = build_study(
+        "rnn",
+        1000,
+        depths=(1,),
+        overrides={"lr_schedule": "constant,cosine,step", "max_steps": "100000"},
+    )
+    assert study.space["lr_schedule"].choices == ("constant", "cosine", "step")
+    assert CapacityStudy.from_attrs(json.loads(json.dumps(study.to_attrs()))) == study
+    opt = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    schedules = set()
+    for _ in range(12):
+        trial = opt.ask()
+        config = suggest_config(trial, study, seed=0)
+        assert list(trial.params)[-1] == "lr_schedule"
+        assert config.lr_schedule == trial.params["lr_schedule"]
+        assert config.max_steps == 100_000
+        schedules.add(config.lr_schedule)
+        opt.tell(trial, 0.0)
+    assert schedules == set(LR_SCHEDULES)
+
+
+def test_studies_stored_before_lr_schedule_load_as_constant():
+    for attrs in (OLD_ATTRS, build_study("gru", 2000).to_attrs()):
+        stored = json.loads(json.dumps(attrs))
+        stored["space"].pop("lr_schedule", None)
+        assert "lr_schedule" not in stored["space"]
+        study = CapacityStudy.from_attrs(stored)
+        assert study.space["lr_schedule"] == CategoricalDistribution(("constant",))
+    config = CapacityConfig(**{**study.largest_config(1).to_attrs(), "max_steps": 100_000})
+    assert config.lr_schedule == "constant"
+    with pytest.raises(ValueError, match="lr_schedule 'linear'; allowed: constant, cosine"):
+        CapacityConfig(**{**config.to_attrs(), "lr_schedule": "linear"})

@@ -2,6 +2,7 @@ import pytest
 
 from objectives.architectures import ARCHS
 from objectives.capacity import CapacityConfig
+from objectives.metric import mutual_information_bits
 from objectives.training import make_dataset, train_capacity
 from tests.objectives.configs import capacity_config
 
@@ -53,24 +54,82 @@ def test_more_data_than_capacity_is_not_memorised():
     assert result.bits < 0.5 * 2000
 
 
-@pytest.mark.parametrize(
-    ("init_scale", "learning_rate"), [(1e12, 1.0), (1e4, 1.0)], ids=["at-init", "after-a-step"]
-)
-def test_divergence_gives_zero_bits_and_flag(init_scale, learning_rate):
-    config = _config(
+def _wild(**kw) -> CapacityConfig:
+    return _config(
         arch="irnn",
         activation="relu",
         depth=2,
         hidden_size=8,
         b=64,
-        init_scale=init_scale,
-        learning_rate=learning_rate,
+        learning_rate=1.0,
         optimizer="sgd",
         max_steps=50,
+        **kw,
     )
-    result = train_capacity(config)
-    assert result.diverged
+
+
+def test_divergence_at_init_scores_chance_and_flag():
+    result = train_capacity(_wild(init_scale=1e20))
+    assert result.diverged and result.steps == 0
     assert result.bits == 0.0 and result.bits_per_param == 0.0
+
+
+def test_divergence_after_a_step_keeps_the_first_score():
+    """Finite loss at the start, NaN after one step: the first step's score is kept."""
+    result = train_capacity(_wild(init_scale=1e12))
+    assert result.diverged and result.steps == 1
+    assert 0 < result.errors < 32 and result.bits == mutual_information_bits(64, result.errors)
+
+
+def test_checkpoint_is_called_and_can_prune():
+    config = _config(b=600, hidden_size=8, max_steps=100, patience=1000)
+    seen: list[tuple[int, float]] = []
+    full = train_capacity(config, checkpoint=lambda s, b: seen.append((s, b)) or True, every=30)
+    assert [s for s, _ in seen] == [30, 60, 90]  # not at max_steps: the trial ends there
+    assert not full.pruned and full.steps == 100
+    assert [b for _, b in seen] == sorted(b for _, b in seen)  # the best so far
+
+    def stop_at_60(steps: int, bits: float) -> bool:
+        return steps < 60
+
+    pruned = train_capacity(config, checkpoint=stop_at_60, every=30)
+    assert pruned.pruned and not pruned.diverged and pruned.steps == 60
+    assert pruned.bits == seen[1][1]
+    assert pruned.to_attrs()["pruned"] is True and full.to_attrs()["pruned"] is False
+    with pytest.raises(ValueError, match="every must be a positive integer"):
+        train_capacity(config, checkpoint=stop_at_60, every=0)
+
+
+def test_tasks_pass_checkpoints_through():
+    from objectives.calibration import CalibrationConfig
+    from objectives.registry import get_task
+
+    config = _config(b=600, hidden_size=8, max_steps=100, patience=1000)
+    result = get_task("capacity").run(config, "cpu", checkpoint=lambda s, b: False, every=10)
+    assert result.to_attrs()["pruned"] and result.to_attrs()["steps"] == 10
+    plain = get_task("capacity").run(config, "cpu", checkpoint=lambda s, b: s < 500)
+    assert plain.to_attrs()["steps"] == 100  # the default every, 500, is never reached
+    calibration = CalibrationConfig(x=(1.0, 1.0), seconds=0.0, seed=0)
+    assert get_task("calibration").run(calibration, "cpu", lambda s, b: False, 1).value == 0.0
+
+
+def test_bits_plateau_while_the_loss_falls_is_not_stopped():
+    """Inputs of 2 bits: the best bits (the majority label of each input) come within a few
+    steps, the loss falls for longer; patience 5 counts from the end of that fall (under the
+    old rule, bits only, the trial stopped within 10 steps)."""
+    config = capacity_config(n_in=2, b=60, patience=5, max_steps=300, learning_rate=0.02)
+    seen: list[float] = []
+    result = train_capacity(config, checkpoint=lambda s, b: seen.append(b) or True, every=5)
+    assert len(set(seen)) == 1  # bits flat from step 5 on
+    assert 20 < result.steps < 300 and not result.diverged
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "step"])
+def test_schedules_change_training(schedule):
+    config = _config(b=300, max_steps=30)
+    scheduled = train_capacity(_config(b=300, max_steps=30, lr_schedule=schedule))
+    assert scheduled.steps == 30
+    assert scheduled.final_loss != train_capacity(config).final_loss
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd", "adagrad"])
