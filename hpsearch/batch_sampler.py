@@ -30,7 +30,10 @@ A cached proposal is dropped when it is no longer what a fresh fit would propose
 
 - stale: more than `max_unseen_results` trials (default q) have completed since its fit. A
   batch of q is meant to be run without feedback, as q parallel evaluations would be; once it
-  misses more results than that it no longer reflects the study.
+  misses more results than that it no longer reflects the study. `prepare` applies this
+  limit; an ask applies twice it, because dropping there means fitting under the lock, and
+  with several workers a batch prepared just before the lock was taken often misses a few
+  results by the time the lock is held (seen in benchmarks/proposals.py with 4 workers).
 - taken: it lies within `min_distance` length scales (the GP's own, per dimension; categorical
   dimensions count a mismatch as 1) of the point of a trial the fit did not know: another
   worker, with a cache of its own made from the same state, is already running (or has run)
@@ -137,7 +140,7 @@ class GPBatchSampler(optuna.samplers.GPSampler):
             trials = study._get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING), use_cache=False
             )
-            self._drop_unusable(trials, search_space)
+            self._drop_unusable(trials, search_space, self.max_unseen_results)
             if self.pending() == 0:
                 self._propose(study, trials, search_space, q or self.q)
             return self.pending()
@@ -158,9 +161,10 @@ class GPBatchSampler(optuna.samplers.GPSampler):
                 study, completed_trials, running_trials, search_space
             )
         with self._lock:
-            self._drop_unusable([*completed_trials, *running_trials], search_space)
+            trials = [*completed_trials, *running_trials]
+            self._drop_unusable(trials, search_space, 2 * self.max_unseen_results)
             if self.pending() == 0:
-                self._propose(study, [*completed_trials, *running_trials], search_space, self.q)
+                self._propose(study, trials, search_space, self.q)
             assert self._batch is not None and self._batch.proposals
             self._batch.normalized.pop(0)
             return self._batch.proposals.pop(0)
@@ -175,7 +179,10 @@ class GPBatchSampler(optuna.samplers.GPSampler):
         return len(study.directions) == 1 and not _is_constrained_optimization(completed)
 
     def _drop_unusable(
-        self, trials: list[FrozenTrial], search_space: dict[str, BaseDistribution]
+        self,
+        trials: list[FrozenTrial],
+        search_space: dict[str, BaseDistribution],
+        max_unseen_results: int,
     ) -> None:
         batch = self._batch
         if batch is None:
@@ -184,7 +191,7 @@ class GPBatchSampler(optuna.samplers.GPSampler):
         if batch.search_space != search_space:
             self._drop_all("the search space changed")
             return
-        if n_complete - batch.n_complete > self.max_unseen_results:
+        if n_complete - batch.n_complete > max_unseen_results:
             self._drop_all(f"{n_complete - batch.n_complete} results came in since its fit")
             return
         space = gp_search_space.SearchSpace(search_space)

@@ -152,17 +152,34 @@ def test_a_proposal_another_worker_runs_meanwhile_is_dropped():
     assert sampler.pending() == 2 and sampler.fits == 1
 
 
+def _results(study: optuna.Study, n: int) -> None:
+    """Results of other workers' trials."""
+    for _ in range(n):
+        params = _suggest(optuna.create_study().ask())
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=SPACE, value=_value(params))
+        )
+
+
 def test_a_batch_that_missed_more_than_q_results_is_refitted():
     sampler = GPBatchSampler(q=3, seed=0, n_startup_trials=STARTUP_TRIALS)
     study = _study(20, sampler)
     assert sampler.prepare(study) == 3
-    for _ in range(4):  # results of other workers' trials
-        trial = optuna.create_study(direction="maximize").ask()
-        params = _suggest(trial)
-        study.add_trial(
-            optuna.trial.create_trial(params=params, distributions=SPACE, value=_value(params))
-        )
+    _results(study, 4)
     assert sampler.prepare(study) == 3 and sampler.fits == 2
+
+
+def test_an_ask_refits_only_past_twice_the_limit():
+    # Refitting in an ask means fitting under the slot lock: it tolerates twice as many.
+    sampler = GPBatchSampler(q=3, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    assert sampler.prepare(study) == 3
+    _results(study, 6)
+    _ask_all(study, 1)
+    assert sampler.fits == 1 and sampler.pending() == 2
+    _results(study, 1)
+    _ask_all(study, 1)
+    assert sampler.fits == 2 and sampler.pending() == 2
 
 
 def test_asks_after_prepare_take_well_under_a_fit():
