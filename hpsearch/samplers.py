@@ -7,8 +7,10 @@ import optuna
 
 from hpsearch.errors import HpsearchError
 
-SAMPLERS: tuple[str, ...] = ("gp", "tpe", "random")
+SAMPLERS: tuple[str, ...] = ("gp", "gp-batch", "tpe", "random")
 STARTUP_TRIALS = 10
+# Proposals per GP fit of gp-batch.
+BATCH_Q = 8
 
 
 def check_sampler(name: str) -> None:
@@ -18,14 +20,33 @@ def check_sampler(name: str) -> None:
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     """gp: Optuna's GPSampler (Matern 5/2 ARD, qLogEI over other workers' RUNNING trials);
-    tpe: TPE with the constant liar for parallel workers; random: uniform in the space."""
+    gp-batch: the same GP, BATCH_Q proposals per fit (`hpsearch.batch_sampler`); tpe: TPE with
+    the constant liar for parallel workers; random: uniform in the space."""
     check_sampler(name)
     if name == "gp":
         return optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
+        )
+    if name == "gp-batch":
+        from hpsearch.batch_sampler import GPBatchSampler
+
+        return GPBatchSampler(
+            q=BATCH_Q, seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
         )
     if name == "tpe":
         return optuna.samplers.TPESampler(
             seed=seed, n_startup_trials=STARTUP_TRIALS, constant_liar=True, multivariate=True
         )
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+def prepare_proposals(sampler: optuna.samplers.BaseSampler, study: optuna.Study) -> int:
+    """What a worker calls before claiming a trial of `study`, outside the slot lock: for
+    gp-batch, the expensive GP fit happens here (only when its cache of proposals has run dry
+    or gone stale) so that the ask under the lock only pops one. Returns the proposals cached
+    (0 for other samplers, and in the random start-up: their asks need nothing prepared)."""
+    from hpsearch.batch_sampler import GPBatchSampler
+
+    if isinstance(sampler, GPBatchSampler):
+        return sampler.prepare(study)
+    return 0

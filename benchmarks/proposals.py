@@ -1,0 +1,206 @@
+"""Proposals per second for one study holding many finished trials: gp against gp-batch.
+
+The study lives in SQLite and holds `--trials` (default 1000) COMPLETE trials in the capacity
+task's four searched dimensions (depth {1,2,4}, b int log [500, 16000], learning_rate log
+[1e-4, 1e-1], init_scale log [0.1, 3]) with a smooth synthetic value. Each configuration starts
+from a copy of it. `--workers` processes then propose for `--seconds`, as the real claim does:
+
+- gp: under the study's slot lock (storage.trial_slot), ask + suggest: the GP fit happens
+  under the lock, so proposals are serialised across workers (today's figure);
+- gp-batch:Q: `prepare` (the fit and Q acquisition optimisations) outside the lock, then
+  ask + suggest under it (a pop).
+
+Each proposal is told at once (value of the synthetic function), so other workers' caches go
+stale as results come in, as they would with short trials. Printed per configuration:
+proposals/s over the window (a proposal counts if its ask ended in the window; the window
+starts once every worker has loaded the study), GP fits, and the mean time the lock was held
+per proposal (1 / that is the rate the lock allows, whatever the number of cores).
+
+    .venv/bin/python benchmarks/proposals.py --workers 1,4 --seconds 30
+
+Figures are CPU-bound on a small machine: note its cores with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from hpsearch.batch_sampler import GPBatchSampler
+from hpsearch.samplers import STARTUP_TRIALS
+from storage.slots import trial_slot
+
+STUDY = "proposals"
+SPACE: dict[str, Any] = {
+    "depth": CategoricalDistribution((1, 2, 4)),
+    "b": IntDistribution(500, 16000, log=True),
+    "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+    "init_scale": FloatDistribution(0.1, 3.0, log=True),
+}
+
+
+def suggest(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    return {
+        "depth": trial.suggest_categorical("depth", (1, 2, 4)),
+        "b": trial.suggest_int("b", 500, 16000, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+        "init_scale": trial.suggest_float("init_scale", 0.1, 3.0, log=True),
+    }
+
+
+def value(p: dict[str, Any], noise: float = 0.0) -> float:
+    return (
+        -((math.log10(p["learning_rate"]) + 2.5) ** 2)
+        - math.log(p["init_scale"]) ** 2
+        + 0.1 * math.log(p["b"])
+        + 0.05 * p["depth"]
+        + noise
+    )
+
+
+def fill(url: str, trials: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(study_name=STUDY, storage=url, direction="maximize")
+    frozen = []
+    for _ in range(trials):
+        p = {
+            "depth": int(rng.choice([1, 2, 4])),
+            "b": round(math.exp(rng.uniform(math.log(500), math.log(16000)))),
+            "learning_rate": math.exp(rng.uniform(math.log(1e-4), math.log(1e-1))),
+            "init_scale": math.exp(rng.uniform(math.log(0.1), math.log(3.0))),
+        }
+        frozen.append(
+            optuna.trial.create_trial(
+                params=p, distributions=SPACE, value=value(p, rng.normal(0, 0.05))
+            )
+        )
+    study.add_trials(frozen)
+
+
+def make(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
+    if sampler == "gp":
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
+        )
+    name, _, q = sampler.partition(":")
+    assert name == "gp-batch", sampler
+    return GPBatchSampler(
+        q=int(q), seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
+    )
+
+
+def warm_up(sampler_name: str, seed: int) -> None:
+    """One untimed proposal on a small study: imports and first calls (seconds in a fresh
+    process) stay out of the window, as they are out of a running worker's claims."""
+    rng = np.random.default_rng(seed)
+    study = optuna.create_study(direction="maximize", sampler=make(sampler_name, seed))
+    for _ in range(STARTUP_TRIALS + 2):
+        trial = study.ask(SPACE)
+        study.tell(trial, value(trial.params, rng.normal(0, 0.05)))
+    study.tell(trial := study.ask(), value(suggest(trial)))
+
+
+def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out: Any) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warm_up(sampler_name, seed)
+    storage = optuna.storages.RDBStorage(url)
+    sampler = make(sampler_name, seed)
+    study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler)
+    ready.wait()  # every worker (and the parent) has warmed up and loaded the study
+    deadline = time.time() + seconds
+    proposals, locked = 0, 0.0
+    while time.time() < deadline:
+        if isinstance(sampler, GPBatchSampler):
+            sampler.prepare(study)
+        with trial_slot(storage, STUDY):
+            t0 = time.perf_counter()
+            trial = study.ask()
+            params = suggest(trial)
+            locked += time.perf_counter() - t0
+            asked = time.time()
+        study.tell(trial, value(params))
+        if asked < deadline:
+            proposals += 1
+    fits = getattr(sampler, "fits", proposals)
+    out.put({"proposals": proposals, "locked": locked, "fits": fits})
+
+
+def run(base: Path, sampler: str, workers: int, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "study.db"
+        shutil.copy(base, db)
+        url = f"sqlite:///{db}"
+        ctx = mp.get_context("spawn")
+        ready = ctx.Barrier(workers + 1)
+        out = ctx.Queue()
+        procs = [
+            ctx.Process(target=work, args=(url, sampler, i, seconds, ready, out))
+            for i in range(workers)
+        ]
+        for p in procs:
+            p.start()
+        ready.wait()
+        rows = [out.get(timeout=seconds + 900) for _ in procs]
+        for p in procs:
+            p.join()
+    proposals = sum(r["proposals"] for r in rows)
+    locked = sum(r["locked"] for r in rows)
+    asks = max(1, sum(r["proposals"] for r in rows))
+    return {
+        "sampler": sampler,
+        "workers": workers,
+        "seconds": seconds,
+        "proposals": proposals,
+        "proposals_per_s": proposals / seconds,
+        "fits": sum(r["fits"] for r in rows),
+        "lock_ms_per_proposal": 1000 * locked / asks,
+    }
+
+
+def main() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=1000, help="finished trials in the study")
+    parser.add_argument("--workers", default="1,4,16", help="worker counts, comma-separated")
+    parser.add_argument("--samplers", default="gp,gp-batch:8,gp-batch:32")
+    parser.add_argument("--seconds", type=float, default=30.0, help="window per configuration")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/proposals.json"))
+    args = parser.parse_args()
+    counts = [int(w) for w in args.workers.split(",")]
+    samplers = args.samplers.split(",")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    machine = {"cpus": os.cpu_count(), "trials": args.trials, "storage": "sqlite"}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base.db"
+        fill(f"sqlite:///{base}", args.trials)
+        results = []
+        print(f"{args.trials} finished trials, {os.cpu_count()} CPUs, {args.seconds:g} s each")
+        print(f"{'sampler':<12} {'workers':>7} {'proposals/s':>11} {'fits':>5} {'lock ms':>8}")
+        for workers in counts:
+            for sampler in samplers:
+                row = run(base, sampler, workers, args.seconds)
+                results.append(row)
+                print(
+                    f"{sampler:<12} {workers:>7} {row['proposals_per_s']:>11.2f} "
+                    f"{row['fits']:>5} {row['lock_ms_per_proposal']:>8.1f}",
+                    flush=True,
+                )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

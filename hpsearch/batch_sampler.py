@@ -1,0 +1,318 @@
+"""gp-batch: one GP fit proposes q points at once (a batched GP bandit, Desautels et al. 2014).
+
+`GPBatchSampler` is Optuna's `GPSampler` (Matern 5/2 ARD, its priors, its fit, its acquisition
+optimiser, its random start-up, its sharing of a RUNNING trial's parameters through the trial's
+system attrs) with one change: a fit yields a batch of q proposals, cached in the sampler, and
+an ask pops the next one instead of fitting again.
+
+Method: sequential greedy q-batch log expected improvement. Proposal k maximises Optuna's
+`qLogEI` with the RUNNING trials of every worker and the proposals 1..k-1 of this batch as the
+pending points: the GP is conditioned on joint fantasy samples at the pending points, so a point
+whose value a pending point would already reveal earns nothing. This is exactly how `GPSampler`
+treats other workers' RUNNING trials, so proposal 1 is what `gp` would propose, and proposal k
+is what `gp` would propose were the first k-1 already running. The alternatives were weighed:
+
+- Kriging believer / GP-BUCB (hallucinate the posterior mean at the pending points, then
+  LogEI): about a quarter cheaper per point here, but Optuna's GP supports hallucinated data
+  only once per fitted model (`append_running_data`, used inside `LogPI`), it believes the
+  mean where qLogEI integrates over it, and it would treat RUNNING trials differently from gp.
+- Thompson samples: Optuna's GP modules have no joint sampling over a candidate set.
+
+The fit is the expensive part (O(n^3) per step of its optimiser), each further point one
+acquisition optimisation; `benchmarks/proposals.py` measures both.
+
+Using it from a worker: `prepare(study)` outside the study's slot lock (expensive only when the
+cache has run dry or gone stale), then `study.ask()` under the lock, which pops a cached
+proposal in well under a fit. `sample_relative` is always correct without `prepare`: an empty
+cache is refilled there (under the lock, as gp fits today).
+
+A cached proposal is dropped when it is no longer what a fresh fit would propose:
+
+- stale: more than `max_unseen_results` trials (default q) have completed since its fit. A
+  batch of q is meant to be run without feedback, as q parallel evaluations would be; once it
+  misses more results than that it no longer reflects the study. `prepare` applies this
+  limit; an ask applies twice it, because dropping there means fitting under the lock, and
+  with several workers a batch prepared just before the lock was taken often misses a few
+  results by the time the lock is held (seen in benchmarks/proposals.py with 4 workers).
+- taken: it lies within `min_distance` length scales (the GP's own, per dimension; categorical
+  dimensions count a mismatch as 1) of the point of a trial the fit did not know: another
+  worker, with a cache of its own made from the same state, is already running (or has run)
+  nearly the same point. 0.1 length scales is a Matern 5/2 correlation of 0.992.
+- the search space changed since the fit.
+
+Not thread-safe beyond a lock around the cache: call `prepare` and `ask` from one thread, or
+several, but each call waits for the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+import optuna._gp.acqf as acqf_module
+import optuna._gp.gp as gp
+import optuna._gp.search_space as gp_search_space
+from optuna.samplers._gp.sampler import _MAX_QMC_SEED_VALUE, _get_params, _standardize_values
+from optuna.study import StudyDirection
+from optuna.study._constrained_optimization import _is_constrained_optimization
+from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_Q = 8
+MIN_DISTANCE = 0.1
+
+
+@dataclass
+class _Batch:
+    """Proposals of one fit, in the order they were chosen, and what the fit knew."""
+
+    search_space: dict[str, BaseDistribution]
+    proposals: list[dict[str, Any]]
+    normalized: list[np.ndarray]
+    length_scales: np.ndarray
+    is_categorical: np.ndarray
+    n_complete: int
+    known: frozenset[int]  # trial numbers whose points the fit saw (complete or pending)
+
+
+class GPBatchSampler(optuna.samplers.GPSampler):
+    """GPSampler whose fit proposes `q` points at once (see the module docstring).
+
+    Args:
+        q: proposals per fit.
+        max_unseen_results: completed trials a proposal may miss before it is dropped
+            (default q).
+        min_distance: a proposal this close (in length scales) to a trial its fit did not know
+            is dropped.
+        seed, n_startup_trials, ...: as for `optuna.samplers.GPSampler`.
+    """
+
+    def __init__(
+        self,
+        *,
+        q: int = DEFAULT_Q,
+        max_unseen_results: int | None = None,
+        min_distance: float = MIN_DISTANCE,
+        **gp_kwargs: Any,
+    ) -> None:
+        if q < 1:
+            raise ValueError(f"q must be at least 1, got {q}")
+        if max_unseen_results is not None and max_unseen_results < 0:
+            raise ValueError(f"max_unseen_results must be >= 0, got {max_unseen_results}")
+        if min_distance < 0:
+            raise ValueError(f"min_distance must be >= 0, got {min_distance}")
+        super().__init__(**gp_kwargs)
+        self.q = q
+        self.max_unseen_results = q if max_unseen_results is None else max_unseen_results
+        self.min_distance = min_distance
+        self._batch: _Batch | None = None
+        self._lock = threading.RLock()
+        self.fits = 0  # batches computed by this sampler (for tests and benchmarks)
+
+    # -- what a worker calls ------------------------------------------------------------------
+
+    def pending(self) -> int:
+        """Proposals cached (not checked against the study: no storage access)."""
+        batch = self._batch
+        return 0 if batch is None else len(batch.proposals)
+
+    def prepare(self, study: optuna.Study, q: int | None = None) -> int:
+        """Make sure proposals are cached for the next asks; returns how many are.
+
+        Drops stale and taken proposals (module docstring); if none is left, fits the GP to the
+        study's COMPLETE trials and proposes `q` (default `self.q`) points that avoid its
+        RUNNING trials. Returns 0 while the study is in its random start-up, or for a study
+        this sampler does not batch (multi-objective, constrained): their asks work as gp's.
+        Reads the storage; call it outside the study's slot lock.
+        """
+        search_space = self._search_space(study)
+        if not search_space:
+            return 0
+        with self._lock:
+            trials = study._get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING), use_cache=False
+            )
+            self._drop_unusable(trials, search_space, self.max_unseen_results)
+            if self.pending() == 0:
+                self._propose(study, trials, search_space, q or self.q)
+            return self.pending()
+
+    # -- the sampler ----------------------------------------------------------------------------
+
+    def _sample_relative_impl(
+        self,
+        study: optuna.Study,
+        completed_trials: list[FrozenTrial],
+        running_trials: list[FrozenTrial],
+        search_space: dict[str, BaseDistribution],
+    ) -> dict[str, Any]:
+        # GPSampler.sample_relative calls this after its start-up check, under torch's CPU
+        # device, and shares the result with other workers through the trial's system attrs.
+        if not self._batches(study, completed_trials):
+            return super()._sample_relative_impl(
+                study, completed_trials, running_trials, search_space
+            )
+        with self._lock:
+            trials = [*completed_trials, *running_trials]
+            self._drop_unusable(trials, search_space, 2 * self.max_unseen_results)
+            if self.pending() == 0:
+                self._propose(study, trials, search_space, self.q)
+            assert self._batch is not None and self._batch.proposals
+            self._batch.normalized.pop(0)
+            return self._batch.proposals.pop(0)
+
+    # -- the cache ------------------------------------------------------------------------------
+
+    def _search_space(self, study: optuna.Study) -> dict[str, BaseDistribution]:
+        # GPSampler ignores the trial (the intersection search space of the study's trials).
+        return self.infer_relative_search_space(study, None)  # type: ignore[arg-type]
+
+    def _batches(self, study: optuna.Study, completed: list[FrozenTrial]) -> bool:
+        return len(study.directions) == 1 and not _is_constrained_optimization(completed)
+
+    def _drop_unusable(
+        self,
+        trials: list[FrozenTrial],
+        search_space: dict[str, BaseDistribution],
+        max_unseen_results: int,
+    ) -> None:
+        batch = self._batch
+        if batch is None:
+            return
+        n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        if batch.search_space != search_space:
+            self._drop_all("the search space changed")
+            return
+        if n_complete - batch.n_complete > max_unseen_results:
+            self._drop_all(f"{n_complete - batch.n_complete} results came in since its fit")
+            return
+        space = gp_search_space.SearchSpace(search_space)
+        new = [
+            _get_params(t)
+            for t in trials
+            if t.number not in batch.known and search_space.keys() <= _get_params(t).keys()
+        ]
+        if not new:
+            return
+        new_points = _normalize(space, new)
+        kept = [
+            i
+            for i, x in enumerate(batch.normalized)
+            if _scaled_distances(x, new_points, batch).min() >= self.min_distance
+        ]
+        if len(kept) < len(batch.proposals):
+            logger.debug(
+                "dropping %d of %d cached proposals: trials close to them are run already",
+                len(batch.proposals) - len(kept),
+                len(batch.proposals),
+            )
+            batch.proposals = [batch.proposals[i] for i in kept]
+            batch.normalized = [batch.normalized[i] for i in kept]
+        # Points checked once need not be checked again (the proposals do not move).
+        batch.known = batch.known | {t.number for t in trials if t.number not in batch.known}
+
+    def _drop_all(self, why: str) -> None:
+        assert self._batch is not None
+        if self._batch.proposals:
+            logger.debug("dropping %d cached proposals: %s", len(self._batch.proposals), why)
+        self._batch = None
+
+    def _propose(
+        self,
+        study: optuna.Study,
+        trials: list[FrozenTrial],
+        search_space: dict[str, BaseDistribution],
+        q: int,
+    ) -> None:
+        """Fit once; choose q points by sequential greedy qLogEI over the pending points."""
+        import torch
+
+        self._batch = None
+        completed = [t for t in trials if t.state == TrialState.COMPLETE]
+        if len(completed) < self._n_startup_trials or not self._batches(study, completed):
+            return
+        running = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and search_space.keys() <= _get_params(t).keys()
+        ]
+        space = gp_search_space.SearchSpace(search_space)
+        with torch.device("cpu"):
+            X = space.get_normalized_params(completed)
+            sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+            y, _, _ = _standardize_values(sign * np.array([[t.value] for t in completed]))
+            y = y[:, 0]
+            gpr = self._fit(X, y, space)
+            best = X[np.argmax(y), np.newaxis]
+            pending = _normalize(space, [_get_params(t) for t in running])
+            chosen: list[np.ndarray] = []
+            for _ in range(q):
+                acqf: acqf_module.BaseAcquisitionFunc
+                if len(pending) == 0:
+                    acqf = acqf_module.LogEI(gpr=gpr, search_space=space, threshold=y.max())
+                else:
+                    acqf = acqf_module.qLogEI(
+                        gpr=gpr,
+                        search_space=space,
+                        threshold=y.max(),
+                        n_qmc_samples=self._n_qmc_samples_qei,
+                        qmc_seed=self._rng.rng.randint(_MAX_QMC_SEED_VALUE),
+                        normalized_params_of_running_trials=pending,
+                    )
+                x = self._optimize_acqf(acqf, best)
+                chosen.append(x)
+                pending = np.vstack([pending, x[np.newaxis]])
+        self.fits += 1
+        self._batch = _Batch(
+            search_space=dict(search_space),
+            proposals=[space.get_unnormalized_param(x) for x in chosen],
+            normalized=chosen,
+            length_scales=gpr.length_scales,
+            is_categorical=np.asarray(space.is_categorical),
+            n_complete=len(completed),
+            known=frozenset(t.number for t in [*completed, *running]),
+        )
+
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, space: gp_search_space.SearchSpace
+    ) -> gp.GPRegressor:
+        cache = self._gprs_cache_list
+        if cache is not None and len(cache[0].inverse_squared_lengthscales) != space.dim:
+            cache = None
+        gpr = gp.fit_kernel_params(
+            X=X,
+            Y=y,
+            is_categorical=space.is_categorical,
+            log_prior=self._log_prior,
+            minimum_noise=self._minimum_noise,
+            gpr_cache=cache[0] if cache is not None else None,
+            deterministic_objective=self._deterministic,
+        )
+        self._gprs_cache_list = [gpr]
+        return gpr
+
+
+def _normalize(space: gp_search_space.SearchSpace, params: list[dict[str, Any]]) -> np.ndarray:
+    """Points in the GP's [0, 1] coordinates; shape (len(params), dims)."""
+    if not params:
+        return np.zeros((0, space.dim))
+    # get_normalized_params reads the params given, not the trials' own.
+    return space.get_normalized_params([None] * len(params), params)  # type: ignore[list-item]
+
+
+def _scaled_distances(x: np.ndarray, points: np.ndarray, batch: _Batch) -> np.ndarray:
+    """Distances from x to each point in the fit's length scales (categorical: 0 or 1 per
+    dimension, as the GP's kernel counts them); +inf when there are no points."""
+    if len(points) == 0:
+        return np.array([np.inf])
+    diff = np.abs(points - x)
+    diff = np.where(batch.is_categorical, (diff > 0).astype(float), diff / batch.length_scales)
+    return np.sqrt(np.square(diff).sum(axis=1))

@@ -1,0 +1,258 @@
+"""gp-batch: q proposals from one GP fit, aware of each other and of RUNNING trials; asks after
+`prepare` pop them cheaply; studies run through the real worker, alone and in parallel."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from hpsearch.batch_sampler import GPBatchSampler
+from hpsearch.experiment import Experiment, load_experiment
+from hpsearch.samplers import SAMPLERS, STARTUP_TRIALS, make_sampler, prepare_proposals
+from hpsearch.studies import create_study, find_records
+from hpsearch.worker import Worker
+from objectives.calibration import CalibrationStudy
+from storage import open_storage
+from tests.hpsearch.helpers import start_worker, wait_for
+
+# The capacity task's four searched dimensions, with their kinds of distribution.
+SPACE: dict[str, Any] = {
+    "depth": CategoricalDistribution((1, 2, 4)),
+    "b": IntDistribution(500, 16000, log=True),
+    "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+    "init_scale": FloatDistribution(0.1, 3.0, log=True),
+}
+
+
+def _suggest(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
+    return {
+        "depth": trial.suggest_categorical("depth", (1, 2, 4)),
+        "b": trial.suggest_int("b", 500, 16000, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+        "init_scale": trial.suggest_float("init_scale", 0.1, 3.0, log=True),
+    }
+
+
+def _value(p: dict[str, Any]) -> float:
+    """A smooth stand-in for bits: best near learning_rate 3e-3, init_scale 1, large b."""
+    return (
+        -((math.log10(p["learning_rate"]) + 2.5) ** 2)
+        - math.log(p["init_scale"]) ** 2
+        + 0.1 * math.log(p["b"])
+        + 0.05 * p["depth"]
+    )
+
+
+def _study(n_complete: int, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    rng = np.random.default_rng(1)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for _ in range(n_complete):
+        p = {
+            "depth": int(rng.choice([1, 2, 4])),
+            "b": round(math.exp(rng.uniform(math.log(500), math.log(16000)))),
+            "learning_rate": math.exp(rng.uniform(math.log(1e-4), math.log(1e-1))),
+            "init_scale": math.exp(rng.uniform(math.log(0.1), math.log(3.0))),
+        }
+        study.add_trial(optuna.trial.create_trial(params=p, distributions=SPACE, value=_value(p)))
+    return study
+
+
+def _running(study: optuna.Study, params: dict[str, Any]) -> optuna.trial.Trial:
+    """A RUNNING trial at `params`, as another worker would hold it."""
+    study.enqueue_trial(params)
+    trial = study.ask()
+    _suggest(trial)
+    return trial
+
+
+def _normalized(params: list[dict[str, Any]]) -> np.ndarray:
+    """Points in [0, 1]^3 (log scales) and the depth's index: for distances in tests."""
+    return np.array(
+        [
+            [
+                (1, 2, 4).index(p["depth"]),
+                math.log(p["b"] / 500) / math.log(32),
+                math.log(p["learning_rate"] / 1e-4) / math.log(1000),
+                math.log(p["init_scale"] / 0.1) / math.log(30),
+            ]
+            for p in params
+        ]
+    )
+
+
+def _ask_all(study: optuna.Study, n: int) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        out.append(_suggest(trial))
+    return out
+
+
+def _in_space(p: dict[str, Any]) -> bool:
+    return (
+        p["depth"] in (1, 2, 4)
+        and isinstance(p["b"], int)
+        and 500 <= p["b"] <= 16000
+        and 1e-4 <= p["learning_rate"] <= 1e-1
+        and 0.1 <= p["init_scale"] <= 3.0
+    )
+
+
+def test_one_fit_proposes_q_distinct_points_in_the_space():
+    sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    assert sampler.prepare(study) == 8 and sampler.pending() == 8
+    proposals = _ask_all(study, 8)
+    assert sampler.fits == 1 and sampler.pending() == 0
+    assert all(_in_space(p) for p in proposals), proposals
+    points = _normalized(proposals)
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    assert distances[np.triu_indices(8, 1)].min() > 1e-3, proposals
+    # The asked trials carry the proposals as their parameters, as any Optuna trial does.
+    running = study.get_trials(states=(TrialState.RUNNING,))
+    assert [t.params for t in running] == proposals
+
+
+def test_proposals_avoid_running_trials():
+    sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    # Other workers run the best point so far and the point gp would propose next.
+    best = dict(study.best_params)
+    gp_next = optuna.samplers.GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS)
+    probe = _study(20, gp_next)
+    taken = [best, _suggest(probe.ask())]
+    for params in taken:
+        _running(study, params)
+    assert sampler.prepare(study) == 8
+    proposals = _ask_all(study, 8)
+    gaps = np.linalg.norm(_normalized(proposals)[:, None] - _normalized(taken)[None], axis=-1)
+    assert gaps.min() > 1e-3, (taken, proposals)
+    points = _normalized(proposals)
+    spread = np.linalg.norm(points[:, None] - points[None], axis=-1)[np.triu_indices(8, 1)]
+    assert spread.min() > 1e-3, proposals
+
+
+def test_a_proposal_another_worker_runs_meanwhile_is_dropped():
+    sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    assert sampler.prepare(study) == 4
+    assert sampler._batch is not None
+    first, *rest = sampler._batch.proposals
+    _running(study, first)  # another worker, with the same idea, got there first
+    asked = _suggest(study.ask())
+    assert asked != first and asked == rest[0]
+    assert sampler.pending() == 2 and sampler.fits == 1
+
+
+def _results(study: optuna.Study, n: int) -> None:
+    """Results of other workers' trials."""
+    for _ in range(n):
+        params = _suggest(optuna.create_study().ask())
+        study.add_trial(
+            optuna.trial.create_trial(params=params, distributions=SPACE, value=_value(params))
+        )
+
+
+def test_a_batch_that_missed_more_than_q_results_is_refitted():
+    sampler = GPBatchSampler(q=3, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    assert sampler.prepare(study) == 3
+    _results(study, 4)
+    assert sampler.prepare(study) == 3 and sampler.fits == 2
+
+
+def test_an_ask_refits_only_past_twice_the_limit():
+    # Refitting in an ask means fitting under the slot lock: it tolerates twice as many.
+    sampler = GPBatchSampler(q=3, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    assert sampler.prepare(study) == 3
+    _results(study, 6)
+    _ask_all(study, 1)
+    assert sampler.fits == 1 and sampler.pending() == 2
+    _results(study, 1)
+    _ask_all(study, 1)
+    assert sampler.fits == 2 and sampler.pending() == 2
+
+
+def test_asks_after_prepare_take_well_under_a_fit():
+    sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    start = time.perf_counter()
+    assert sampler.prepare(study) == 8
+    prepare_seconds = time.perf_counter() - start
+    asks = []
+    for _ in range(8):
+        start = time.perf_counter()
+        trial = study.ask()
+        _suggest(trial)
+        study.tell(trial, _value(trial.params))
+        asks.append(time.perf_counter() - start)
+    assert sampler.fits == 1
+    # One fit and eight acquisition optimisations against a pop and a storage read.
+    assert max(asks) < prepare_seconds / 8, (prepare_seconds, asks)
+
+
+def test_an_ask_without_prepare_fits_a_batch_itself():
+    sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    proposals = _ask_all(study, 5)
+    assert all(_in_space(p) for p in proposals)
+    assert sampler.fits == 2 and sampler.pending() == 3
+
+
+def test_random_start_up_prepares_nothing():
+    sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(STARTUP_TRIALS - 1, sampler)
+    assert sampler.prepare(study) == 0
+    assert _in_space(_ask_all(study, 1)[0]) and sampler.fits == 0
+
+
+def test_gp_batch_is_a_sampler_name_like_gp(tmp_path: Path):
+    assert "gp-batch" in SAMPLERS
+    sampler = make_sampler("gp-batch", 0)
+    assert isinstance(sampler, GPBatchSampler) and sampler.q >= 2
+    assert prepare_proposals(make_sampler("gp", 0), optuna.create_study()) == 0
+    assert Experiment(archs=("rnn",), budgets=(300,), sampler="gp-batch").sampler == "gp-batch"
+    path = tmp_path / "experiment.toml"
+    path.write_text('archs = ["rnn"]\nbudgets = [300]\nsampler = "gp-batch"\n')
+    assert load_experiment(path).sampler == "gp-batch"
+
+
+def _calibration(url: str, label: str, trials: int) -> optuna.Study:
+    storage = open_storage(url, create=True)
+    settings = CalibrationStudy(label=label, dims=2)
+    assert create_study(storage, settings, trials=trials, sampler="gp-batch", seed=0)
+    return optuna.load_study(study_name=settings.name, storage=storage)
+
+
+def test_a_worker_runs_a_gp_batch_study(sqlite_url: str):
+    study = _calibration(sqlite_url, "batch", trials=18)
+    storage = open_storage(sqlite_url)
+    report = Worker(storage, find_records(storage, None), device="cpu", seed=0).run()
+    trials = study.get_trials()
+    assert report.complete == 18
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 18
+    # The GP's trials record their proposals as GPSampler's do (other workers read them).
+    assert all("gp:relative_params:0" in t.system_attrs for t in trials[STARTUP_TRIALS:])
+
+
+@pytest.mark.slow
+def test_three_worker_processes_meet_the_target_exactly(sqlite_url: str):
+    study = _calibration(sqlite_url, "parallel", trials=30)
+    workers = [start_worker(sqlite_url) for _ in range(3)]
+    logs = wait_for(workers, timeout=240)
+    assert [w.returncode for w in workers] == [0, 0, 0], logs
+    trials = study.get_trials()
+    assert [t.number for t in trials] == list(range(30))
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 30
+    points = np.array([[t.params["x0"], t.params["x1"]] for t in trials])
+    gaps = np.linalg.norm(points[:, None] - points[None], axis=-1)[np.triu_indices(30, 1)]
+    assert gaps.min() > 0.0
