@@ -7,8 +7,8 @@
           depth 1, budget 1000, after 30 and 100 trials (same study seed, same trial count).
 
 Usage: python benchmarks/capacity_search.py speed|search [--trials N] [--out DIR]
-       [--batch K] [--sampler gp|random] [--budgets 200,1000] [--space NAME=SPEC]
-       (the last four: speed only)
+       [--batch K|auto] [--sampler gp|gp-batch|random] [--budgets 200,1000]
+       [--space NAME=SPEC] [--device cpu|cuda] (the last five: speed only)
 """
 
 from __future__ import annotations
@@ -37,9 +37,20 @@ def _complete(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def speed(
-    out: Path, trials: int, batch: int, sampler: str, budgets: list[int], space: list[str]
+    out: Path,
+    trials: int,
+    batch: str,
+    sampler: str,
+    budgets: list[int],
+    space: list[str],
+    device: str = "cpu",
 ) -> dict[str, object]:
-    figures: dict[str, object] = {"batch": batch, "sampler": sampler, "space": space}
+    figures: dict[str, object] = {
+        "batch": batch,
+        "sampler": sampler,
+        "space": space,
+        "device": device,
+    }
     for budget in budgets:
         db = out / f"speed-p{budget}.db"
         db.unlink(missing_ok=True)
@@ -65,8 +76,8 @@ def speed(
         start = time.perf_counter()
         _run(
             [
-                *("worker", "--storage", url, "--all", "--seed", "0", "--device", "cpu"),
-                *("--batch", str(batch)),
+                *("worker", "--storage", url, "--all", "--seed", "0", "--device", device),
+                *("--batch", batch),
             ]
         )
         wall = time.perf_counter() - start
@@ -80,7 +91,7 @@ def speed(
             "mean_steps": sum(int(t.user_attrs["steps"]) for t in done) / len(done),
         }
         figures[f"rnn-p{budget}"] = row
-        print(f"rnn budget {budget}, batch {batch}, {sampler}: {row}", flush=True)
+        print(f"rnn budget {budget}, batch {batch}, {sampler}, {device}: {row}", flush=True)
     return figures
 
 
@@ -144,7 +155,8 @@ def main() -> None:
     parser.add_argument("part", choices=("speed", "search"))
     parser.add_argument("--trials", type=int)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--batch", default="1", help="a number, or auto")
+    parser.add_argument("--device", default="cpu", help="speed: cpu, cuda or auto")
     parser.add_argument("--sampler", default="gp")
     parser.add_argument("--budgets", default="200,1000")
     parser.add_argument("--space", action="append", default=[], help="as for create")
@@ -153,7 +165,9 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.part == "speed":
         budgets = [int(x) for x in args.budgets.split(",")]
-        figures = speed(args.out, args.trials or 20, args.batch, args.sampler, budgets, args.space)
+        figures = speed(
+            args.out, args.trials or 20, args.batch, args.sampler, budgets, args.space, args.device
+        )
     else:
         figures = search(args.out, args.trials or 100)
     (args.out / f"{args.part}.json").write_text(json.dumps(figures, indent=2))

@@ -40,13 +40,16 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def prepare_proposals(sampler: optuna.samplers.BaseSampler, study: optuna.Study) -> int:
+def prepare_proposals(
+    sampler: optuna.samplers.BaseSampler, study: optuna.Study, q: int | None = None
+) -> int:
     """What a worker calls before claiming a trial of `study`, outside the slot lock: for
     gp-batch, the expensive GP fit happens here (only when its cache of proposals has run dry
     or gone stale) so that the ask under the lock only pops one. Returns the proposals cached
-    (0 for other samplers, and in the random start-up: their asks need nothing prepared)."""
+    (0 for other samplers, and in the random start-up: their asks need nothing prepared).
+    `q`: proposals per fit, when a worker is about to claim more than BATCH_Q at once."""
     from hpsearch.batch_sampler import GPBatchSampler
 
     if isinstance(sampler, GPBatchSampler):
-        return sampler.prepare(study)
+        return sampler.prepare(study, None if q is None else max(q, BATCH_Q))
     return 0

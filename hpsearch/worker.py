@@ -13,6 +13,7 @@ of `--n-trials` are this loop's, once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -39,7 +40,7 @@ from hpsearch.executors import (
 )
 from hpsearch.progress import Progress
 from hpsearch.pruners import make_pruner
-from hpsearch.samplers import make_sampler
+from hpsearch.samplers import make_sampler, prepare_proposals
 from hpsearch.studies import StudyRecord
 from objectives.registry import Task, TrialResult, get_task
 from storage import Heartbeat, HeartbeatPolicy, retry_transient
@@ -200,6 +201,14 @@ class Worker:
                 seed = trial_seed(entry.record.seed, trial.number)
                 return entry.task.suggest(trial, entry.settings, seed)
 
+            # The expensive part of proposing (gp-batch's GP fit) happens here, outside the
+            # slot lock, so that workers of one study do not queue behind each other's fits.
+            retry_transient(
+                functools.partial(
+                    prepare_proposals, entry.trials.study.sampler, entry.trials.study, n
+                ),
+                f"proposing trials of {entry.record.name}",
+            )
             claims = entry.trials.claim(heartbeat, self.name, prepare, n)
             if claims:
                 self._next = (index + 1) % count
