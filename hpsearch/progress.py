@@ -78,6 +78,8 @@ class Progress:
             )
             done += len(trials)
             for t in trials:
+                if t.state != TrialState.COMPLETE:
+                    continue  # pruned: counts as done, but its bits are not a result
                 bpp = t.user_attrs.get("bits_per_param")
                 if isinstance(bpp, int | float) and (best is None or bpp > best):
                     best = float(bpp)

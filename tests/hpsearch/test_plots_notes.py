@@ -153,7 +153,7 @@ def test_note_describes_searched_and_fixed_dimensions():
             "**Search** (gp, target 5 trials): `depth` {1, 2}; `b` [1000, 32000] log; "
             "`learning_rate` [0.0001, 0.1] log; `init_scale` [0.1, 3] log; "
             "`optimizer` {adam, sgd}; `gate_bias` [0, 3]. Fixed: `activation` = tanh; "
-            "`grad_clip` = 0.0; `max_steps` = 2000." in text
+            "`grad_clip` = 0.0; `max_steps` = 2000; `lr_schedule` = constant." in text
         ), text
 
 
@@ -162,7 +162,9 @@ def test_progress_bar_counts_and_rate(storage, capsys):
     with Progress(storage, records, enabled=True) as progress:
         progress.update()
         assert progress.bar is not None
-        assert progress.bar.n == 4 + 2 + 2  # complete trials in the three studies
+        # Complete trials in the three studies, and the pruned one: a pruned trial takes its
+        # place in the target as a complete one does.
+        assert progress.bar.n == 4 + 2 + 2 + 1
         assert progress.bar.total == 40  # four studies of 10
         assert "best 3.000 bits/param" in progress.bar.postfix
     assert "trials/h here" in capsys.readouterr().err
