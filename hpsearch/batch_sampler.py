@@ -2,8 +2,8 @@
 
 `GPBatchSampler` is Optuna's `GPSampler` (Matern 5/2 ARD, its priors, its fit, its acquisition
 optimiser, its random start-up, its sharing of a RUNNING trial's parameters through the trial's
-system attrs) with one change: a fit yields a batch of q proposals, cached in the sampler, and
-an ask pops the next one instead of fitting again.
+system attrs) with one change: a fit yields a batch of q proposals, which workers queue in the
+study (or this sampler caches), and an ask takes the next one instead of fitting again.
 
 Method: sequential greedy q-batch log expected improvement. Proposal k maximises Optuna's
 `qLogEI` with the RUNNING trials of every worker and the proposals 1..k-1 of this batch as the
@@ -21,10 +21,16 @@ is what `gp` would propose were the first k-1 already running. The alternatives 
 The fit is the expensive part (O(n^3) per step of its optimiser), each further point one
 acquisition optimisation; `benchmarks/proposals.py` measures both.
 
-Using it from a worker: `prepare(study)` outside the study's slot lock (expensive only when the
-cache has run dry or gone stale), then `study.ask()` under the lock, which pops a cached
-proposal in well under a fit. `sample_relative` is always correct without `prepare`: an empty
-cache is refilled there (under the lock, as gp fits today).
+Using it from workers (`hpsearch.worker`): the proposals live in the study itself, one queue
+shared by every worker. A worker that finds fewer WAITING trials than it is about to claim
+calls `propose(study, q)` outside the study's slot lock (one fit, q points that avoid the
+RUNNING and WAITING trials); its claim then queues them under the lock as WAITING trials
+marked `hpsearch:proposal` (`storage.lifecycle.StudyTrials.claim`: only as many as the
+study's target has room for, none near a trial queued or run since the fit, `Proposals.near`),
+and any worker's `study.ask()` takes the oldest. An ask for a trial whose parameters are
+fixed (a queued proposal, a retry) does not fit. `sample_relative` is always correct without
+a queue: with none, an ask fits under the lock, as gp does, keeping the rest of its batch in
+this sampler's own cache (`prepare` fills that cache outside the lock, for single-process use).
 
 A cached proposal is dropped when it is no longer what a fresh fit would propose:
 
