@@ -24,6 +24,7 @@ Figures are CPU-bound on a small machine: note its cores with them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -31,6 +32,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,11 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+import storage.lifecycle as lifecycle
 from hpsearch.batch_sampler import GPBatchSampler
-from hpsearch.samplers import STARTUP_TRIALS
-from storage.slots import trial_slot
+from hpsearch.samplers import STARTUP_TRIALS, prepare_proposals
+from storage import Heartbeat, HeartbeatPolicy, open_storage
+from storage.lifecycle import StudyTrials
 
 STUDY = "proposals"
 SPACE: dict[str, Any] = {
@@ -115,26 +119,38 @@ def warm_up(sampler_name: str, seed: int) -> None:
 def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out: Any) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warm_up(sampler_name, seed)
-    storage = optuna.storages.RDBStorage(url)
+    policy = HeartbeatPolicy(interval=60, grace=600, max_retry=3)
+    storage = open_storage(url, heartbeat=policy)
     sampler = make(sampler_name, seed)
     study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler)
+    trials = StudyTrials(storage, study, target=10**9, max_retry=policy.max_retry)
+    locked = [0.0]
+    slot = lifecycle.trial_slot
+
+    @contextlib.contextmanager
+    def timed_slot(*args: Any, **kwargs: Any) -> Iterator[None]:
+        with slot(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                yield
+            finally:
+                locked[0] += time.perf_counter() - t0
+
+    lifecycle.trial_slot = timed_slot  # type: ignore[assignment]
     ready.wait()  # every worker (and the parent) has warmed up and loaded the study
     deadline = time.time() + seconds
-    proposals, locked = 0, 0.0
-    while time.time() < deadline:
-        if isinstance(sampler, GPBatchSampler):
-            sampler.prepare(study)
-        with trial_slot(storage, STUDY):
-            t0 = time.perf_counter()
-            trial = study.ask()
-            params = suggest(trial)
-            locked += time.perf_counter() - t0
+    proposals = 0
+    with Heartbeat(storage, policy.interval) as heartbeat:
+        while time.time() < deadline:
+            queued = prepare_proposals(sampler, study, 1, trials.backlog)
+            claims = trials.claim(heartbeat, f"bench-{seed}", suggest, 1, queued)
             asked = time.time()
-        study.tell(trial, value(params))
-        if asked < deadline:
-            proposals += 1
+            for claim in claims:
+                trials.complete(claim, heartbeat, value(claim.prepared), {})
+            if asked < deadline:
+                proposals += len(claims)
     fits = getattr(sampler, "fits", proposals)
-    out.put({"proposals": proposals, "locked": locked, "fits": fits})
+    out.put({"proposals": proposals, "locked": locked[0], "fits": fits})
 
 
 def run(base: Path, sampler: str, workers: int, seconds: float) -> dict[str, Any]:

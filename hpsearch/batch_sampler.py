@@ -2,8 +2,8 @@
 
 `GPBatchSampler` is Optuna's `GPSampler` (Matern 5/2 ARD, its priors, its fit, its acquisition
 optimiser, its random start-up, its sharing of a RUNNING trial's parameters through the trial's
-system attrs) with one change: a fit yields a batch of q proposals, cached in the sampler, and
-an ask pops the next one instead of fitting again.
+system attrs) with one change: a fit yields a batch of q proposals, which workers queue in the
+study (or this sampler caches), and an ask takes the next one instead of fitting again.
 
 Method: sequential greedy q-batch log expected improvement. Proposal k maximises Optuna's
 `qLogEI` with the RUNNING trials of every worker and the proposals 1..k-1 of this batch as the
@@ -21,10 +21,16 @@ is what `gp` would propose were the first k-1 already running. The alternatives 
 The fit is the expensive part (O(n^3) per step of its optimiser), each further point one
 acquisition optimisation; `benchmarks/proposals.py` measures both.
 
-Using it from a worker: `prepare(study)` outside the study's slot lock (expensive only when the
-cache has run dry or gone stale), then `study.ask()` under the lock, which pops a cached
-proposal in well under a fit. `sample_relative` is always correct without `prepare`: an empty
-cache is refilled there (under the lock, as gp fits today).
+Using it from workers (`hpsearch.worker`): the proposals live in the study itself, one queue
+shared by every worker. A worker that finds fewer WAITING trials than it is about to claim
+calls `propose(study, q)` outside the study's slot lock (one fit, q points that avoid the
+RUNNING and WAITING trials); its claim then queues them under the lock as WAITING trials
+marked `hpsearch:proposal` (`storage.lifecycle.StudyTrials.claim`: only as many as the
+study's target has room for, none near a trial queued or run since the fit, `Proposals.near`),
+and any worker's `study.ask()` takes the oldest. An ask for a trial whose parameters are
+fixed (a queued proposal, a retry) does not fit. `sample_relative` is always correct without
+a queue: with none, an ask fits under the lock, as gp does, keeping the rest of its batch in
+this sampler's own cache (`prepare` fills that cache outside the lock, for single-process use).
 
 A cached proposal is dropped when it is no longer what a fresh fit would propose:
 
@@ -48,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,10 +149,42 @@ class GPBatchSampler(optuna.samplers.GPSampler):
             )
             self._drop_unusable(trials, search_space, self.max_unseen_results)
             if self.pending() == 0:
-                self._propose(study, trials, search_space, q or self.q)
+                self._batch = self._propose(study, trials, search_space, q or self.q)
             return self.pending()
 
+    def propose(self, study: optuna.Study, q: int | None = None) -> Proposals | None:
+        """One fit, `q` (default `self.q`) proposals for the study's shared queue, not cached.
+
+        The fit sees the study's COMPLETE trials; the proposals avoid its RUNNING trials and
+        its WAITING ones (other workers' queued proposals, queued retries) as pending points.
+        None while the study is in its random start-up, or for a study this sampler does not
+        batch. Reads the storage; call it outside the study's slot lock.
+        """
+        search_space = self._search_space(study)
+        if not search_space:
+            return None
+        trials = study._get_trials(
+            deepcopy=False,
+            states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING),
+            use_cache=False,
+        )
+        with self._lock:
+            batch = self._propose(study, trials, search_space, q or self.q)
+        if batch is None or not batch.proposals:
+            return None
+        return Proposals(uuid.uuid4().hex, list(batch.proposals), batch, self.min_distance)
+
     # -- the sampler ----------------------------------------------------------------------------
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        # A trial taken from the queue (a queued proposal, or a retry) has its parameters
+        # fixed already: they are what it runs, so fitting for it would be wasted.
+        fixed = trial.system_attrs.get("fixed_params") or {}
+        if search_space and search_space.keys() <= fixed.keys():
+            return {}
+        return super().sample_relative(study, trial, search_space)
 
     def _sample_relative_impl(
         self,
@@ -164,7 +203,7 @@ class GPBatchSampler(optuna.samplers.GPSampler):
             trials = [*completed_trials, *running_trials]
             self._drop_unusable(trials, search_space, 2 * self.max_unseen_results)
             if self.pending() == 0:
-                self._propose(study, trials, search_space, self.q)
+                self._batch = self._propose(study, trials, search_space, self.q)
             assert self._batch is not None and self._batch.proposals
             self._batch.normalized.pop(0)
             return self._batch.proposals.pop(0)
@@ -231,18 +270,19 @@ class GPBatchSampler(optuna.samplers.GPSampler):
         trials: list[FrozenTrial],
         search_space: dict[str, BaseDistribution],
         q: int,
-    ) -> None:
-        """Fit once; choose q points by sequential greedy qLogEI over the pending points."""
+    ) -> _Batch | None:
+        """Fit once; choose q points by sequential greedy qLogEI over the pending points (the
+        RUNNING and WAITING trials among `trials`)."""
         import torch
 
-        self._batch = None
         completed = [t for t in trials if t.state == TrialState.COMPLETE]
         if len(completed) < self._n_startup_trials or not self._batches(study, completed):
-            return
+            return None
         running = [
             t
             for t in trials
-            if t.state == TrialState.RUNNING and search_space.keys() <= _get_params(t).keys()
+            if t.state in (TrialState.RUNNING, TrialState.WAITING)
+            and search_space.keys() <= _point(t).keys()
         ]
         space = gp_search_space.SearchSpace(search_space)
         with torch.device("cpu"):
@@ -252,7 +292,7 @@ class GPBatchSampler(optuna.samplers.GPSampler):
             y = y[:, 0]
             gpr = self._fit(X, y, space)
             best = X[np.argmax(y), np.newaxis]
-            pending = _normalize(space, [_get_params(t) for t in running])
+            pending = _normalize(space, [_point(t) for t in running])
             chosen: list[np.ndarray] = []
             for _ in range(q):
                 acqf: acqf_module.BaseAcquisitionFunc
@@ -271,7 +311,7 @@ class GPBatchSampler(optuna.samplers.GPSampler):
                 chosen.append(x)
                 pending = np.vstack([pending, x[np.newaxis]])
         self.fits += 1
-        self._batch = _Batch(
+        return _Batch(
             search_space=dict(search_space),
             proposals=[space.get_unnormalized_param(x) for x in chosen],
             normalized=chosen,
@@ -316,3 +356,39 @@ def _scaled_distances(x: np.ndarray, points: np.ndarray, batch: _Batch) -> np.nd
     diff = np.abs(points - x)
     diff = np.where(batch.is_categorical, (diff > 0).astype(float), diff / batch.length_scales)
     return np.sqrt(np.square(diff).sum(axis=1))
+
+
+def _point(trial: FrozenTrial) -> dict[str, Any]:
+    """A trial's point: a WAITING trial's fixed (queued) parameters, else its parameters (with
+    a RUNNING trial's relative ones, as GPSampler shares them)."""
+    if trial.state == TrialState.WAITING:
+        return dict(trial.system_attrs.get("fixed_params") or {})
+    return _get_params(trial)
+
+
+class Proposals:
+    """One fit's proposals for the study's shared queue (`storage.lifecycle.Proposals`)."""
+
+    def __init__(
+        self, id: str, params: list[dict[str, Any]], batch: _Batch, min_distance: float
+    ) -> None:
+        self.id = id
+        self.params = params
+        self._batch = batch
+        self._space = gp_search_space.SearchSpace(batch.search_space)
+        self._min_distance = min_distance
+
+    def near(self, params: dict[str, Any], trials: list[FrozenTrial]) -> bool:
+        """Whether `params` lies within min_distance length scales of the point of a trial the
+        fit did not know (another worker's queued batch, or a trial asked since the fit)."""
+        keys = self._batch.search_space.keys()
+        points = [
+            _point(t)
+            for t in trials
+            if t.number not in self._batch.known and keys <= _point(t).keys()
+        ]
+        if not points:
+            return False
+        x = _normalize(self._space, [params])[0]
+        distances = _scaled_distances(x, _normalize(self._space, points), self._batch)
+        return bool(distances.min() < self._min_distance)

@@ -3,9 +3,15 @@ study's user attrs, with a seed of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import optuna
 
 from hpsearch.errors import HpsearchError
+
+if TYPE_CHECKING:
+    from storage.lifecycle import Backlog, Proposals
 
 SAMPLERS: tuple[str, ...] = ("gp", "gp-batch", "tpe", "random")
 STARTUP_TRIALS = 10
@@ -41,15 +47,22 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def prepare_proposals(
-    sampler: optuna.samplers.BaseSampler, study: optuna.Study, q: int | None = None
-) -> int:
-    """What a worker calls before claiming a trial of `study`, outside the slot lock: for
-    gp-batch, the expensive GP fit happens here (only when its cache of proposals has run dry
-    or gone stale) so that the ask under the lock only pops one. Returns the proposals cached
-    (0 for other samplers, and in the random start-up: their asks need nothing prepared).
-    `q`: proposals per fit, when a worker is about to claim more than BATCH_Q at once."""
+    sampler: optuna.samplers.BaseSampler,
+    study: optuna.Study,
+    n: int,
+    backlog: Callable[[], Backlog],
+) -> Proposals | None:
+    """What a worker calls before claiming `n` trials of `study`, outside the slot lock. For
+    gp-batch, when the study's queue (`backlog`: its WAITING trials, and its room below the
+    target) holds fewer than `n`, one GP fit proposes max(n, BATCH_Q) points (at most the
+    room), to be queued in the study under the lock (`StudyTrials.claim(proposals=...)`), where
+    every worker's ask takes them. None when there is nothing to queue: other samplers, the
+    random start-up, a queue deep enough, a full study."""
     from hpsearch.batch_sampler import GPBatchSampler
 
-    if isinstance(sampler, GPBatchSampler):
-        return sampler.prepare(study, None if q is None else max(q, BATCH_Q))
-    return 0
+    if not isinstance(sampler, GPBatchSampler):
+        return None
+    state = backlog()
+    if state.queued >= n or state.room <= 0:
+        return None
+    return sampler.propose(study, min(max(n, BATCH_Q), state.room))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import optuna
 from optuna.trial import TrialState
@@ -29,6 +29,8 @@ T = TypeVar("T")
 # The trials that take a place of a study's target: run (to the end, or until pruned), running,
 # or queued.
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# The system attr that marks a queued proposal (WAITING, asked like a retry): "<fit id>/<index>".
+PROPOSAL_ATTR = "hpsearch:proposal"
 # Seconds a stop may spend writing (a stopping worker should not hang on a dead database).
 STOP_DEADLINE = 30.0
 
@@ -47,6 +49,30 @@ class Claim(Generic[T]):
     @property
     def trial_id(self) -> int:
         return self.trial._trial_id
+
+
+class Proposals(Protocol):
+    """Points a sampler proposed in one fit, for the study's shared queue."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def params(self) -> Sequence[dict[str, Any]]: ...
+
+    def near(self, params: dict[str, Any], trials: list[optuna.trial.FrozenTrial]) -> bool:
+        """Whether a proposal is (nearly) the point of one of these trials (queued or run by
+        another worker since the fit): it is then not queued."""
+        ...
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What a study's queue holds: WAITING trials (queued proposals and retries; an ask takes
+    them first), and room: trials that may still be added before the target."""
+
+    queued: int
+    room: int
 
 
 class _OverTarget(Exception):
@@ -80,18 +106,28 @@ class StudyTrials:
 
     # -- claiming --------------------------------------------------------------------------
 
+    def backlog(self) -> Backlog:
+        """The queue as it stands (read without the lock: other workers may change it)."""
+        trials = self.study.get_trials(deepcopy=False, states=COUNTED)
+        queued = sum(t.state == TrialState.WAITING for t in trials)
+        return Backlog(queued=queued, room=max(0, self.target - len(trials)))
+
     def claim(
         self,
         heartbeat: Heartbeat,
         worker: str,
         prepare: Callable[[optuna.trial.Trial], T],
         n: int = 1,
+        proposals: Proposals | None = None,
     ) -> list[Claim[T]]:
-        """Up to `n` new trials (queued retries first) while the study has room, in one hold of
-        the slot lock; none if it is full. `prepare` runs under the lock with each trial asked
-        (the task's suggest: trial -> config)."""
+        """Up to `n` new trials (queued ones first, oldest first) while the study has room, in
+        one hold of the slot lock; none if it is full. `proposals` (a sampler's fit, made
+        outside the lock) are queued first, as WAITING trials any worker's ask takes: only
+        as many as the study has room for, and none near a trial queued or run since the fit.
+        `prepare` runs under the lock with each trial asked (the task's suggest: trial ->
+        config)."""
         return retry_transient(
-            functools.partial(self._claim_once, heartbeat, worker, prepare, n),
+            functools.partial(self._claim_once, heartbeat, worker, prepare, n, proposals),
             f"claiming trials of {self.name}",
         )
 
@@ -101,10 +137,13 @@ class StudyTrials:
         worker: str,
         prepare: Callable[[optuna.trial.Trial], T],
         n: int,
+        proposals: Proposals | None = None,
     ) -> list[Claim[T]]:
         claims: list[Claim[T]] = []
         with trial_slot(self.storage, self.name):
             self._sweep()
+            if proposals is not None:
+                self._queue(proposals)
             try:
                 while len(claims) < n:
                     trials = self.study.get_trials(deepcopy=False, states=COUNTED)
@@ -123,6 +162,43 @@ class StudyTrials:
                     self._give_back(claim.trial, None)
                 raise
         return claims
+
+    def _queue(self, proposals: Proposals) -> int:
+        """Queue proposals as WAITING trials (call with the slot lock held); returns how many.
+        Idempotent: a proposal queued by an earlier attempt (same mark) is not queued again."""
+        trials = self.study.get_trials(deepcopy=False)
+        counted = [t for t in trials if t.state in COUNTED]
+        marks = {t.system_attrs.get(PROPOSAL_ATTR) for t in trials}
+        room = self.target - len(counted)
+        # The batch's own points (queued by an earlier attempt) were chosen knowing each other.
+        others = [
+            t
+            for t in counted
+            if not str(t.system_attrs.get(PROPOSAL_ATTR, "")).startswith(f"{proposals.id}/")
+        ]
+        queued = 0
+        for index, params in enumerate(proposals.params):
+            if queued >= room:
+                break
+            mark = f"{proposals.id}/{index}"
+            if mark in marks or proposals.near(params, others):
+                continue
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING,
+                    system_attrs={"fixed_params": dict(params), PROPOSAL_ATTR: mark},
+                )
+            )
+            queued += 1
+        skipped = len(proposals.params) - queued
+        if skipped:
+            logger.debug(
+                "%s: queued %d proposals, %d not (no room, or near a trial queued or run)",
+                self.name,
+                queued,
+                skipped,
+            )
+        return queued
 
     def _ask(
         self, heartbeat: Heartbeat, worker: str, prepare: Callable[[optuna.trial.Trial], T]

@@ -19,8 +19,9 @@ from hpsearch.experiment import Experiment, load_experiment
 from hpsearch.samplers import SAMPLERS, STARTUP_TRIALS, make_sampler, prepare_proposals
 from hpsearch.studies import create_study, find_records
 from hpsearch.worker import Worker
-from objectives.calibration import CalibrationStudy
-from storage import open_storage
+from objectives.calibration import HIGH, LOW, CalibrationStudy
+from storage import Heartbeat, open_storage
+from storage.lifecycle import PROPOSAL_ATTR, Backlog
 from tests.hpsearch.helpers import start_worker, wait_for
 
 # The capacity task's four searched dimensions, with their kinds of distribution.
@@ -219,7 +220,8 @@ def test_gp_batch_is_a_sampler_name_like_gp(tmp_path: Path):
     assert "gp-batch" in SAMPLERS
     sampler = make_sampler("gp-batch", 0)
     assert isinstance(sampler, GPBatchSampler) and sampler.q >= 2
-    assert prepare_proposals(make_sampler("gp", 0), optuna.create_study()) == 0
+    full = Backlog(queued=0, room=10)
+    assert prepare_proposals(make_sampler("gp", 0), optuna.create_study(), 1, lambda: full) is None
     assert Experiment(archs=("rnn",), budgets=(300,), sampler="gp-batch").sampler == "gp-batch"
     path = tmp_path / "experiment.toml"
     path.write_text('archs = ["rnn"]\nbudgets = [300]\nsampler = "gp-batch"\n')
@@ -240,8 +242,114 @@ def test_a_worker_runs_a_gp_batch_study(sqlite_url: str):
     trials = study.get_trials()
     assert report.complete == 18
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 18
-    # The GP's trials record their proposals as GPSampler's do (other workers read them).
-    assert all("gp:relative_params:0" in t.system_attrs for t in trials[STARTUP_TRIALS:])
+    # The GP's trials were proposals queued in the study (the random start-up's were not).
+    assert all(PROPOSAL_ATTR in t.system_attrs for t in trials[STARTUP_TRIALS:])
+    assert not any(PROPOSAL_ATTR in t.system_attrs for t in trials[:STARTUP_TRIALS])
+
+
+def _started(url: str, trials: int) -> tuple[optuna.Study, Any]:
+    """A gp-batch study past its random start-up (STARTUP_TRIALS complete), and its storage."""
+    study = _calibration(url, "queue", trials=trials)
+    storage = open_storage(url)
+    Worker(storage, find_records(storage, None), device="cpu", seed=0).run(STARTUP_TRIALS)
+    return study, storage
+
+
+def _waiting(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(TrialState.WAITING,))
+
+
+def test_two_workers_share_one_fit_through_the_study_queue(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=30)
+    records = find_records(storage, None)
+    first = Worker(storage, records, device="cpu", seed=1)
+    second = Worker(storage, records, device="cpu", seed=2)
+    with Heartbeat(storage, 1) as beat:
+        a = first.claim_next(beat, 1)
+        assert len(_waiting(study)) == 7  # one fit of 8, one taken by the worker that fitted
+        b = second.claim_next(beat, 2)
+    assert len(a) == 1 and len(b) == 2
+    assert first.studies[0].trials.study.sampler.fits == 1  # type: ignore[attr-defined]
+    assert second.studies[0].trials.study.sampler.fits == 0  # type: ignore[attr-defined]
+    claimed = [storage.get_trial(h.claim.trial_id) for h in [*a, *b]]
+    fits = {t.system_attrs[PROPOSAL_ATTR].split("/")[0] for t in claimed}
+    assert len(fits) == 1
+    # Oldest first: the batch's order.
+    assert [t.system_attrs[PROPOSAL_ATTR].split("/")[1] for t in claimed] == ["0", "1", "2"]
+    assert all(t.state == TrialState.RUNNING for t in claimed)
+    assert len(_waiting(study)) == 5
+
+
+def _proposals(study: optuna.Study, storage: Any, q: int, **kwargs: Any) -> Any:
+    sampler = GPBatchSampler(q=q, seed=0, n_startup_trials=STARTUP_TRIALS, **kwargs)
+    mine = optuna.load_study(study_name=study.study_name, storage=storage, sampler=sampler)
+    proposals = sampler.propose(mine, q)
+    assert proposals is not None and len(proposals.params) == q
+    return proposals
+
+
+def _queue(storage: Any, study: optuna.Study, target: int, proposals: Any) -> None:
+    from storage.lifecycle import StudyTrials
+
+    trials = StudyTrials(storage, study, target=target, max_retry=3)
+    with Heartbeat(storage, 1) as beat:
+        assert trials.claim(beat, "w", lambda t: None, n=0, proposals=proposals) == []
+
+
+def test_proposals_beyond_the_target_are_not_queued(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=30)
+    proposals = _proposals(study, storage, 8)
+    _queue(storage, study, STARTUP_TRIALS + 3, proposals)
+    waiting = _waiting(study)
+    assert [t.system_attrs["fixed_params"] for t in waiting] == proposals.params[:3]
+    _queue(storage, study, STARTUP_TRIALS + 3, _proposals(study, storage, 8))
+    assert len(_waiting(study)) == 3  # full: nothing more
+    # Queued again (a retried claim): nothing twice.
+    _queue(storage, study, 30, proposals)
+    assert [t.system_attrs["fixed_params"] for t in _waiting(study)] == proposals.params
+
+
+def test_a_proposal_near_a_queued_or_running_point_is_not_queued(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=30)
+    # Only (nearly) the same point counts as near here, so that the test does not depend on
+    # the GP's length scales.
+    proposals = _proposals(study, storage, 4, min_distance=1e-6)
+    # After the fit, another worker runs the third point and queued a batch with the first.
+    study.enqueue_trial(dict(proposals.params[2]))
+    running = study.ask()
+    storage.record_heartbeat(running._trial_id)
+    for name in proposals.params[2]:
+        running.suggest_float(name, LOW, HIGH)
+    assert running.params == proposals.params[2]
+    study.enqueue_trial(dict(proposals.params[0]))
+    _queue(storage, study, 30, proposals)
+    assert storage.get_trial(running._trial_id).state == TrialState.RUNNING
+    queued = [t.system_attrs["fixed_params"] for t in _waiting(study)]
+    assert queued == [proposals.params[0], proposals.params[1], proposals.params[3]]
+    marks = [t.system_attrs.get(PROPOSAL_ATTR) for t in _waiting(study)]
+    assert marks == [None, f"{proposals.id}/1", f"{proposals.id}/3"]
+    # A fit that knew those trials does not count them as near (it chose around them).
+    known = _proposals(study, storage, 4)
+    others = study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert not known.near(dict(proposals.params[2]), others)
+
+
+def test_a_fit_avoids_queued_points():
+    sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    probe = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
+    first = probe.propose(_study(20, probe), 4)
+    assert first is not None
+    for params in first.params:
+        study.enqueue_trial(params)
+    second = sampler.propose(study, 4)
+    assert second is not None
+    gaps = np.linalg.norm(
+        _normalized(second.params)[:, None] - _normalized(first.params)[None], axis=-1
+    )
+    assert gaps.min() > 1e-3, (first.params, second.params)
+    # An ask takes a queued point without a fit.
+    assert _suggest(study.ask()) == first.params[0] and sampler.fits == 1
 
 
 @pytest.mark.slow
