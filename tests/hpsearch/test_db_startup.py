@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import select
 import socket
+import subprocess
 import threading
 import time
 
@@ -77,20 +78,27 @@ def _server(postgres_url: str) -> tuple[str, int]:
     return parsed.host or "127.0.0.1", parsed.port or 5432
 
 
+DELAY = 5.0
+
+
+def _late(postgres_url: str, *args: str) -> tuple[subprocess.CompletedProcess[str], float, Proxy]:
+    """Run `hpsearch ARGS --storage URL` through a proxy that refuses every connection for
+    DELAY seconds; the result, how long it took from the proxy's start, and the proxy."""
+    began = time.monotonic()
+    proxy = Proxy(_server(postgres_url), open_at=began + DELAY)
+    try:
+        url = sqlalchemy.make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+        storage = url.render_as_string(hide_password=False)
+        result = hpsearch(*args, "--storage", storage, timeout=150)
+        return result, time.monotonic() - began, proxy
+    finally:
+        proxy.close()
+
+
 @pytest.mark.postgres
 @pytest.mark.timeout(180)
 def test_db_upgrade_waits_for_a_database_that_starts_late(postgres_url):
-    delay = 5.0
-    began = time.monotonic()
-    proxy = Proxy(_server(postgres_url), open_at=began + delay)
-    try:
-        url = sqlalchemy.make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-        result = hpsearch(
-            "db", "upgrade", "--storage", url.render_as_string(hide_password=False), timeout=150
-        )
-        took = time.monotonic() - began
-    finally:
-        proxy.close()
+    result, took, proxy = _late(postgres_url, "db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("schema "), result.stdout
     engine = sqlalchemy.create_engine(
@@ -102,7 +110,7 @@ def test_db_upgrade_waits_for_a_database_that_starts_late(postgres_url):
         )
     finally:
         engine.dispose()
-    assert took >= delay
+    assert took >= DELAY
     assert proxy.refused >= 1 and proxy.forwarded >= 1
     assert "transient database error" in result.stderr
 
@@ -111,22 +119,12 @@ def test_db_upgrade_waits_for_a_database_that_starts_late(postgres_url):
 @pytest.mark.timeout(180)
 def test_create_waits_for_a_database_that_starts_late(postgres_url):
     assert hpsearch("db", "upgrade", "--storage", postgres_url).returncode == 0
-    delay = 5.0
-    began = time.monotonic()
-    proxy = Proxy(_server(postgres_url), open_at=began + delay)
-    try:
-        url = sqlalchemy.make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-        result = hpsearch(
-            *("create", "--storage", url.render_as_string(hide_password=False)),
-            *("--arch", "rnn", "--budget", "200", "--trials", "2", "--seed", "0"),
-            timeout=150,
-        )
-        took = time.monotonic() - began
-    finally:
-        proxy.close()
+    result, took, proxy = _late(
+        postgres_url, "create", *("--arch", "rnn", "--budget", "200", "--trials", "2")
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "capacity-rnn-p200"
-    assert took >= delay and proxy.refused >= 1
+    assert took >= DELAY and proxy.refused >= 1
     assert "transient database error" in result.stderr
 
 
