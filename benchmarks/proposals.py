@@ -7,8 +7,10 @@ from a copy of it. `--workers` processes then propose for `--seconds`, as the re
 
 - gp: under the study's slot lock (storage.trial_slot), ask + suggest: the GP fit happens
   under the lock, so proposals are serialised across workers (today's figure);
-- gp-batch:Q: `prepare` (the fit and Q acquisition optimisations) outside the lock, then
-  ask + suggest under it (a pop).
+- gp-batch:Q: as the worker claims (`hpsearch.samplers.prepare_proposals`): one worker at a
+  time (the study's fit lease) fits and proposes Q points outside the lock when the study's
+  queue runs short, its claim queues them, and every worker's ask + suggest under the lock
+  pops one.
 
 Each proposal is told at once (value of the synthetic function), so other workers' caches go
 stale as results come in, as they would with short trials. Printed per configuration:
@@ -142,8 +144,8 @@ def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out
     proposals = 0
     with Heartbeat(storage, policy.interval) as heartbeat:
         while time.time() < deadline:
-            queued = prepare_proposals(sampler, study, 1, trials.backlog)
-            claims = trials.claim(heartbeat, f"bench-{seed}", suggest, 1, queued)
+            queued, n = prepare_proposals(sampler, trials, 1, f"bench-{seed}")
+            claims = trials.claim(heartbeat, f"bench-{seed}", suggest, n, queued)
             asked = time.time()
             for claim in claims:
                 trials.complete(claim, heartbeat, value(claim.prepared), {})

@@ -3,7 +3,6 @@ study's user attrs, with a seed of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import optuna
@@ -11,7 +10,7 @@ import optuna
 from hpsearch.errors import HpsearchError
 
 if TYPE_CHECKING:
-    from storage.lifecycle import Backlog, Proposals
+    from storage.lifecycle import Proposals, StudyTrials
 
 SAMPLERS: tuple[str, ...] = ("gp", "gp-batch", "tpe", "random")
 STARTUP_TRIALS = 10
@@ -47,22 +46,41 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def prepare_proposals(
-    sampler: optuna.samplers.BaseSampler,
-    study: optuna.Study,
-    n: int,
-    backlog: Callable[[], Backlog],
-) -> Proposals | None:
-    """What a worker calls before claiming `n` trials of `study`, outside the slot lock. For
-    gp-batch, when the study's queue (`backlog`: its WAITING trials, and its room below the
-    target) holds fewer than `n`, one GP fit proposes max(n, BATCH_Q) points (at most the
-    room), to be queued in the study under the lock (`StudyTrials.claim(proposals=...)`), where
-    every worker's ask takes them. None when there is nothing to queue: other samplers, the
-    random start-up, a queue deep enough, a full study."""
+    sampler: optuna.samplers.BaseSampler, trials: StudyTrials, n: int, worker: str
+) -> tuple[Proposals | None, int]:
+    """What a worker calls before claiming `n` trials of a study, outside the slot lock:
+    proposals to queue in the claim, and how many trials to claim.
+
+    For gp-batch the study's queue (its WAITING trials) is kept filled by one worker at a time:
+    when it holds fewer than half a fit's worth (q = max(n, the sampler's q)), the worker that
+    takes the study's fit lease (`StudyTrials.start_fit`) fits the GP once and proposes q
+    points (at most the room below the target), which its claim queues under the lock, where
+    every worker's ask takes them. The others claim from the queue meanwhile; one that finds
+    fewer than `n` queued waits for the fitter's proposals (`wait_for_queue`) and then claims
+    what is queued, rather than fitting too (on a small machine several fits at once each take
+    as long as all of them). Other samplers: (None, n)."""
     from hpsearch.batch_sampler import GPBatchSampler
 
     if not isinstance(sampler, GPBatchSampler):
-        return None
-    state = backlog()
-    if state.queued >= n or state.room <= 0:
-        return None
-    return sampler.propose(study, min(max(n, BATCH_Q), state.room))
+        return None, n
+    q = max(n, sampler.q)
+    while True:
+        state = trials.backlog()
+        if state.room <= 0 or (state.queued >= n and state.queued >= q // 2):
+            return None, n  # full (asks take the queue, or find nothing), or the queue is deep
+        if trials.start_fit(worker):
+            try:
+                proposals = sampler.propose(trials.study, min(q, state.room))
+            except BaseException:
+                trials.end_fit(worker)
+                raise
+            if proposals is None:  # the random start-up: asks sample, cheaply
+                trials.end_fit(worker)
+            return proposals, n
+        if state.queued >= n:
+            return None, n  # another worker refills the queue; it holds enough for this claim
+        state = trials.wait_for_queue()
+        if state.queued or state.room <= 0:
+            return None, (min(n, state.queued) if state.queued else n)
+        # The lease ended or ran out with nothing queued (its worker died, or had nothing to
+        # propose): take it now.

@@ -202,19 +202,15 @@ class Worker:
                 return entry.task.suggest(trial, entry.settings, seed)
 
             # The expensive part of proposing (gp-batch's GP fit) happens here, outside the
-            # slot lock, and only when the study's queue of proposals runs short; the claim
-            # queues them in the study, where any worker's ask takes them.
-            proposals = retry_transient(
+            # slot lock, by one worker at a time and only when the study's queue of proposals
+            # runs short; the claim queues them in the study, where any worker's ask takes them.
+            proposals, n_claim = retry_transient(
                 functools.partial(
-                    prepare_proposals,
-                    entry.trials.study.sampler,
-                    entry.trials.study,
-                    n,
-                    entry.trials.backlog,
+                    prepare_proposals, entry.trials.study.sampler, entry.trials, n, self.name
                 ),
                 f"proposing trials of {entry.record.name}",
             )
-            claims = entry.trials.claim(heartbeat, self.name, prepare, n, proposals)
+            claims = entry.trials.claim(heartbeat, self.name, prepare, n_claim, proposals)
             if claims:
                 self._next = (index + 1) % count
                 return [Held(entry.record.name, entry.task, c.prepared, c) for c in claims]

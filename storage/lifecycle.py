@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -33,6 +34,13 @@ COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialStat
 PROPOSAL_ATTR = "hpsearch:proposal"
 # Seconds a stop may spend writing (a stopping worker should not hang on a dead database).
 STOP_DEADLINE = 30.0
+# The study system attr that says one worker is fitting proposals for the queue:
+# {"by": worker, "until": unix time}. While it holds, other workers wait for those proposals
+# instead of fitting the same GP side by side; a lease whose worker died runs out by itself.
+FIT_ATTR = "hpsearch:fitting"
+FIT_LEASE_SECONDS = 120.0
+# How often a worker waiting for another's proposals looks at the queue.
+QUEUE_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,60 @@ class StudyTrials:
     def study_id(self) -> int:
         return self.study._study_id
 
+    # -- the shared queue's fit lease ------------------------------------------------------
+
+    def start_fit(self, worker: str, seconds: float = FIT_LEASE_SECONDS) -> bool:
+        """Take the study's fit lease for `seconds`, under the slot lock: True if this worker
+        may now fit proposals for the queue, False while another worker's lease holds. The
+        claim that queues the proposals ends it (`claim(..., proposals)`), else `end_fit`."""
+
+        def take() -> bool:
+            with trial_slot(self.storage, self.name):
+                now = time.time()
+                if self._fitter(now) not in (None, worker):
+                    return False
+                lease: dict[str, Any] = {"by": worker, "until": now + seconds}
+                self.storage.set_study_system_attr(self.study_id, FIT_ATTR, lease)
+                return True
+
+        return retry_transient(take, f"taking the fit lease of {self.name}")
+
+    def end_fit(self, worker: str) -> None:
+        """Give the fit lease back (if this worker holds it), under the slot lock."""
+
+        def give() -> None:
+            with trial_slot(self.storage, self.name):
+                self._end_fit(worker)
+
+        retry_transient(give, f"ending the fit lease of {self.name}")
+
+    def fitting(self) -> bool:
+        """Whether some worker's fit lease holds (read without the lock)."""
+        return self._fitter(time.time()) is not None
+
+    def wait_for_queue(self, seconds: float = FIT_LEASE_SECONDS) -> Backlog:
+        """While another worker fits: wait until its proposals are queued, its lease ends or
+        runs out, or the study is full, for at most `seconds`. Returns the queue then."""
+        deadline = time.monotonic() + seconds
+        while True:
+            state = self.backlog()
+            if state.queued or not state.room or not self.fitting():
+                return state
+            if time.monotonic() >= deadline:
+                return state
+            time.sleep(QUEUE_POLL_SECONDS)
+
+    def _fitter(self, now: float) -> str | None:
+        lease = self.storage.get_study_system_attrs(self.study_id).get(FIT_ATTR)
+        if not isinstance(lease, dict) or float(lease.get("until", 0)) <= now:
+            return None
+        return str(lease.get("by"))
+
+    def _end_fit(self, worker: str) -> None:
+        """Call with the slot lock held."""
+        if self._fitter(time.time()) == worker:
+            self.storage.set_study_system_attr(self.study_id, FIT_ATTR, {"by": worker, "until": 0})
+
     # -- claiming --------------------------------------------------------------------------
 
     def backlog(self) -> Backlog:
@@ -125,7 +187,7 @@ class StudyTrials:
         outside the lock) are queued first, as WAITING trials any worker's ask takes: only
         as many as the study has room for, and none near a trial queued or run since the fit.
         `prepare` runs under the lock with each trial asked (the task's suggest: trial ->
-        config)."""
+        config). Queueing ends this worker's fit lease (`start_fit`), in the same hold."""
         return retry_transient(
             functools.partial(self._claim_once, heartbeat, worker, prepare, n, proposals),
             f"claiming trials of {self.name}",
@@ -144,6 +206,7 @@ class StudyTrials:
             self._sweep()
             if proposals is not None:
                 self._queue(proposals)
+                self._end_fit(worker)
             try:
                 while len(claims) < n:
                     trials = self.study.get_trials(deepcopy=False, states=COUNTED)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from hpsearch.studies import create_study, find_records
 from hpsearch.worker import Worker
 from objectives.calibration import HIGH, LOW, CalibrationStudy
 from storage import Heartbeat, open_storage
-from storage.lifecycle import PROPOSAL_ATTR, Backlog
+from storage.lifecycle import FIT_ATTR, PROPOSAL_ATTR, StudyTrials
 from tests.hpsearch.helpers import start_worker, wait_for
 
 # The capacity task's four searched dimensions, with their kinds of distribution.
@@ -220,12 +221,18 @@ def test_gp_batch_is_a_sampler_name_like_gp(tmp_path: Path):
     assert "gp-batch" in SAMPLERS
     sampler = make_sampler("gp-batch", 0)
     assert isinstance(sampler, GPBatchSampler) and sampler.q >= 2
-    full = Backlog(queued=0, room=10)
-    assert prepare_proposals(make_sampler("gp", 0), optuna.create_study(), 1, lambda: full) is None
+    assert prepare_proposals(make_sampler("gp", 0), _NoQueue(), 3, "w") == (None, 3)
     assert Experiment(archs=("rnn",), budgets=(300,), sampler="gp-batch").sampler == "gp-batch"
     path = tmp_path / "experiment.toml"
     path.write_text('archs = ["rnn"]\nbudgets = [300]\nsampler = "gp-batch"\n')
     assert load_experiment(path).sampler == "gp-batch"
+
+
+class _NoQueue:
+    """Stands in for a study's trials where a sampler without a queue must not touch them."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"gp needs no queue, but {name} was used")
 
 
 def _calibration(url: str, label: str, trials: int) -> optuna.Study:
@@ -278,6 +285,61 @@ def test_two_workers_share_one_fit_through_the_study_queue(sqlite_url: str):
     assert [t.system_attrs[PROPOSAL_ATTR].split("/")[1] for t in claimed] == ["0", "1", "2"]
     assert all(t.state == TrialState.RUNNING for t in claimed)
     assert len(_waiting(study)) == 5
+
+
+def _trials(storage: Any, study: optuna.Study) -> StudyTrials:
+    return StudyTrials(storage, study, target=10**6, max_retry=3)
+
+
+def test_while_one_worker_fits_another_waits_for_its_proposals(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    fitter = _trials(storage, study)
+    assert fitter.start_fit("fitter")
+    assert not fitter.start_fit("another")  # one lease at a time
+    assert fitter.fitting()
+    waiter = Worker(storage, find_records(storage, None), device="cpu", seed=2)
+    claimed: list[Any] = []
+    with Heartbeat(storage, 1) as beat:
+        thread = threading.Thread(target=lambda: claimed.extend(waiter.claim_next(beat, 3)))
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive() and not claimed  # waiting for the fitter, not fitting
+        proposals = _proposals(study, storage, 2)
+        assert fitter.claim(beat, "fitter", lambda t: None, n=0, proposals=proposals) == []
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert not fitter.fitting()  # the claim that queued the proposals ended the lease
+    # It took the two queued points (fewer than the 3 it wanted) and fitted nothing itself.
+    assert len(claimed) == 2
+    assert waiter.studies[0].trials.study.sampler.fits == 0  # type: ignore[attr-defined]
+    got = [storage.get_trial(h.claim.trial_id).system_attrs["fixed_params"] for h in claimed]
+    assert got == proposals.params
+
+
+def test_a_dead_fitters_lease_runs_out(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    assert _trials(storage, study).start_fit("dead", seconds=0.3)
+    worker = Worker(storage, find_records(storage, None), device="cpu", seed=2)
+    start = time.monotonic()
+    with Heartbeat(storage, 1) as beat:
+        claimed = worker.claim_next(beat, 1)
+    assert 0.25 < time.monotonic() - start < 30
+    assert len(claimed) == 1
+    assert worker.studies[0].trials.study.sampler.fits == 1  # type: ignore[attr-defined]
+    lease = storage.get_study_system_attrs(study._study_id)[FIT_ATTR]
+    assert lease["by"] == worker.name and lease["until"] == 0  # taken, then given back
+
+
+def test_a_short_queue_is_refilled_before_it_runs_dry(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    with Heartbeat(storage, 1) as beat:
+        _trials(storage, study).claim(beat, "w", lambda t: None, 0, _proposals(study, storage, 3))
+    assert len(_waiting(study)) == 3  # under half a fit of 8: the next claim refills
+    worker = Worker(storage, find_records(storage, None), device="cpu", seed=2)
+    with Heartbeat(storage, 1) as beat:
+        claimed = worker.claim_next(beat, 1)
+    assert worker.studies[0].trials.study.sampler.fits == 1  # type: ignore[attr-defined]
+    assert len(claimed) == 1 and len(_waiting(study)) == 3 + 8 - 1
 
 
 def _proposals(study: optuna.Study, storage: Any, q: int, **kwargs: Any) -> Any:
