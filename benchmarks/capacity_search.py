@@ -5,16 +5,29 @@
           K trials at once, --sampler random gives the same trials whatever K is.
   search: best bits per parameter that the GP search and random search reach for rnn,
           depth 1, budget 1000, after 30 and 100 trials (same study seed, same trial count).
+  quality: search quality at equal trials: for each sampler (--samplers) and study seed
+          (--seeds), one study of rnn, budget 1000, depth 1, --trials trials, one worker;
+          --jobs studies run at once. Prints best bits/param after 50, 100, ... trials and the
+          mean and spread over seeds.
+  pruning: best bits/param against CPU time for two studies of rnn, budget 1000, depth 1,
+          from fresh: --long-steps steps a trial with --pruner, against --short-steps without;
+          each arm one worker process (one thread), stopped once it has used --cpu-hours of
+          CPU (read from /proc). The curve puts each trial at its share of the arm's CPU time
+          (CPU time is spread over the arm's wall time evenly).
 
-Usage: python benchmarks/capacity_search.py speed|search [--trials N] [--out DIR]
-       [--batch K|auto] [--sampler gp|gp-batch|random] [--budgets 200,1000]
-       [--space NAME=SPEC] [--device cpu|cuda] (the last five: speed only)
+Usage: python benchmarks/capacity_search.py speed|search|quality|pruning [--trials N]
+       [--out DIR] [--batch K|auto] [--sampler gp|gp-batch|random] [--budgets 200,1000]
+       [--space NAME=SPEC] [--device cpu|cuda] (the last five: speed only; --space also for
+       quality and pruning)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -150,9 +163,164 @@ def search(out: Path, trials: int) -> dict[str, object]:
     return figures
 
 
+def _create(url: str, sampler: str, seed: int, trials: int, extra: list[str]) -> None:
+    _run(
+        [
+            *("create", "--storage", url, "--arch", "rnn", "--budget", "1000", "--depths", "1"),
+            *("--trials", str(trials), "--seed", str(seed), "--sampler", sampler, *extra),
+        ]
+    )
+
+
+def _worker(url: str, seed: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [*HPSEARCH, "worker", "--storage", url, "--all", "--seed", str(seed), "--device", "cpu"],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+        env=env,
+    )
+
+
+def _best_bpp(trials: list[optuna.trial.FrozenTrial]) -> float:
+    return max((float(t.user_attrs["bits_per_param"]) for t in trials), default=0.0)
+
+
+def quality(
+    out: Path, trials: int, samplers: list[str], seeds: list[int], space: list[str], jobs: int
+) -> dict[str, object]:
+    extra = [arg for spec in space for arg in ("--space", spec)]
+    runs = [(sampler, seed) for seed in seeds for sampler in samplers]
+    urls = {}
+    for sampler, seed in runs:
+        db = out / f"quality-{sampler}-s{seed}.db"
+        db.unlink(missing_ok=True)
+        urls[sampler, seed] = f"sqlite:///{db}"
+        _create(urls[sampler, seed], sampler, seed, trials, extra)
+    start = time.perf_counter()
+    pending = list(runs)
+    running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            key = pending.pop(0)
+            running[key] = _worker(urls[key], key[1], out / f"quality-{key[0]}-s{key[1]}.log")
+        time.sleep(1)
+        for key, proc in list(running.items()):
+            if proc.poll() is not None:
+                if proc.returncode != 0:
+                    raise SystemExit(f"worker {key} failed, see {out}")
+                del running[key]
+                print(f"done: {key[0]} seed {key[1]} at {time.perf_counter() - start:.0f} s")
+    marks = sorted({*range(50, trials + 1, 50), trials})
+    figures: dict[str, object] = {
+        "wall_seconds": time.perf_counter() - start,
+        "trials": trials,
+        "space": space,
+    }
+    for sampler in samplers:
+        rows = {}
+        for seed in seeds:
+            done = _complete(urls[sampler, seed], "capacity-rnn-p1000")
+            rows[seed] = {n: _best_bpp(done[:n]) for n in marks}
+        final = [rows[seed][trials] for seed in seeds]
+        figures[sampler] = {
+            "by_seed": rows,
+            "mean": statistics.mean(final),
+            "min": min(final),
+            "max": max(final),
+        }
+        print(
+            f"{sampler:<9} best bits/param after {trials} trials: mean {statistics.mean(final):.3f}"
+            f" (seeds {', '.join(f'{x:.3f}' for x in final)}); by trials: "
+            + "; ".join(
+                f"{n}: " + "/".join(f"{rows[seed][n]:.2f}" for seed in seeds) for n in marks
+            ),
+            flush=True,
+        )
+    return figures
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its reaped children, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def pruning(
+    out: Path,
+    cpu_hours: float,
+    long_steps: int,
+    short_steps: int,
+    pruner: str,
+    space: list[str],
+    seed: int,
+) -> dict[str, object]:
+    arms = {
+        f"long-{pruner}": (long_steps, pruner),
+        "short-none": (short_steps, "none"),
+    }
+    urls, procs, used, walls = {}, {}, {}, {}
+    for arm, (steps, arm_pruner) in arms.items():
+        db = out / f"pruning-{arm}.db"
+        db.unlink(missing_ok=True)
+        urls[arm] = f"sqlite:///{db}"
+        extra = [
+            *(arg for spec in space for arg in ("--space", spec)),
+            *("--space", f"max_steps={steps}", "--pruner", arm_pruner),
+        ]
+        _create(urls[arm], "gp", seed, 100_000, extra)
+    start = time.perf_counter()
+    for arm in arms:
+        procs[arm] = _worker(urls[arm], seed, out / f"pruning-{arm}.log")
+    limit = 3600 * cpu_hours
+    while procs:
+        time.sleep(2)
+        for arm, proc in list(procs.items()):
+            cpu = _cpu_seconds(proc.pid) if proc.poll() is None else used.get(arm, 0.0)
+            used[arm] = cpu
+            if proc.poll() is not None or cpu >= limit:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)  # fails and requeues its running trial
+                    proc.wait(timeout=120)
+                walls[arm] = time.perf_counter() - start
+                del procs[arm]
+    figures: dict[str, object] = {"cpu_hours": cpu_hours, "space": space, "seed": seed}
+    for arm in arms:
+        study = optuna.load_study(study_name="capacity-rnn-p1000", storage=urls[arm])
+        ended = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_complete
+        ]
+        ended.sort(key=lambda t: t.datetime_complete)  # type: ignore[arg-type, return-value]
+        first = min(t.datetime_start for t in ended if t.datetime_start)
+        wall = walls[arm]
+        curve, best = [], 0.0
+        for t in ended:
+            if t.state == TrialState.COMPLETE:
+                best = max(best, float(t.user_attrs["bits_per_param"]))
+            at = (t.datetime_complete - first).total_seconds()  # type: ignore[operator]
+            curve.append((used[arm] / 3600 * at / wall, best))
+        by_tenth = {
+            f"{h:.3g}": max((b for c, b in curve if c <= h), default=0.0)
+            for h in (cpu_hours * k / 10 for k in range(1, 11))
+        }
+        row = {
+            "cpu_hours_used": used[arm] / 3600,
+            "wall_seconds": wall,
+            "complete": sum(t.state == TrialState.COMPLETE for t in ended),
+            "pruned": sum(t.state == TrialState.PRUNED for t in ended),
+            "best_bits_per_param": best,
+            "best_by_cpu_hours": by_tenth,
+        }
+        figures[arm] = row
+        print(f"{arm}: {json.dumps(row)}", flush=True)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("part", choices=("speed", "search"))
+    parser.add_argument("part", choices=("speed", "search", "quality", "pruning"))
     parser.add_argument("--trials", type=int)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--batch", default="1", help="a number, or auto")
@@ -160,6 +328,14 @@ def main() -> None:
     parser.add_argument("--sampler", default="gp")
     parser.add_argument("--budgets", default="200,1000")
     parser.add_argument("--space", action="append", default=[], help="as for create")
+    parser.add_argument("--samplers", default="gp,gp-batch,random", help="quality")
+    parser.add_argument("--seeds", default="0,1,2", help="quality")
+    parser.add_argument("--jobs", type=int, default=2, help="quality: studies at once")
+    parser.add_argument("--cpu-hours", type=float, default=1.0, help="pruning: per arm")
+    parser.add_argument("--long-steps", type=int, default=20_000, help="pruning")
+    parser.add_argument("--short-steps", type=int, default=2_000, help="pruning")
+    parser.add_argument("--pruner", default="median", help="pruning: the long arm's")
+    parser.add_argument("--seed", type=int, default=0, help="pruning: study seed")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -167,6 +343,25 @@ def main() -> None:
         budgets = [int(x) for x in args.budgets.split(",")]
         figures = speed(
             args.out, args.trials or 20, args.batch, args.sampler, budgets, args.space, args.device
+        )
+    elif args.part == "quality":
+        figures = quality(
+            args.out,
+            args.trials or 200,
+            args.samplers.split(","),
+            [int(x) for x in args.seeds.split(",")],
+            args.space,
+            args.jobs,
+        )
+    elif args.part == "pruning":
+        figures = pruning(
+            args.out,
+            args.cpu_hours,
+            args.long_steps,
+            args.short_steps,
+            args.pruner,
+            args.space,
+            args.seed,
         )
     else:
         figures = search(args.out, args.trials or 100)
