@@ -21,7 +21,8 @@ from hpsearch.claims import (
     judge,
 )
 from hpsearch.cli import main
-from hpsearch.export import best_rows, keyed_rows, per_unit_rows
+from hpsearch.export import Selection, best_rows, keyed_rows, per_unit_rows
+from hpsearch.plots import figures
 from hpsearch.render import best_table, render
 from hpsearch.report import collect_report, render_markdown
 from hpsearch.studies import create_study
@@ -280,6 +281,8 @@ def test_export_keeps_per_unit_studies_apart(memory):
         4,
     )
     assert "per-unit" not in render([best_table(best_rows(memory))], "md")
+    progress = figures(memory, Selection())["progress"]  # every study, per-unit too
+    assert progress.layout.yaxis2.title.text == "best value so far"
 
 
 def test_keyed_rows_split_a_searched_setting(memory):
