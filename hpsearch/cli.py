@@ -1,4 +1,4 @@
-"""The `hpsearch` command: create, worker, status, export, plot, dashboard, db upgrade.
+"""The `hpsearch` command: create, worker, status, export, plot, report, dashboard, db upgrade.
 
 Errors the user can fix come out as one line on stderr with exit code 2, before anything is
 written to the database.
@@ -358,6 +358,53 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    from hpsearch.claims import MIN_TRIALS
+
+    _storage_arg(parser)
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for report.md and its figures"
+    )
+    parser.add_argument(
+        "--min-trials",
+        type=int,
+        default=MIN_TRIALS,
+        metavar="N",
+        help=f"complete trials a best row needs to count towards a verdict (default {MIN_TRIALS})",
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from hpsearch.report import collect_report, write_report
+    from hpsearch.studies import list_records
+
+    if args.min_trials < 1:
+        raise HpsearchError(f"--min-trials must be positive, got {args.min_trials}")
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise HpsearchError(f"--out {out}: not a folder")
+    if not out.exists() and not out.parent.is_dir():
+        raise HpsearchError(f"--out {out}: folder {out.parent} does not exist")
+    if not os.access(out if out.exists() else out.parent, os.W_OK):
+        raise HpsearchError(f"--out {out}: not writable")
+    url = resolve_url(args.storage)
+    storage = open_storage(url)
+    if not list_records(storage):
+        raise HpsearchError(
+            f"no hpsearch studies in {redact_url(url)}: nothing to report "
+            "(make some with hpsearch create)"
+        )
+    report = collect_report(storage, url, args.min_trials)
+    try:
+        out.mkdir(exist_ok=True)
+        written = write_report(report, out)
+    except OSError as e:
+        raise HpsearchError(f"cannot write into {out}: {e.strerror}") from None
+    for path in written:
+        print(path)
+    return 0
+
+
 def _status_args(parser: argparse.ArgumentParser) -> None:
     _storage_arg(parser)
 
@@ -455,6 +502,11 @@ COMMANDS = {
     "worker": Command("run trials until the targets are reached", _worker_args, _worker),
     "export": Command("best-bits tables", _export_args, _export),
     "plot": Command("figures as self-contained HTML (and PNG if possible)", _plot_args, _plot),
+    "report": Command(
+        "report.md: the paper's claims against the studies, with figures",
+        _report_args,
+        _report,
+    ),
     "status": Command("trials by state and best bits per study", _status_args, _status),
     "db": Command("database schema", _db_args, _db),
     "dashboard": Command("serve optuna-dashboard over the storage", _dashboard_args, _dashboard),

@@ -1,15 +1,18 @@
 """Best-bits tables: the data. One best row per (study, depth) from COMPLETE trials (and
 PRUNED ones, if asked), and two
 summaries computed from those rows: bits per parameter per (arch, depth) and the architecture
-multiplier matrix (Collins et al. 2017, Fig. 1i).
+multiplier matrix (Collins et al. 2017, Fig. 1i). `keyed_rows` splits a (study, depth) further
+by values of the trials' config (activation, optimizer, ...), whether a study fixed or searched
+them; `per_unit_rows` are the best rows of per-unit studies, which the capacity tables leave out.
 
 Reads user attrs only (never torch). Rendering lives in `hpsearch.render`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -84,6 +87,42 @@ class Multipliers:
     ratio: tuple[tuple[float, ...], ...]
 
 
+@dataclass(frozen=True)
+class KeyedRow:
+    """The best row of the trials of one (study, depth) whose configs share `values` for the
+    config keys `by` (a key missing from a trial's config is read from the study's attrs)."""
+
+    by: tuple[str, ...]
+    values: tuple[Any, ...]
+    row: BestRow
+
+    def __post_init__(self) -> None:
+        if len(self.by) != len(self.values):
+            raise ValueError(f"keys {self.by} and values {self.values} differ in length")
+
+    def get(self, key: str) -> Any:
+        return self.values[self.by.index(key)]
+
+
+@dataclass(frozen=True)
+class PerUnitRow:
+    """The best trial of one (per-unit study, depth): the fraction of the input reconstructed
+    with `units` hidden units per layer (Collins et al. 2017, per-unit capacity)."""
+
+    study: str
+    arch: str
+    depth: int
+    units: int
+    n_in: int
+    unroll: int
+    num_params: int
+    best_fraction: float
+    trials_complete: int
+
+
+PER_UNIT_TASK = "per-unit"
+
+
 def arch_rank(arch: str) -> int:
     return ARCHS.index(arch) if arch in ARCHS else len(ARCHS)
 
@@ -115,25 +154,81 @@ def _row(record: StudyRecord, depth: int, trials: list[FrozenTrial]) -> BestRow:
     )
 
 
-def best_rows(
-    storage: optuna.storages.BaseStorage, selection: Selection | None = None
-) -> list[BestRow]:
-    selection = selection or Selection()
-    rows: list[BestRow] = []
+def _config_value(record: StudyRecord, trial: FrozenTrial, key: str) -> Any:
+    config = trial.user_attrs.get("config", {})
+    return config[key] if key in config else record.attrs.get(key)
+
+
+def _groups(
+    storage: optuna.storages.BaseStorage, selection: Selection, task: str, by: tuple[str, ...]
+) -> Iterator[tuple[StudyRecord, int, tuple[Any, ...], list[FrozenTrial]]]:
+    """The finished trials of each selected study of `task`, by (depth, values of `by`)."""
     for record in list_records(storage):
-        if record.task != "capacity" or not selection.study(record):
+        if record.task != task or not selection.study(record):
             continue
         study_id = storage.get_study_id_from_name(record.name)
-        complete = storage.get_all_trials(study_id, deepcopy=False, states=selection.states)
-        by_depth: dict[int, list[FrozenTrial]] = {}
-        for trial in complete:
+        finished = storage.get_all_trials(study_id, deepcopy=False, states=selection.states)
+        groups: dict[tuple[int, tuple[Any, ...]], list[FrozenTrial]] = {}
+        for trial in finished:
             if trial.value is None or "depth" not in trial.user_attrs:
                 continue
             depth = int(trial.user_attrs["depth"])
             if selection.depths is None or depth in selection.depths:
-                by_depth.setdefault(depth, []).append(trial)
-        rows.extend(_row(record, depth, trials) for depth, trials in by_depth.items())
+                values = tuple(_config_value(record, trial, key) for key in by)
+                groups.setdefault((depth, values), []).append(trial)
+        for (depth, values), trials in groups.items():
+            yield record, depth, values, trials
+
+
+def best_rows(
+    storage: optuna.storages.BaseStorage, selection: Selection | None = None
+) -> list[BestRow]:
+    """One best row per (capacity study, depth); other tasks' studies are left out."""
+    rows = [
+        _row(record, depth, trials)
+        for record, depth, _, trials in _groups(storage, selection or Selection(), "capacity", ())
+    ]
     return sorted(rows, key=_sort_key)
+
+
+def keyed_rows(
+    storage: optuna.storages.BaseStorage, by: tuple[str, ...], selection: Selection | None = None
+) -> list[KeyedRow]:
+    """One best row per (capacity study, depth, values of the config keys `by`)."""
+    rows = [
+        KeyedRow(by=by, values=values, row=_row(record, depth, trials))
+        for record, depth, values, trials in _groups(
+            storage, selection or Selection(), "capacity", by
+        )
+    ]
+    return sorted(rows, key=lambda k: (_sort_key(k.row), repr(k.values)))
+
+
+def per_unit_rows(
+    storage: optuna.storages.BaseStorage, selection: Selection | None = None
+) -> list[PerUnitRow]:
+    """One best row per (per-unit study, depth): the highest fraction reconstructed."""
+    rows = []
+    for record, depth, _, trials in _groups(storage, selection or Selection(), PER_UNIT_TASK, ()):
+        best = max(trials, key=lambda t: (t.value, -t.number))
+        assert best.value is not None
+        attrs = best.user_attrs
+        rows.append(
+            PerUnitRow(
+                study=record.name,
+                arch=str(record.attrs.get("arch", "")),
+                depth=depth,
+                units=int(record.attrs.get("units", attrs.get("hidden_size", 0))),
+                n_in=int(record.attrs.get("n_in", attrs.get("n_in", 0))),
+                unroll=int(record.attrs.get("unroll", 0)),
+                num_params=int(attrs.get("num_params", 0)),
+                best_fraction=float(best.value),
+                trials_complete=len(trials),
+            )
+        )
+    return sorted(
+        rows, key=lambda r: (r.n_in, arch_rank(r.arch), r.arch, r.depth, r.units, r.study)
+    )
 
 
 def fit_rows(rows: Iterable[BestRow]) -> list[FitRow]:

@@ -4,7 +4,8 @@
    the fitted bits-per-parameter lines;
 2. bits per parameter against parameters (paper Fig. 1e-h);
 3. the architecture multiplier matrix as a heatmap (paper Fig. 1i);
-4. search progress: best bits so far against trial number, per study; studies that differ
+4. search progress: best value (bits, for capacity studies) so far against trial number,
+   per study; studies that differ
    only in their sampler share a panel, one line per sampler.
 """
 
@@ -193,7 +194,8 @@ def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) 
                 col=1,
             )
         fig.update_xaxes(title_text="trial number", row=row, col=1)
-        fig.update_yaxes(title_text="best bits so far", row=row, col=1)
+        metric = "bits" if panel[0].task == "capacity" else "value"
+        fig.update_yaxes(title_text=f"best {metric} so far", row=row, col=1)
     return fig
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hpsearch.errors import HpsearchError
-from hpsearch.export import BestRow, FitRow, Multipliers
+from hpsearch.export import BestRow, FitRow, Multipliers, PerUnitRow
 
 FORMATS: tuple[str, ...] = ("md", "csv", "json", "latex")
 TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "all")
@@ -39,6 +39,15 @@ def fits_table(rows: Sequence[FitRow]) -> Table:
     columns = tuple(FitRow.__dataclass_fields__)
     return Table(
         "Bits per parameter per (arch, depth)",
+        columns,
+        tuple(tuple(asdict(r).values()) for r in rows),
+    )
+
+
+def per_unit_table(rows: Sequence[PerUnitRow]) -> Table:
+    columns = tuple(PerUnitRow.__dataclass_fields__)
+    return Table(
+        "Best fraction reconstructed per (per-unit study, depth)",
         columns,
         tuple(tuple(asdict(r).values()) for r in rows),
     )
@@ -81,9 +90,13 @@ def _latex(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
 
 
+def _md_cell(value: object) -> str:
+    return _cell(value).replace("|", "\\|")
+
+
 def _md(table: Table) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in table.rows]
     return "\n".join(lines) + "\n"
 
 
