@@ -114,29 +114,33 @@ def _create_args(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help=f"experiment file (TOML) with the keys {keys} in place of the flags: "
-        "`--from experiments/smoke.toml`",
+        "`--from experiments/smoke.toml`. It may add [[variants]] tables: groups of studies "
+        "that differ in some settings, each with keys of the top level that it overrides "
+        "([variants.space] merged into [space] key by key) and a tag of its own (which ends "
+        "its studies' names); the file then creates every variant's studies, all checked "
+        "before any is written: `--from experiments/unroll-small.toml`",
     )
     add_arguments(parser)
 
 
 def _create(args: argparse.Namespace) -> int:
-    from hpsearch.experiment import from_args, given_flags, load_experiment
-    from hpsearch.studies import create_studies
+    from hpsearch.experiment import from_args, given_flags, load_experiments
+    from hpsearch.studies import create_studies, plan_studies
 
     if args.from_file is not None:
         given = given_flags(args)
         if given:
             raise HpsearchError(f"--from takes everything from the file; drop {', '.join(given)}")
-        experiment = load_experiment(args.from_file)
+        experiments = load_experiments(args.from_file)
     else:
-        experiment = from_args(args)
-    experiment.studies()  # validate everything before touching the database
+        experiments = (from_args(args),)
+    plan_studies(experiments)  # validate everything before touching the database
     url = resolve_url(args.storage)
     # Waits for a database that is still starting (but not for a wrong URL or password).
     storage = retry_transient(
         lambda: open_storage(url, create=True), "connecting", deadline=STARTUP_WAIT_SECONDS
     )
-    results = create_studies(storage, experiment)
+    results = create_studies(storage, *experiments)
     for name, created in results:
         print(name if created else f"{name} (exists, unchanged)")
     new = [name for name, created in results if created]
@@ -498,7 +502,11 @@ class Command(NamedTuple):
 
 
 COMMANDS = {
-    "create": Command("create one study per (arch, budget)", _create_args, _create),
+    "create": Command(
+        "create one study per (arch, budget), or per (arch, units) of --task per-unit",
+        _create_args,
+        _create,
+    ),
     "worker": Command("run trials until the targets are reached", _worker_args, _worker),
     "export": Command("best-bits tables", _export_args, _export),
     "plot": Command("figures as self-contained HTML (and PNG if possible)", _plot_args, _plot),

@@ -1,6 +1,7 @@
 """What a viewer of optuna-dashboard sees beside Optuna's own plots: a markdown note per
-study (task, budget, cells, current best, how to export) and the bits-against-parameters
-figure. Written at creation, refreshed by workers as results come in, and by `hpsearch plot`.
+study (task, budget or units, cells, current best, how to export) and, on capacity studies,
+the bits-against-parameters figure. Written at creation, refreshed by workers as results come
+in, and by `hpsearch plot`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 from hpsearch.export import Selection, best_rows, fit_rows
 from hpsearch.studies import StudyRecord, list_records, read_record
 from objectives.capacity import CapacityStudy
+from objectives.registry import get_task
 from objectives.space import describe, is_searched
 from storage import redact_url
 
@@ -45,12 +47,37 @@ def name_metrics(storage: optuna.storages.BaseStorage) -> int:
     return count
 
 
+def _search_line(record: StudyRecord, space: Any) -> str:
+    searched = [f"`{n}` {describe(d)}" for n, d in space.items() if is_searched(d)]
+    fixed = [f"`{n}` = {describe(d)}" for n, d in space.items() if not is_searched(d)]
+    return (
+        f"**Search** ({record.sampler}, target {record.target} trials): "
+        + "; ".join(searched)
+        + ". Fixed: "
+        + "; ".join(fixed)
+        + "."
+    )
+
+
+def _complete(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+
+
+def _best(complete: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
+    return max(complete, key=lambda t: (t.value, -t.number))
+
+
 def note_text(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: str) -> str:
+    """The study's note, by its task (capacity or per-unit)."""
+    if record.task == "per-unit":
+        return _per_unit_note(record, trials)
+    return _capacity_note(record, trials, url)
+
+
+def _capacity_note(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: str) -> str:
     settings = CapacityStudy.from_attrs(record.attrs)
     hidden = ", ".join(f"{settings.hidden_size(d)} at depth {d}" for d in settings.depths)
-    searched = [f"`{n}` {describe(d)}" for n, d in settings.space.items() if is_searched(d)]
-    fixed = [f"`{n}` = {describe(d)}" for n, d in settings.space.items() if not is_searched(d)]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    complete = _complete(trials)
     lines = [
         f"## {record.name}",
         "",
@@ -62,15 +89,11 @@ def note_text(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: 
         f"**Cell**: {settings.arch}; **budget**: {settings.budget} parameters; hidden units: "
         f"{hidden}.",
         "",
-        f"**Search** ({record.sampler}, target {record.target} trials): "
-        + "; ".join(searched)
-        + ". Fixed: "
-        + "; ".join(fixed)
-        + ".",
+        _search_line(record, settings.space),
         "",
     ]
     if complete:
-        best = max(complete, key=lambda t: (t.value, -t.number))
+        best = _best(complete)
         a = best.user_attrs
         lines += [
             f"**Best so far**: {best.value:.1f} bits = **{a.get('bits_per_param', 0):.3f} "
@@ -90,24 +113,62 @@ def note_text(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: 
     return "\n".join(lines) + "\n"
 
 
+def _per_unit_note(record: StudyRecord, trials: list[optuna.trial.FrozenTrial]) -> str:
+    settings = get_task(record.task).study_from_attrs(record.attrs)
+    complete = _complete(trials)
+    lines = [
+        f"## {record.name}",
+        "",
+        "**Task**: per-unit capacity (Collins, Sohl-Dickstein & Sussillo, ICLR 2017, the "
+        f"memory-throughput task). A random {settings.n_in}-dimensional input, shown at the "
+        f"first of {settings.unroll} steps, is to be reconstructed from the network's state at "
+        "the last step; the value is the fraction reconstructed (1 is all of it). The paper "
+        "finds that every cell succeeds if and only if it has at least n_in units per layer.",
+        "",
+        f"**Cell**: {settings.arch}; **units**: {settings.units} per layer; **n_in**: "
+        f"{settings.n_in}.",
+        "",
+        _search_line(record, settings.space),
+        "",
+    ]
+    if complete:
+        best = _best(complete)
+        depth = best.user_attrs.get("depth", best.params.get("depth"))
+        at = f", depth {depth}" if depth is not None else ""
+        lines += [
+            f"**Best so far**: **{best.value:.4f}** of the input reconstructed (trial "
+            f"{best.number}{at}). {len(complete)} of {record.target} trials complete.",
+        ]
+    else:
+        lines += [f"**Best so far**: no complete trial yet (target {record.target})."]
+    return "\n".join(lines) + "\n"
+
+
+# The tasks whose studies get a note.
+NOTED_TASKS = ("capacity", "per-unit")
+
+
 def publish(storage: optuna.storages.RDBStorage, names: list[str] | None = None) -> int:
-    """Write the note and the figure to each capacity study (all, or those named), and name
-    every study's objective (`name_metrics`)."""
+    """Write the note to each capacity and per-unit study (all, or those named), the figure
+    to each capacity study, and name every study's objective (`name_metrics`)."""
     from optuna_dashboard import save_note, save_plotly_graph_object
 
     from hpsearch.plots import bits_vs_params
 
     name_metrics(storage)
 
-    rows = best_rows(storage, Selection(tasks=("capacity",)))
-    figure: Any = bits_vs_params(rows, fit_rows(rows)) if rows else None
-    count = 0
-    for record in list_records(storage):
-        if record.task != "capacity" or (names is not None and record.name not in names):
-            continue
+    records = [
+        r
+        for r in list_records(storage)
+        if r.task in NOTED_TASKS and (names is None or r.name in names)
+    ]
+    figure: Any = None
+    if any(r.task == "capacity" for r in records):
+        rows = best_rows(storage, Selection(tasks=("capacity",)))
+        figure = bits_vs_params(rows, fit_rows(rows)) if rows else None
+    for record in records:
         study = optuna.load_study(study_name=record.name, storage=storage)
         save_note(study, note_text(record, study.get_trials(deepcopy=False), storage.url))
-        if figure is not None:
+        if figure is not None and record.task == "capacity":
             save_plotly_graph_object(study, figure, graph_object_id=FIGURE_ID)
-        count += 1
-    return count
+    return len(records)

@@ -1,5 +1,5 @@
-"""Each study's trials by state, its best bits so far, and trials completed in the last
-hour (by any worker)."""
+"""Each study's trials by state, its best value so far (bits for capacity, the fraction
+reconstructed for per-unit), and trials completed in the last hour (by any worker)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from optuna.trial import TrialState
 
 from hpsearch.studies import list_records
 
+# How the best value of a study of each task is shown; other tasks show the bare number.
+VALUE_FORMATS = {"capacity": "{:.1f} bits", "per-unit": "{:.3f} recon."}
+
 
 @dataclass(frozen=True)
 class StudyStatus:
@@ -21,9 +24,20 @@ class StudyStatus:
     waiting: int
     failed: int
     pruned: int
-    best_bits: float | None
+    best_value: float | None
     best_bits_per_param: float | None
     trials_last_hour: int
+    task: str = "capacity"
+
+    @property
+    def best_bits(self) -> float | None:
+        """The best value of a capacity study (None for other tasks)."""
+        return self.best_value if self.task == "capacity" else None
+
+    def best_text(self) -> str:
+        if self.best_value is None:
+            return "-"
+        return VALUE_FORMATS.get(self.task, "{:.4g}").format(self.best_value)
 
 
 def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
@@ -45,13 +59,14 @@ def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
         out.append(
             StudyStatus(
                 study=record.name,
+                task=record.task,
                 target=record.target,
                 complete=counts[TrialState.COMPLETE],
                 running=counts[TrialState.RUNNING],
                 waiting=counts[TrialState.WAITING],
                 failed=counts[TrialState.FAIL],
                 pruned=counts[TrialState.PRUNED],
-                best_bits=None if best is None else best.value,
+                best_value=None if best is None else best.value,
                 best_bits_per_param=(
                     None if best is None else best.user_attrs.get("bits_per_param")
                 ),
@@ -64,16 +79,16 @@ def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
 def render_status(rows: list[StudyStatus]) -> str:
     if not rows:
         return "no hpsearch studies in this storage\n"
-    header = f"{'study':<28} {'done':>9} {'run':>4} {'wait':>4} {'fail':>4} {'prune':>5} "
-    header += f"{'best bits':>10} "
+    width = max(28, *(len(r.study) for r in rows))
+    header = f"{'study':<{width}} {'done':>9} {'run':>4} {'wait':>4} {'fail':>4} {'prune':>5} "
+    header += f"{'best':>13} "
     header += f"{'bits/param':>10} {'trials/h':>8}"
     lines = [header]
     for r in rows:
-        best = "-" if r.best_bits is None else f"{r.best_bits:.1f}"
         bpp = "-" if r.best_bits_per_param is None else f"{r.best_bits_per_param:.3f}"
         done = f"{r.complete + r.pruned}/{r.target}"  # a pruned trial takes its place too
         lines.append(
-            f"{r.study:<28} {done:>9} {r.running:>4} {r.waiting:>4} {r.failed:>4} {r.pruned:>5} "
-            f"{best:>10} {bpp:>10} {r.trials_last_hour:>8}"
+            f"{r.study:<{width}} {done:>9} {r.running:>4} {r.waiting:>4} {r.failed:>4} "
+            f"{r.pruned:>5} {r.best_text():>13} {bpp:>10} {r.trials_last_hour:>8}"
         )
     return "\n".join(lines) + "\n"

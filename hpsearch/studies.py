@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,19 +51,35 @@ class StudyRecord:
         return int(self.attrs[SEED_KEY])
 
 
+def plan_studies(experiments: Sequence[Experiment]) -> list[tuple[Experiment, StudySettings]]:
+    """Every study of the experiments (the variants of one file, say) with the experiment it
+    belongs to, all validated; two studies of one name are an error."""
+    plan = [(experiment, study) for experiment in experiments for study in experiment.studies()]
+    seen: set[str] = set()
+    for _, study in plan:
+        if study.name in seen:
+            raise HpsearchError(
+                f"two studies would be named {study.name}: give each group a --tag of its own"
+            )
+        seen.add(study.name)
+    return plan
+
+
 def create_studies(
-    storage: optuna.storages.BaseStorage, experiment: Experiment
+    storage: optuna.storages.BaseStorage, *experiments: Experiment
 ) -> list[tuple[str, bool]]:
-    """Create one study per (arch, budget); return (name, created) for each.
+    """Create the studies of every experiment: one per (arch, budget) of a capacity
+    experiment, one per (arch, units) of a per-unit one. Return (name, created) for each.
 
     Every study's settings are validated before the first one is written. An existing study
-    is left as it is.
+    is left as it is. An experiment without a seed takes one drawn at random here, the same
+    for all of them (so variants compared with each other train on the same data).
     """
-    settings = experiment.studies()
-    seed = experiment.seed if experiment.seed is not None else secrets.randbelow(2**31)
+    plan = plan_studies(experiments)
+    drawn = secrets.randbelow(2**31)
     existing = {s.study_name for s in storage.get_all_studies()}
     out = []
-    for study in settings:
+    for experiment, study in plan:
         if study.name in existing:
             out.append((study.name, False))
             continue
@@ -72,7 +89,7 @@ def create_studies(
             trials=experiment.trials,
             sampler=experiment.sampler,
             pruner=experiment.pruner,
-            seed=seed,
+            seed=experiment.seed if experiment.seed is not None else drawn,
         )
         out.append((study.name, created))
     return out

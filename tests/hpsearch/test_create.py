@@ -17,7 +17,7 @@ from hpsearch.notes import note_text
 from hpsearch.studies import create_study, list_records
 from objectives.capacity import CapacityStudy, build_study
 from storage import open_storage
-from tests.hpsearch.helpers import ROOT, hpsearch, snapshot
+from tests.hpsearch.helpers import ROOT, create_args, hpsearch, snapshot
 
 EXAMPLE = re.compile(r"`([^`]+)`")
 BASE = ("--arch", "rnn", "--budget", "300", "--depths", "1", "--trials", "1")
@@ -34,6 +34,24 @@ def _help_examples(monkeypatch) -> dict[str, list[str]]:
     return found
 
 
+PER_UNIT_BASE = ("--arch", "rnn", "--depths", "1", "--trials", "1")
+
+
+def _run_examples(examples, tmp_path, capsys, base_of) -> None:
+    for i, example in enumerate(examples):
+        flag, *_ = example.split()
+        assert flag.startswith("--"), example
+        base = list(base_of(example))
+        if flag == "--from":
+            base = []
+        elif flag in base:
+            at = base.index(flag)
+            del base[at : at + 2]
+        url = f"sqlite:///{tmp_path / f'{i}.db'}"
+        code = main(["create", "--storage", url, *base, *example.split()])
+        assert code == 0, (example, capsys.readouterr().err)
+
+
 def test_every_help_example_runs(monkeypatch, tmp_path, capsys):
     examples = _help_examples(monkeypatch)
     assert {name for name, found in examples.items() if found} == {"create"}, (
@@ -46,22 +64,22 @@ def test_every_help_example_runs(monkeypatch, tmp_path, capsys):
         "--space optimizer=adam,sgd",
         "--tag tpe",
         "--from experiments/smoke.toml",
+        "--from experiments/unroll-small.toml",
+        "--task per-unit --units 8,16,32",
     ):
         assert expected in create
     monkeypatch.chdir(ROOT)  # examples name files as from the repository root
-    for i, example in enumerate(create):
-        flag, *_ = example.split()
-        assert flag.startswith("--"), example
-        base = list(BASE)
-        if flag == "--from":
-            base = []
-        elif flag in base:
-            at = base.index(flag)
-            del base[at : at + 2]
-        url = f"sqlite:///{tmp_path / f'{i}.db'}"
-        code = main(["create", "--storage", url, *base, *example.split()])
-        assert code == 0, (example, capsys.readouterr().err)
+    capacity = [e for e in create if "--task per-unit" not in e]
+    _run_examples(capacity, tmp_path, capsys, lambda example: BASE)
     assert "lr=" not in " ".join(create)
+
+
+def test_every_per_unit_help_example_runs(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("objectives.per_unit", reason="the per-unit task is not merged yet")
+    per_unit = [e for e in _help_examples(monkeypatch)["create"] if "--task per-unit" in e]
+    assert per_unit
+    monkeypatch.chdir(ROOT)
+    _run_examples(per_unit, tmp_path, capsys, lambda example: PER_UNIT_BASE)
 
 
 def test_tag_in_experiment_file(sqlite_url, tmp_path, capsys):
@@ -91,7 +109,7 @@ def test_defaults_are_declared_once(tmp_path):
     shared = [f for f in fields(Experiment) if f.metadata.get("study_field")]
     assert {f.name for f in shared} == {"n_in", "unroll", "patience", "tag"}
     for f in shared:
-        assert f.default is study_fields[f.name].default
+        assert f.default is None  # the task's own default, on its study class
     # The flags have no defaults of their own: a flag left out is left out.
     args = _parse_create("--arch", "rnn", "--budget", "300")
     assert vars(args) == {"archs": "rnn", "budgets": "300"}
@@ -113,7 +131,136 @@ def test_defaults_are_declared_once(tmp_path):
     add_arguments(parser)
     dests = {a.dest for a in parser._actions if a.dest != "help"}
     assert dests == keys
-    assert "(default 32)" in " ".join(parser.format_help().split())
+    text = " ".join(parser.format_help().split())
+    assert f"(default {study_fields['n_in'].default}" in text
+    assert f"time steps T (default {study_fields['unroll'].default})" in text
+
+
+def test_per_unit_defaults_are_its_own(tmp_path, capsys):
+    per_unit = pytest.importorskip("objectives.per_unit", reason="per-unit is not merged yet")
+    own = {f.name: f.default for f in fields(per_unit.PerUnitStudy)}
+    capacity = {f.name: f.default for f in fields(CapacityStudy)}
+    args = _parse_create("--task", "per-unit", "--arch", "rnn,gru", "--units", "8,16")
+    experiment = from_args(args)
+    assert experiment.n_in is None and experiment.sizes == (8, 16)
+    studies = experiment.studies()
+    assert [s.name for s in studies] == [
+        "per-unit-rnn-n8",
+        "per-unit-rnn-n16",
+        "per-unit-gru-n8",
+        "per-unit-gru-n16",
+    ]
+    assert all(isinstance(s, per_unit.PerUnitStudy) for s in studies)
+    for name in ("n_in", "unroll", "patience", "tag"):
+        assert getattr(studies[0], name) == own[name]
+    path = tmp_path / "e.toml"
+    path.write_text("task = 'per-unit'\narchs = ['rnn', 'gru']\nunits = [8, 16]\n")
+    assert load_experiment(path).studies() == studies
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    if own["n_in"] != capacity["n_in"]:
+        assert f"(default {capacity['n_in']} for capacity, {own['n_in']} for per-unit)" in text
+    assert ", ".join(per_unit.DIMENSIONS) in text
+    # Created, its attrs say its task; n_in is the study's own, stored.
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    argv = ["create", "--storage", url, "--task", "per-unit", "--arch", "rnn", "--units", "8"]
+    assert main([*argv, "--depths", "1", "--trials", "2", "--n-in", "12", "--tag", "x"]) == 0
+    assert capsys.readouterr().out.split() == ["per-unit-rnn-n8-x"]
+    (trials, attrs) = snapshot(url)["per-unit-rnn-n8-x"]
+    assert (trials, attrs["task"], attrs["n_in"], attrs["units"]) == (0, "per-unit", 12, 8)
+
+
+SIZE_ERRORS = [
+    (["--arch", "rnn", "--units", "8"], "--units is for --task per-unit"),
+    (["--arch", "rnn", "--budget", "300", "--units", "8"], "--units is for --task per-unit"),
+    (["--task", "per-unit", "--arch", "rnn", "--budget", "300"], "--budget is for --task capacity"),
+    (["--task", "per-unit", "--arch", "rnn"], "--task per-unit needs --units"),
+    (["--arch", "rnn"], "--task capacity needs --budget"),
+    (
+        ["--task", "per-unit", "--units", "8"],
+        "create needs --arch and --budget (or --task per-unit",
+    ),
+    (["--task", "per-unit", "--arch", "rnn", "--units", "8,8"], "--arch and --units values must"),
+    (["--task", "per-unit", "--arch", "rnn", "--units", "8,x"], "--units: expected whole numbers"),
+    (["--task", "transformer", "--arch", "rnn", "--budget", "300"], "unknown task 'transformer'"),
+]
+
+
+@pytest.mark.parametrize(("args", "match"), SIZE_ERRORS)
+def test_task_and_size_flags_must_agree(sqlite_url, capsys, args, match):
+    """Checked before the task's module is imported: these hold without objectives.per_unit."""
+    assert main(create_args(sqlite_url, 1)) == 0
+    capsys.readouterr()
+    before = snapshot(sqlite_url)
+    assert main(["create", "--storage", sqlite_url, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and match in err[0], err
+    assert snapshot(sqlite_url) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("archs = ['rnn']\nunits = [8]\n", "units is for task per-unit"),
+        ("archs = ['rnn']\nbudgets = [300]\ntask = 'per-unit'\n", "budgets is for task capacity"),
+        ("archs = ['rnn']\ntask = 'per-unit'\n", "task per-unit needs units"),
+        ("archs = ['rnn']\nunits = 'many'\ntask = 'per-unit'\n", "units: expected a list"),
+    ],
+)
+def test_task_and_size_keys_must_agree(tmp_path, capsys, text, match):
+    path = tmp_path / "e.toml"
+    path.write_text(text)
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert main(["create", "--storage", url, "--from", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path}: " in err[0] and match in err[0], err
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_status_shows_each_task_in_its_own_words():
+    from hpsearch.status import StudyStatus, render_status
+
+    common = dict(target=10, complete=3, running=1, waiting=0, failed=0, pruned=0)
+    rows = [
+        StudyStatus(
+            study="capacity-rnn-p500",
+            best_value=1200.0,
+            best_bits_per_param=3.0,
+            trials_last_hour=3,
+            **common,
+        ),
+        StudyStatus(
+            study="per-unit-gru-n64-a-rather-long-tag",
+            task="per-unit",
+            best_value=0.953,
+            best_bits_per_param=None,
+            trials_last_hour=3,
+            **common,
+        ),
+    ]
+    assert rows[0].best_bits == 1200.0 and rows[1].best_bits is None
+    lines = render_status(rows).splitlines()
+    assert "1200.0 bits" in lines[1] and "3.000" in lines[1]
+    assert "0.953 recon." in lines[2] and "bits" not in lines[2]
+    assert len({line.index("3/10") for line in lines[1:]}) == 1  # the columns line up
+
+
+def test_per_unit_note_and_status(sqlite_url):
+    pytest.importorskip("objectives.per_unit", reason="the per-unit task is not merged yet")
+    from hpsearch.status import render_status, study_status
+    from hpsearch.studies import create_studies
+
+    storage = open_storage(sqlite_url, create=True)
+    experiment = Experiment(archs=("rnn",), task="per-unit", units=(16,), depths=(1,), trials=3)
+    assert create_studies(storage, experiment) == [("per-unit-rnn-n16", True)]
+    (record,) = list_records(storage)
+    text = note_text(record, [], sqlite_url)
+    assert "## per-unit-rnn-n16" in text and "**units**: 16 per layer" in text
+    assert "no complete trial yet (target 3)" in text and "bits" not in text
+    (row,) = study_status(storage)
+    assert (row.task, row.target, row.best_value) == ("per-unit", 3, None)
+    assert "per-unit-rnn-n16" in render_status([row])
 
 
 def test_same_settings_from_flags_and_file(tmp_path):
@@ -140,6 +287,7 @@ def test_same_settings_from_flags_and_file(tmp_path):
         ("archs = ['rnn']\nbudgets = [300]\ntag = 3\n", "tag: expected text"),
         ("archs = ['rnn']\nbudgets = [300]\ntag = 'a b'\n", "tag may hold letters"),
         ("archs = ['rnn']\n", "needs budgets"),
+        ("budgets = [300]\n", "needs archs"),
     ],
 )
 def test_bad_file_values(tmp_path, text, match):
