@@ -7,8 +7,9 @@
           depth 1, budget 1000, after 30 and 100 trials (same study seed, same trial count).
   quality: search quality at equal trials: for each sampler (--samplers) and study seed
           (--seeds), one study of rnn, budget 1000, depth 1, --trials trials, one worker;
-          --jobs studies run at once. Prints best bits/param after 50, 100, ... trials and the
-          mean and spread over seeds.
+          --jobs studies run at once (--wall-hours: all are stopped there and compared at the
+          number of trials every one reached). Prints best bits/param after 50, 100, ...
+          trials and the mean and spread over seeds.
   pruning: best bits/param against CPU time for two studies of rnn, budget 1000, depth 1,
           from fresh: --long-steps steps a trial with --pruner, against --short-steps without;
           each arm one worker process (one thread), stopped once it has used --cpu-hours of
@@ -187,7 +188,13 @@ def _best_bpp(trials: list[optuna.trial.FrozenTrial]) -> float:
 
 
 def quality(
-    out: Path, trials: int, samplers: list[str], seeds: list[int], space: list[str], jobs: int
+    out: Path,
+    trials: int,
+    samplers: list[str],
+    seeds: list[int],
+    space: list[str],
+    jobs: int,
+    wall_hours: float | None = None,
 ) -> dict[str, object]:
     extra = [arg for spec in space for arg in ("--space", spec)]
     runs = [(sampler, seed) for seed in seeds for sampler in samplers]
@@ -200,28 +207,40 @@ def quality(
     start = time.perf_counter()
     pending = list(runs)
     running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
+    deadline = None if wall_hours is None else start + 3600 * wall_hours
     while pending or running:
         while pending and len(running) < jobs:
             key = pending.pop(0)
             running[key] = _worker(urls[key], key[1], out / f"quality-{key[0]}-s{key[1]}.log")
         time.sleep(1)
+        if deadline is not None and time.perf_counter() > deadline:
+            # Out of time: stop every study where it is; compare them at the trials all reached.
+            pending.clear()
+            for proc in running.values():
+                proc.send_signal(signal.SIGTERM)
+            for proc in running.values():
+                proc.wait(timeout=120)
+            running.clear()
+            print("stopped at the wall-time limit", flush=True)
         for key, proc in list(running.items()):
             if proc.poll() is not None:
                 if proc.returncode != 0:
                     raise SystemExit(f"worker {key} failed, see {out}")
                 del running[key]
                 print(f"done: {key[0]} seed {key[1]} at {time.perf_counter() - start:.0f} s")
-    marks = sorted({*range(50, trials + 1, 50), trials})
+    done = {key: _complete(url, "capacity-rnn-p1000") for key, url in urls.items()}
+    reached = min(trials, *(len(d) for d in done.values()))  # equal trials for every study
+    marks = sorted({*range(50, reached + 1, 50), reached})
     figures: dict[str, object] = {
         "wall_seconds": time.perf_counter() - start,
-        "trials": trials,
+        "trials": reached,
         "space": space,
     }
+    trials = reached
     for sampler in samplers:
         rows = {}
         for seed in seeds:
-            done = _complete(urls[sampler, seed], "capacity-rnn-p1000")
-            rows[seed] = {n: _best_bpp(done[:n]) for n in marks}
+            rows[seed] = {n: _best_bpp(done[sampler, seed][:n]) for n in marks}
         final = [rows[seed][trials] for seed in seeds]
         figures[sampler] = {
             "by_seed": rows,
@@ -331,6 +350,9 @@ def main() -> None:
     parser.add_argument("--samplers", default="gp,gp-batch,random", help="quality")
     parser.add_argument("--seeds", default="0,1,2", help="quality")
     parser.add_argument("--jobs", type=int, default=2, help="quality: studies at once")
+    parser.add_argument(
+        "--wall-hours", type=float, help="quality: stop all there, compare at equal trials"
+    )
     parser.add_argument("--cpu-hours", type=float, default=1.0, help="pruning: per arm")
     parser.add_argument("--long-steps", type=int, default=20_000, help="pruning")
     parser.add_argument("--short-steps", type=int, default=2_000, help="pruning")
@@ -352,6 +374,7 @@ def main() -> None:
             [int(x) for x in args.seeds.split(",")],
             args.space,
             args.jobs,
+            args.wall_hours,
         )
     elif args.part == "pruning":
         figures = pruning(
