@@ -12,7 +12,7 @@ Names per layer l (0-based), input width d, hidden size n, G gate blocks:
     l{l}.w_hc (n, n)    GRU candidate's recurrent weights (after the reset gate)
     l{l}.c0 (1, n)      LSTM learned initial cell state
     proj (n_in, n)      +RNN input projection (no bias: zero input stays zero)
-    out.w (n, 1), out.b (1, 1)  linear readout to one logit
+    out.w (n, n_out), out.b (1, n_out)  linear readout (one logit for the capacity task)
 """
 
 from __future__ import annotations
@@ -39,9 +39,12 @@ def init_params(
     depth: int,
     init_scale: float,
     generator: torch.Generator,
+    *,
+    n_out: int = 1,
 ) -> Params:
     """Fresh weights: input and recurrent matrices N(0, init_scale^2 / fan_in), biases and
-    initial states zero; the IRNN's recurrent matrix is the identity."""
+    initial states zero; the IRNN's recurrent matrix is the identity; a readout to `n_out`
+    outputs, N(0, 1 / n)."""
     check_arch(arch)
     n = hidden_size
     blocks = GATE_BLOCKS[arch]
@@ -63,8 +66,8 @@ def init_params(
         params[p + "h0"] = torch.zeros(1, n)
         if arch == "lstm":
             params[p + "c0"] = torch.zeros(1, n)
-    params["out.w"] = _normal((n, 1), 1.0 / n**0.5, generator)
-    params["out.b"] = torch.zeros(1, 1)
+    params["out.w"] = _normal((n, n_out), 1.0 / n**0.5, generator)
+    params["out.b"] = torch.zeros(1, n_out)
     return params
 
 
@@ -160,18 +163,19 @@ def initial_state(arch: str, p: Params, layer: int) -> State:
     return (_t(p[pf + "h0"]),)
 
 
-def forward(
+def _readout(
     arch: str,
     params: Params,
     x: Tensor,
     *,
     depth: int,
     unroll: int,
-    activation: str = "tanh",
-    gate_bias: float | Tensor = 1.0,
+    activation: str,
+    gate_bias: float | Tensor,
 ) -> Tensor:
-    """Logits (..., b): input x (..., b, n_in) at the first step only, zero input after,
-    `unroll` steps in all, the last layer's output at the last step read out linearly.
+    """The readout, feature-major (..., n_out, b): input x (..., b, n_in) at the first step
+    only, zero input after, `unroll` steps in all, the last layer's output at the last step
+    read out linearly.
 
     Inside, activations are feature-major, (..., width, b), so that each gate block of the
     pre-activations is one contiguous piece of memory (sample-major, every gate
@@ -187,4 +191,40 @@ def forward(
             out, states[layer] = step(arch, params, layer, states[layer], layer_in, act, gate_bias)
             layer_in = out
     assert out is not None
-    return (_t(params["out.w"]) @ out + params["out.b"]).squeeze(-2)
+    return _t(params["out.w"]) @ out + _t(params["out.b"])
+
+
+def forward(
+    arch: str,
+    params: Params,
+    x: Tensor,
+    *,
+    depth: int,
+    unroll: int,
+    activation: str = "tanh",
+    gate_bias: float | Tensor = 1.0,
+) -> Tensor:
+    """Logits (..., b) of a network with one output (see `outputs`)."""
+    return _readout(
+        arch, params, x, depth=depth, unroll=unroll, activation=activation, gate_bias=gate_bias
+    ).squeeze(-2)
+
+
+def outputs(
+    arch: str,
+    params: Params,
+    x: Tensor,
+    *,
+    depth: int,
+    unroll: int,
+    activation: str = "tanh",
+    gate_bias: float | Tensor = 1.0,
+) -> Tensor:
+    """Outputs (..., b, n_out): input x (..., b, n_in) at the first step only, zero input
+    after, `unroll` steps in all, the last layer's output at the last step read out
+    linearly to the readout's n_out outputs."""
+    return _t(
+        _readout(
+            arch, params, x, depth=depth, unroll=unroll, activation=activation, gate_bias=gate_bias
+        )
+    )
