@@ -236,6 +236,7 @@ class BatchedTrainer:
             config.init_scale,
             gen,
             n_out=self.n_out,
+            scheme=config.init_scheme,
         )
         with torch.no_grad():
             for name, view in self._blocks(self.weights).items():

@@ -33,6 +33,12 @@ ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 #   cosine:   (1 + cos(pi * s / max_steps)) / 2, from 1 at the first step towards 0 at the end
 #   step:     1, then 0.1 from step max_steps / 2 on, 0.01 from step 3 * max_steps / 4 on
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
+# How input and recurrent matrices start (objectives.cells._matrix), init_scale times:
+#   scaled-normal: N(0, 1 / fan_in)     he: N(0, 2 / fan_in)
+#   orthogonal: each gate block a random orthogonal matrix
+#   identity: each recurrent gate block the identity (input matrices scaled-normal)
+# The IRNN's recurrent matrix is the identity whatever the scheme.
+INIT_SCHEMES: tuple[str, ...] = ("scaled-normal", "identity", "orthogonal", "he")
 SEARCHED_ACTIVATION: frozenset[str] = frozenset({"rnn", "ugrnn"})
 MAX_DEPTH = 16
 MAX_B = 10_000_000
@@ -51,12 +57,16 @@ DIMENSIONS: tuple[str, ...] = (
     "grad_clip",
     "max_steps",
     "lr_schedule",  # added later: last, so that older studies' suggest order is unchanged
+    "init_scheme",  # added after lr_schedule
 )
 
 
 # Dimensions added since studies were first stored, with the value every trial of an older
 # study had; a stored space without them reads as fixed to that value.
-ADDED_DIMENSIONS: dict[str, Distribution] = {"lr_schedule": dims.fixed("constant")}
+ADDED_DIMENSIONS: dict[str, Distribution] = {
+    "lr_schedule": dims.fixed("constant"),
+    "init_scheme": dims.fixed("scaled-normal"),
+}
 
 
 def default_depths(arch: str) -> tuple[int, ...]:
@@ -81,6 +91,7 @@ def default_space(arch: str, budget: int, depths: tuple[int, ...]) -> dict[str, 
         "grad_clip": dims.fixed(0.0),
         "max_steps": dims.fixed(2000),
         "lr_schedule": dims.fixed("constant"),
+        "init_scheme": dims.fixed("scaled-normal"),
     }
 
 
@@ -136,6 +147,7 @@ def check_training_space(arch: str, space: Mapping[str, BaseDistribution]) -> No
         raise ValueError("max_steps: must be an integer")
     _check_words(space, "optimizer", OPTIMIZERS)
     _check_words(space, "lr_schedule", LR_SCHEDULES)
+    _check_words(space, "init_scheme", INIT_SCHEMES)
     activation = space["activation"]
     if arch in SEARCHED_ACTIVATION:
         _check_words(space, "activation", ACTIVATIONS)
@@ -232,6 +244,8 @@ def check_training_config(config: Any) -> None:
         raise ValueError(f"optimizer {config.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule {config.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
+    if config.init_scheme not in INIT_SCHEMES:
+        raise ValueError(f"init_scheme {config.init_scheme!r}; allowed: {', '.join(INIT_SCHEMES)}")
     if config.activation not in ACTIVATIONS:
         raise ValueError(f"activation {config.activation!r}; allowed: tanh, relu")
     if config.arch == "irnn" and config.activation != "relu":
@@ -372,6 +386,7 @@ class CapacityConfig:
     grad_clip: float = 0.0
     max_steps: int = 2000
     lr_schedule: str = "constant"
+    init_scheme: str = "scaled-normal"
     patience: int = 200
     seed: int = 0
     budget: int | None = None
@@ -427,6 +442,7 @@ def suggest_config(
         grad_clip=float(values["grad_clip"]),
         max_steps=int(values["max_steps"]),
         lr_schedule=str(values["lr_schedule"]),
+        init_scheme=str(values["init_scheme"]),
         patience=study.patience,
         seed=seed,
         budget=study.budget,
@@ -436,6 +452,7 @@ def suggest_config(
 __all__ = [
     "ARCHS",
     "DIMENSIONS",
+    "INIT_SCHEMES",
     "LR_SCHEDULES",
     "OPTIMIZERS",
     "TASK",

@@ -32,6 +32,45 @@ def _normal(shape: tuple[int, ...], std: float, generator: torch.Generator) -> T
     return torch.randn(shape, generator=generator) * std
 
 
+def _orthogonal(rows: int, cols: int, generator: torch.Generator) -> Tensor:
+    """A random (rows, cols) matrix with orthonormal columns (rows >= cols) or rows (rows <
+    cols), uniform over such matrices: QR of a Gaussian matrix, signs fixed by R's diagonal."""
+    tall = rows >= cols
+    gaussian = torch.randn((rows, cols) if tall else (cols, rows), generator=generator)
+    q, r = torch.linalg.qr(gaussian)
+    q = q * torch.sign(torch.diagonal(r)).masked_fill(torch.diagonal(r) == 0, 1.0)
+    return q if tall else q.T
+
+
+def _matrix(
+    scheme: str,
+    fan_in: int,
+    blocks: int,
+    n: int,
+    scale: float,
+    generator: torch.Generator,
+    *,
+    recurrent: bool,
+) -> Tensor:
+    """A (fan_in, blocks * n) input or recurrent weight matrix under `scheme` (INIT_SCHEMES in
+    objectives.capacity), `scale` times:
+      scaled-normal: N(0, scale^2 / fan_in)
+      he:            N(0, 2 scale^2 / fan_in)
+      orthogonal:    each (fan_in, n) block a random orthogonal matrix, times scale
+      identity:      recurrent: each (n, n) block scale * I; input: as scaled-normal
+    """
+    shape = (fan_in, blocks * n)
+    if scheme == "scaled-normal" or (scheme == "identity" and not recurrent):
+        return _normal(shape, scale / fan_in**0.5, generator)
+    if scheme == "he":
+        return _normal(shape, scale * (2.0 / fan_in) ** 0.5, generator)
+    if scheme == "orthogonal":
+        return torch.cat([_orthogonal(fan_in, n, generator) for _ in range(blocks)], 1) * scale
+    if scheme == "identity":
+        return torch.eye(n).repeat(1, blocks) * scale
+    raise ValueError(f"unknown init scheme {scheme!r}")
+
+
 def init_params(
     arch: str,
     n_in: int,
@@ -41,27 +80,33 @@ def init_params(
     generator: torch.Generator,
     *,
     n_out: int = 1,
+    scheme: str = "scaled-normal",
 ) -> Params:
-    """Fresh weights: input and recurrent matrices N(0, init_scale^2 / fan_in), biases and
-    initial states zero; the IRNN's recurrent matrix is the identity; a readout to `n_out`
-    outputs, N(0, 1 / n)."""
+    """Fresh weights: input and recurrent matrices by `scheme` (`_matrix`; the default,
+    scaled-normal, is N(0, init_scale^2 / fan_in)), biases and initial states zero; the
+    IRNN's recurrent matrix is the identity under every scheme (that is the IRNN); a readout
+    to `n_out` outputs, N(0, 1 / n). The one initialisation of both trainers."""
     check_arch(arch)
     n = hidden_size
     blocks = GATE_BLOCKS[arch]
     params: Params = {}
+
+    def matrix(fan_in: int, count: int, *, recurrent: bool) -> Tensor:
+        return _matrix(scheme, fan_in, count, n, init_scale, generator, recurrent=recurrent)
+
     if arch == "+rnn":
-        params["proj"] = _normal((n_in, n), init_scale / n_in**0.5, generator)
+        params["proj"] = matrix(n_in, 1, recurrent=False)
     for layer in range(depth):
         d = layer_input_width(arch, n_in, n, layer)
         p = f"l{layer}."
-        params[p + "w_x"] = _normal((d, blocks * n), init_scale / d**0.5, generator)
+        params[p + "w_x"] = matrix(d, blocks, recurrent=False)
         if arch == "irnn":
             params[p + "w_h"] = torch.eye(n)
         elif arch == "gru":
-            params[p + "w_h"] = _normal((n, 2 * n), init_scale / n**0.5, generator)
-            params[p + "w_hc"] = _normal((n, n), init_scale / n**0.5, generator)
+            params[p + "w_h"] = matrix(n, 2, recurrent=True)
+            params[p + "w_hc"] = matrix(n, 1, recurrent=True)
         else:
-            params[p + "w_h"] = _normal((n, blocks * n), init_scale / n**0.5, generator)
+            params[p + "w_h"] = matrix(n, blocks, recurrent=True)
         params[p + "bias"] = torch.zeros(1, blocks * n)
         params[p + "h0"] = torch.zeros(1, n)
         if arch == "lstm":

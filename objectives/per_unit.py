@@ -102,11 +102,12 @@ DIMENSIONS: tuple[str, ...] = (
     "grad_clip",
     "max_steps",
     "lr_schedule",
+    "init_scheme",
 )
 
 # Dimensions added since studies were first stored, with the value every trial of an older
 # study had; a stored space without them reads as fixed to that value.
-ADDED_DIMENSIONS: dict[str, Distribution] = {}
+ADDED_DIMENSIONS: dict[str, Distribution] = {"init_scheme": dims.fixed("scaled-normal")}
 
 
 def auto_samples(num_params: int, n_in: int) -> int:
@@ -128,6 +129,7 @@ def default_space(arch: str, depths: tuple[int, ...]) -> dict[str, Distribution]
         "grad_clip": dims.fixed(0.0),
         "max_steps": dims.fixed(2000),
         "lr_schedule": dims.fixed("constant"),
+        "init_scheme": dims.fixed("scaled-normal"),
     }
 
 
@@ -265,6 +267,7 @@ class PerUnitConfig:
     grad_clip: float = 0.0
     max_steps: int = 2000
     lr_schedule: str = "constant"
+    init_scheme: str = "scaled-normal"
     patience: int = 200
     seed: int = 0
 
@@ -309,6 +312,7 @@ def suggest_config(trial: optuna.trial.BaseTrial, study: PerUnitStudy, seed: int
         grad_clip=float(values["grad_clip"]),
         max_steps=int(values["max_steps"]),
         lr_schedule=str(values["lr_schedule"]),
+        init_scheme=str(values["init_scheme"]),
         patience=study.patience,
         seed=seed,
     )

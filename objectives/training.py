@@ -108,6 +108,7 @@ def train(
             config.init_scale,
             init_generator,
             n_out=objective.n_out(config.n_in),
+            scheme=config.init_scheme,
         ),
         dev,
     )
