@@ -33,11 +33,12 @@ def layer_input_width(arch: str, n_in: int, hidden_size: int, layer: int) -> int
     return n_in
 
 
-def count_params(arch: str, n_in: int, hidden_size: int, depth: int) -> int:
-    """Exact number of trained parameters: every layer, learned initial state, readout."""
+def count_params(arch: str, n_in: int, hidden_size: int, depth: int, n_out: int = 1) -> int:
+    """Exact number of trained parameters: every layer, learned initial state, and the linear
+    readout to `n_out` outputs (1 logit for the capacity task, n_in for per-unit)."""
     check_arch(arch)
-    if n_in < 1 or hidden_size < 1 or depth < 1:
-        raise ValueError("n_in, hidden_size and depth must be positive")
+    if n_in < 1 or hidden_size < 1 or depth < 1 or n_out < 1:
+        raise ValueError("n_in, hidden_size, depth and n_out must be positive")
     n = hidden_size
     blocks = GATE_BLOCKS[arch]
     total = 0
@@ -48,7 +49,7 @@ def count_params(arch: str, n_in: int, hidden_size: int, depth: int) -> int:
         total += STATE_VECTORS[arch] * n  # learned initial state
     if arch == "+rnn":
         total += n_in * n  # input projection (no bias: zero input stays zero)
-    total += n + 1  # linear readout to one logit
+    total += n * n_out + n_out  # linear readout
     return total
 
 

@@ -1,12 +1,15 @@
-"""Many capacity trials trained as one program: K networks of the same shape with every
-weight stacked along a leading model axis (the layout of `objectives.cells`).
+"""Many trials of one trained task (capacity, per-unit) trained as one program: K networks of
+the same shape with every weight stacked along a leading model axis (the layout of
+`objectives.cells`). The task's own pieces (data sets, loss, score, result record) are its
+`objectives.objective`; everything else is shared.
 
 Per trial: its own data set (padded to the largest b in the batch and masked, so padding adds
-nothing to loss, gradient or score), learning rate, init scale, gate bias, gradient clip,
-optimizer state, early stopping and divergence. The summed per-trial losses give each trial
-exactly its own gradient. A trial that ends (stopped, converged, diverged) leaves its slot,
-which a new trial of the same shape can take at once; `resize` moves the trials held into a
-batch of another size (to stop computing empty slots, or to make room).
+nothing to loss, gradient or score; likewise a held-out set it is scored on), learning rate,
+init scale, gate bias, gradient clip, optimizer state, early stopping and divergence. The
+summed per-trial losses give each trial exactly its own gradient. A trial that ends
+(stopped, converged, diverged) leaves its slot, which a new trial of the same shape can take
+at once; `resize` moves the trials held into a batch of another size (to stop computing
+empty slots, or to make room).
 
 All K networks' weights live in one flat tensor of K * P numbers, of which each named weight
 is a contiguous (K, ...) view, so that the optimizer and gradient clipping are a few
@@ -29,35 +32,28 @@ import math
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from objectives.capacity import CapacityConfig
-from objectives.cells import Params, forward, init_params
+from objectives.capacity import TASK as CAPACITY
+from objectives.cells import Params, init_params, outputs
 from objectives.matmul import FULL, PRECISIONS, matmul_precision
-from objectives.rules import (
-    DEVICE,
-    CapacityResult,
-    Progress,
-    advance,
-    best_bits,
-    lr_factor,
-    make_dataset,
-    observe,
-    prune,
-)
+from objectives.objective import objective_of
+from objectives.rules import DEVICE, Progress, advance, lr_factor, observe, prune
 from objectives.step_graph import StepGraph
 
-# The trainer's own per-model rows, first axis K (moved with the rules' rows by `resize`).
-_ROWS = ("b", "lr", "clip", "gate_bias", "step_count", "x", "y", "mask")
+# The trainer's own per-model rows, first axis K (moved with the rules' rows by `resize`),
+# and the rows of the held-out set of a task scored on one.
+_ROWS = ("b", "norm", "lr", "clip", "gate_bias", "step_count", "x", "y", "mask")
+_EVAL_ROWS = ("x_eval", "y_eval", "mask_eval")
 _BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": ("sum",)}
 
 
 @dataclass(frozen=True)
 class NetworkShape:
-    """What trials must share to be trained in one batch: the network's shape, its
+    """What trials must share to be trained in one batch: the task, the network's shape, its
     activation and the optimizer (everything else may differ from trial to trial)."""
 
     arch: str
@@ -67,16 +63,18 @@ class NetworkShape:
     unroll: int
     activation: str
     optimizer: str
+    task: str = CAPACITY
 
     def __str__(self) -> str:
+        task = "" if self.task == CAPACITY else f"{self.task} "
         return (
-            f"{self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
+            f"{task}{self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
             f"unroll {self.unroll} {self.activation} {self.optimizer}"
         )
 
 
-def shape_key(config: CapacityConfig) -> NetworkShape:
-    """Trials that can share one batch: same network shape, activation and optimizer."""
+def shape_key(config: Any) -> NetworkShape:
+    """Trials that can share one batch: same task, network shape, activation and optimizer."""
     return NetworkShape(
         arch=config.arch,
         n_in=config.n_in,
@@ -85,40 +83,52 @@ def shape_key(config: CapacityConfig) -> NetworkShape:
         unroll=config.unroll,
         activation=config.activation,
         optimizer=config.optimizer,
+        task=config.task,
     )
 
 
-def batch_group(config: CapacityConfig) -> tuple[NetworkShape, int]:
-    """Trials that share a batch: the same shape, and b in the same power-of-two range
-    (2^(k-1), 2^k], so that padding to the largest b at most doubles a trial's work. (b is
-    searched over a wide range, 5 octaves by default; padded to the largest b of a mixed
-    batch, the average trial would do several times its own work.)"""
-    return shape_key(config), (config.b - 1).bit_length()
+def batch_group(config: Any) -> tuple[NetworkShape, int]:
+    """Trials that share a batch: the same shape, and a training set (capacity: b) in the
+    same power-of-two range (2^(k-1), 2^k], so that padding to the largest in the batch at
+    most doubles a trial's work. (b is searched over a wide range, 5 octaves by default;
+    padded to the largest b of a mixed batch, the average trial would do several times its
+    own work.)"""
+    samples, _ = objective_of(config).sizes(config)
+    return shape_key(config), (samples - 1).bit_length()
 
 
-def bytes_per_trial(config: CapacityConfig) -> int:
+def bytes_per_trial(config: Any) -> int:
     """A generous estimate of the memory one trial takes in a batch: data, and the
     activations kept for the backward pass (every gate block of every layer at every step,
-    about 4 tensors each), in float32."""
+    about 4 tensors each, and the outputs), in float32; a held-out set's forward pass keeps
+    nothing, but its data and one step's activations count."""
     from objectives.architectures import GATE_BLOCKS
 
-    n, b = config.hidden_size, config.b
-    per_step = config.depth * b * n * (GATE_BLOCKS[config.arch] + 2) * 4
-    return 4 * (b * (config.n_in + 3) + config.unroll * per_step) + 4 * 4 * config.num_params
+    objective = objective_of(config)
+    b, m = objective.sizes(config)
+    n, n_in = config.hidden_size, config.n_in
+    target = math.prod(objective.target_shape(n_in))
+    per_sample_step = config.depth * n * (GATE_BLOCKS[config.arch] + 2) * 4
+    numbers = (
+        b * (n_in + target + 3 + config.unroll * per_sample_step + 4 * objective.n_out(n_in))
+        + m * (n_in + target + 1 + per_sample_step + objective.n_out(n_in))
+        + 4 * config.num_params
+    )
+    return 4 * numbers
 
 
 @dataclass
 class _Slot:
-    config: CapacityConfig
+    config: Any
     started: float
 
 
 class BatchedTrainer:
-    """Up to `capacity` trials of one shape, trained together.
+    """Up to `capacity` trials of one shape (and task), trained together.
 
     `add(config)` puts a trial in a free slot; `run(steps)` trains every occupied slot for up
     to that many steps and returns the trials that ended, each with the same result record
-    that `objectives.training.train_capacity` gives. For a pruner, between runs:
+    that `objectives.training.train` gives. For a pruner, between runs:
     `progress()` tells where every trial stands, and `stop(config)` ends one at once.
     """
 
@@ -128,8 +138,11 @@ class BatchedTrainer:
     weights: Tensor  # (K * P,): every model's weights, named weight by named weight
     state: dict[str, Tensor]  # optimizer buffers, laid out as `weights`
     x: Tensor  # (K, max b, n_in) data, zero-padded
-    y: Tensor  # (K, max b) labels
+    y: Tensor  # (K, max b, *target shape) targets (capacity: labels)
     mask: Tensor  # (K, max b) bool: which samples are real
+    x_eval: Tensor  # (K, max held-out, n_in) held-out data (a task scored on one), likewise
+    y_eval: Tensor
+    mask_eval: Tensor
     rows: Progress  # the rules' rows (objectives.rules), one a model
 
     def __init__(
@@ -147,6 +160,8 @@ class BatchedTrainer:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.key = key
+        self.objective = objective_of(key.task)
+        self.targets = self.objective.target_shape(key.n_in)
         self.arch, self.n_in, self.hidden = key.arch, key.n_in, key.hidden_size
         self.depth, self.unroll = key.depth, key.unroll
         self.activation, self.optimizer = key.activation, key.optimizer
@@ -163,9 +178,17 @@ class BatchedTrainer:
             raise ValueError("cuda_graph needs a CUDA device")
         self._graph: StepGraph | None = None
         self.slots: list[_Slot | None] = [None] * capacity
-        self.max_b = 0
+        self.max_b = self.max_eval = 0
+        self.n_out = self.objective.n_out(self.n_in)
+        self._rows = _ROWS + (_EVAL_ROWS if self.objective.held_out else ())
         template = init_params(
-            self.arch, self.n_in, self.hidden, self.depth, 1.0, torch.Generator().manual_seed(0)
+            self.arch,
+            self.n_in,
+            self.hidden,
+            self.depth,
+            1.0,
+            torch.Generator().manual_seed(0),
+            n_out=self.n_out,
         )
         # name -> shape of one model's weight; in the flat tensors, weight j of every model
         # lies in one contiguous (K, *shape) block.
@@ -183,37 +206,59 @@ class BatchedTrainer:
     def occupied(self) -> int:
         return self.capacity - self.free
 
-    def add(self, config: CapacityConfig) -> int:
+    def _grown(self, size: int, current: int) -> int:
+        """The padding for a set of `size` samples. With a captured step, each new padding
+        means a new capture: grow by a quarter at least."""
+        return max(size, -(-current * 5 // 4)) if self.cuda_graph else size
+
+    def add(self, config: Any) -> int:
         if shape_key(config) != self.key:
             raise ValueError(f"trial of shape {shape_key(config)} in a batch of {self.key}")
         if None not in self.slots:
             raise ValueError("no free slot")
         index = self.slots.index(None)
-        if config.b > self.max_b:
-            # With a captured step, each new padding means a new capture: grow by a quarter.
-            grow = max(config.b, -(-self.max_b * 5 // 4)) if self.cuda_graph else config.b
-            self._pad_to(grow)
+        data = self.objective.data(config)
+        b = len(data.x)
+        if b > self.max_b:
+            self._pad_to(self._grown(b, self.max_b))
+        sets = [("x", "y", "mask", data.x, data.y)]
+        if self.objective.held_out:
+            assert data.x_eval is not None and data.y_eval is not None
+            if len(data.x_eval) > self.max_eval:
+                self._pad_eval_to(self._grown(len(data.x_eval), self.max_eval))
+            sets.append(("x_eval", "y_eval", "mask_eval", data.x_eval, data.y_eval))
         gen = torch.Generator().manual_seed(config.seed + 1)
-        fresh = init_params(self.arch, self.n_in, self.hidden, self.depth, config.init_scale, gen)
-        x, y = make_dataset(config.b, config.n_in, config.seed)
+        fresh = init_params(
+            self.arch,
+            self.n_in,
+            self.hidden,
+            self.depth,
+            config.init_scale,
+            gen,
+            n_out=self.n_out,
+            scheme=config.init_scheme,
+        )
         with torch.no_grad():
             for name, view in self._blocks(self.weights).items():
                 view[index] = fresh[name].to(self.device)
             for buf in self.state.values():
                 for view in self._blocks(buf).values():
                     view[index] = 0
-            self.x[index] = 0
-            self.y[index] = 0
-            self.mask[index] = False
-            self.x[index, : config.b] = x.to(self.device)
-            self.y[index, : config.b] = y.to(self.device)
-            self.mask[index, : config.b] = True
-            self.b[index] = config.b
+            for x_name, y_name, mask_name, x, y in sets:
+                rows_x, rows_y, mask = (getattr(self, n) for n in (x_name, y_name, mask_name))
+                rows_x[index] = 0
+                rows_y[index] = 0
+                mask[index] = False
+                rows_x[index, : len(x)] = x.to(self.device)
+                rows_y[index, : len(x)] = y.to(self.device)
+                mask[index, : len(x)] = True
+            self.b[index] = b
+            self.norm[index] = data.norm
             self.lr[index] = config.learning_rate
             self.clip[index] = config.grad_clip
             self.gate_bias[index] = config.gate_bias
             self.step_count[index] = 0
-        self.rows.set_row(index, config)
+        self.rows.set_row(index, config, self.objective.start(config))
         self.slots[index] = _Slot(config=config, started=time.perf_counter())
         self._changed()
         return index
@@ -226,7 +271,9 @@ class BatchedTrainer:
         if capacity < len(held):
             raise ValueError(f"{len(held)} trials do not fit in {capacity} slots")
         index = torch.tensor(held, dtype=torch.long, device=self.device)
-        max_b = max((s.config.b for s in self.slots if s is not None), default=0)
+        sizes = [self.objective.sizes(s.config) for s in self.slots if s is not None]
+        max_b = max((b for b, _ in sizes), default=0)
+        max_eval = max((m for _, m in sizes), default=0)
 
         def moved(t: Tensor) -> Tensor:
             new = t.new_zeros((capacity, *t.shape[1:]))
@@ -239,9 +286,11 @@ class BatchedTrainer:
         # Everything is built before anything is replaced: a resize that fails (out of
         # memory) leaves the batch as it was.
         with torch.no_grad():
-            rows = {name: moved(getattr(self, name)) for name in _ROWS}
+            rows = {name: moved(getattr(self, name)) for name in self._rows}
             for name in ("x", "y", "mask"):
                 rows[name] = rows[name][:, :max_b].contiguous()
+            for name in _EVAL_ROWS if self.objective.held_out else ():
+                rows[name] = rows[name][:, :max_eval].contiguous()
             weights = moved_flat(self.weights.detach()).requires_grad_(True)
             state = {name: moved_flat(buf) for name, buf in self.state.items()}
             progress = self.rows.moved(index, capacity)
@@ -249,6 +298,7 @@ class BatchedTrainer:
             setattr(self, name, tensor)
         self.rows = progress
         self.weights, self.state, self.max_b = weights, state, max_b
+        self.max_eval = max_eval if self.objective.held_out else 0
         self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
         self.capacity = capacity
         self._index_models()
@@ -262,6 +312,7 @@ class BatchedTrainer:
         self.state = {name: torch.zeros(size, device=d) for name in _BUFFERS[self.optimizer]}
         self._index_models()
         self.b = torch.zeros(k, device=d)
+        self.norm = torch.zeros(k, dtype=torch.float64, device=d)
         self.lr = torch.zeros(k, device=d)
         self.clip = torch.zeros(k, device=d)
         self.gate_bias = torch.zeros(k, 1, 1, device=d)
@@ -269,17 +320,37 @@ class BatchedTrainer:
         # The rules' rows (objectives.rules), kept on the device and updated in place.
         self.rows = Progress.rows(k, d)
         self.x = torch.zeros(k, 0, self.n_in, device=d)
-        self.y = torch.zeros(k, 0, device=d)
+        self.y = torch.zeros(k, 0, *self.targets, device=d)
         self.mask = torch.zeros(k, 0, dtype=torch.bool, device=d)
+        if self.objective.held_out:
+            self.x_eval = torch.zeros(k, 0, self.n_in, device=d)
+            self.y_eval = torch.zeros(k, 0, *self.targets, device=d)
+            self.mask_eval = torch.zeros(k, 0, dtype=torch.bool, device=d)
+
+    def _padded(self, names: tuple[str, str, str], extra: int) -> None:
+        k, d = self.capacity, self.device
+        x, y, mask = names
+        setattr(
+            self, x, torch.cat([getattr(self, x), torch.zeros(k, extra, self.n_in, device=d)], 1)
+        )
+        setattr(
+            self,
+            y,
+            torch.cat([getattr(self, y), torch.zeros(k, extra, *self.targets, device=d)], 1),
+        )
+        padding = torch.zeros(k, extra, dtype=torch.bool, device=d)
+        setattr(self, mask, torch.cat([getattr(self, mask), padding], 1))
+        self._graph = None
 
     def _pad_to(self, b: int) -> None:
         """Pad every slot's data to the new largest b (padding is masked out)."""
-        k, extra, d = self.capacity, b - self.max_b, self.device
-        self.x = torch.cat([self.x, torch.zeros(k, extra, self.n_in, device=d)], 1)
-        self.y = torch.cat([self.y, torch.zeros(k, extra, device=d)], 1)
-        self.mask = torch.cat([self.mask, torch.zeros(k, extra, dtype=torch.bool, device=d)], 1)
+        self._padded(("x", "y", "mask"), b - self.max_b)
         self.max_b = b
-        self._graph = None
+
+    def _pad_eval_to(self, m: int) -> None:
+        """Pad every slot's held-out set to the new largest size (masked out likewise)."""
+        self._padded(_EVAL_ROWS, m - self.max_eval)  # type: ignore[arg-type]
+        self.max_eval = m
 
     def _index_models(self) -> None:
         """The model each number of a flat tensor belongs to."""
@@ -309,22 +380,22 @@ class BatchedTrainer:
         return [
             self.weights,
             *self.state.values(),
-            *(getattr(self, name) for name in _ROWS),
+            *(getattr(self, name) for name in self._rows),
             *self.rows.tensors(),
             self.model_of,
         ]
 
     # -- training --------------------------------------------------------------------------
 
-    def run(self, steps: int) -> list[tuple[CapacityConfig, CapacityResult]]:
+    def run(self, steps: int) -> list[tuple[Any, Any]]:
         """Train the occupied slots for up to `steps` steps; return the trials that ended.
 
         Stopping, best-score tracking and divergence (`objectives.rules`, the rules that
-        `train_capacity` follows too) are decided on the device at every step (a model that
+        `train` follows too) are decided on the device at every step (a model that
         stops is frozen there, at exactly the step where it stops); the host
         looks at the outcome only every `check_every` steps, so a GPU step has no host sync.
         """
-        ended: list[tuple[CapacityConfig, CapacityResult]] = []
+        ended: list[tuple[Any, Any]] = []
         done = 0
         while done < steps and self.occupied > 0:
             chunk = min(self.check_every, steps - done)
@@ -354,36 +425,44 @@ class BatchedTrainer:
             self._graph = None
             self._changed()
 
-    def step(self) -> None:
-        """One training step of every model in the batch: score, stop or go on, update."""
-        params = self._blocks(self.weights)
+    def _outputs(self, params: Params, x: Tensor) -> Tensor:
+        """Every model's outputs (K, b, n_out) for its inputs x (K, b, n_in)."""
         if self.capacity == 1:
             # One model: its own weights, without the model axis, so that the products are
             # plain matrix products (a batched product of one is slower on a CPU).
-            logits = forward(
+            return outputs(
                 self.arch,
                 {name: w[0] for name, w in params.items()},
-                self.x[0],
+                x[0],
                 depth=self.depth,
                 unroll=self.unroll,
                 activation=self.activation,
                 gate_bias=self.gate_bias[0],
             ).unsqueeze(0)
-        else:
-            logits = forward(
-                self.arch,
-                params,
-                self.x,
-                depth=self.depth,
-                unroll=self.unroll,
-                activation=self.activation,
-                gate_bias=self.gate_bias,
-            )
-        bce = F.binary_cross_entropy_with_logits(logits, self.y, reduction="none")
-        per_model = torch.where(self.mask, bce, 0).sum(1) / self.b.clamp(min=1)
+        return outputs(
+            self.arch,
+            params,
+            x,
+            depth=self.depth,
+            unroll=self.unroll,
+            activation=self.activation,
+            gate_bias=self.gate_bias,
+        )
+
+    def step(self) -> None:
+        """One training step of every model in the batch: score, stop or go on, update."""
+        params = self._blocks(self.weights)
+        objective = self.objective
+        out = self._outputs(params, self.x)
+        per_model = objective.loss(out, self.y, self.mask, self.b)
         with torch.no_grad():
-            wrong = (((logits > 0) != (self.y > 0.5)) & self.mask).sum(1)
-            train = observe(self.rows, per_model.detach().double(), wrong, DEVICE)
+            if objective.held_out:
+                scored = objective.score(
+                    self._outputs(params, self.x_eval), self.y_eval, self.mask_eval, self.norm
+                )
+            else:
+                scored = objective.score(out, self.y, self.mask, self.norm)
+            train = observe(self.rows, per_model.detach().double(), *scored, DEVICE)
         # Each model's gradient comes from its own loss only; models that stopped or left
         # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
         total = torch.where(train, per_model, 0).sum()
@@ -395,18 +474,19 @@ class BatchedTrainer:
             self._update(grad)
             advance(self.rows, train)
 
-    def progress(self) -> list[tuple[CapacityConfig, int, float]]:
+    def progress(self) -> list[tuple[Any, int, float]]:
         """For every occupied slot, in slot order: (its config, the optimizer steps it has
-        taken, the best bits it has reached so far). One host sync."""
+        taken, the best value (capacity: bits) it has reached so far). One host sync."""
         held = [(k, s) for k, s in enumerate(self.slots) if s is not None]
         if not held:
             return []
-        steps, errors = torch.stack([self.rows.steps, self.rows.best_errors]).tolist()
-        return [(s.config, steps[k], best_bits(s.config.b, errors[k])) for k, s in held]
+        steps, kept = torch.stack([self.rows.steps.double(), self.rows.best_kept]).tolist()
+        value = self.objective.best_value
+        return [(s.config, int(steps[k]), value(s.config, kept[k])) for k, s in held]
 
-    def stop(self, config: CapacityConfig) -> CapacityResult:
+    def stop(self, config: Any) -> Any:
         """End the trial of `config` now, as if it had ended by itself: its slot is free at
-        once, and its result has `pruned` True and the best bits it reached so far. (A trial
+        once, and its result has `pruned` True and the best value it reached so far. (A trial
         that had already ended by its own rules, but that `run` has not returned yet, keeps
         its own result, with `pruned` False.) One host sync. `config` is matched by identity
         first, then by equality; ValueError if no slot holds it."""
@@ -417,18 +497,18 @@ class BatchedTrainer:
         ((_, result),) = self._end([index])
         return result
 
-    def _slot_of(self, config: CapacityConfig) -> int:
+    def _slot_of(self, config: Any) -> int:
         for same in (lambda c: c is config, lambda c: c == config):
             for k, slot in enumerate(self.slots):
                 if slot is not None and same(slot.config):
                     return k
         raise ValueError("no slot holds this trial")
 
-    def _collect(self) -> list[tuple[CapacityConfig, CapacityResult]]:
+    def _collect(self) -> list[tuple[Any, Any]]:
         """The trials that stopped since the last look (one host sync)."""
         return self._end(self.rows.ended.nonzero().flatten().tolist())
 
-    def _end(self, indices: list[int]) -> list[tuple[CapacityConfig, CapacityResult]]:
+    def _end(self, indices: list[int]) -> list[tuple[Any, Any]]:
         """The results of the trials in slots `indices`, whose slots are freed."""
         if not indices:
             return []
@@ -437,7 +517,7 @@ class BatchedTrainer:
         for k in indices:
             slot = self.slots[k]
             assert slot is not None
-            result = CapacityResult.of(
+            result = self.objective.result(
                 slot.config,
                 Progress(**{name: row[k] for name, row in rows.items()}),
                 num_params=self.num_params,

@@ -33,6 +33,12 @@ ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 #   cosine:   (1 + cos(pi * s / max_steps)) / 2, from 1 at the first step towards 0 at the end
 #   step:     1, then 0.1 from step max_steps / 2 on, 0.01 from step 3 * max_steps / 4 on
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step")
+# How input and recurrent matrices start (objectives.cells._matrix), init_scale times:
+#   scaled-normal: N(0, 1 / fan_in)     he: N(0, 2 / fan_in)
+#   orthogonal: each gate block a random orthogonal matrix
+#   identity: each recurrent gate block the identity (input matrices scaled-normal)
+# The IRNN's recurrent matrix is the identity whatever the scheme.
+INIT_SCHEMES: tuple[str, ...] = ("scaled-normal", "identity", "orthogonal", "he")
 SEARCHED_ACTIVATION: frozenset[str] = frozenset({"rnn", "ugrnn"})
 MAX_DEPTH = 16
 MAX_B = 10_000_000
@@ -51,12 +57,16 @@ DIMENSIONS: tuple[str, ...] = (
     "grad_clip",
     "max_steps",
     "lr_schedule",  # added later: last, so that older studies' suggest order is unchanged
+    "init_scheme",  # added after lr_schedule
 )
 
 
 # Dimensions added since studies were first stored, with the value every trial of an older
 # study had; a stored space without them reads as fixed to that value.
-ADDED_DIMENSIONS: dict[str, Distribution] = {"lr_schedule": dims.fixed("constant")}
+ADDED_DIMENSIONS: dict[str, Distribution] = {
+    "lr_schedule": dims.fixed("constant"),
+    "init_scheme": dims.fixed("scaled-normal"),
+}
 
 
 def default_depths(arch: str) -> tuple[int, ...]:
@@ -81,6 +91,7 @@ def default_space(arch: str, budget: int, depths: tuple[int, ...]) -> dict[str, 
         "grad_clip": dims.fixed(0.0),
         "max_steps": dims.fixed(2000),
         "lr_schedule": dims.fixed("constant"),
+        "init_scheme": dims.fixed("scaled-normal"),
     }
 
 
@@ -113,6 +124,138 @@ def _check_words(
             raise ValueError(f"{name}: unknown value {v!r}; allowed: {', '.join(allowed)}")
 
 
+def check_training_space(arch: str, space: Mapping[str, BaseDistribution]) -> None:
+    """The checks of the dimensions that every trained task shares (depth, learning rate,
+    init scale, activation, optimizer, gate bias, gradient clip, steps, schedule)."""
+    depth = space["depth"]
+    if not isinstance(depth, CategoricalDistribution):
+        raise ValueError("depth: give a list of depths (e.g. 1,2,4), not a range")
+    for d in depth.choices:
+        if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DEPTH:
+            raise ValueError(f"depth: {d!r} is not an integer in [1, {MAX_DEPTH}]")
+        if arch == "+rnn" and d == 1:
+            raise ValueError(
+                "depth: +rnn is not used at depth 1 (its depth output only mixes in the "
+                "input there); choose depths of 2 or more"
+            )
+    _check_range(space, "learning_rate", 1e-8, 10.0, "(0, 10]")
+    _check_range(space, "init_scale", 1e-6, 100.0, "(0, 100]")
+    _check_range(space, "gate_bias", -20.0, 20.0, "[-20, 20]")
+    _check_range(space, "grad_clip", 0.0, 1e6, "0 (off) or a positive norm")
+    _check_range(space, "max_steps", 1, 10**7, "[1, 10000000]")
+    if any(x != int(x) for x in _numbers("max_steps", space["max_steps"])):
+        raise ValueError("max_steps: must be an integer")
+    _check_words(space, "optimizer", OPTIMIZERS)
+    _check_words(space, "lr_schedule", LR_SCHEDULES)
+    _check_words(space, "init_scheme", INIT_SCHEMES)
+    activation = space["activation"]
+    if arch in SEARCHED_ACTIVATION:
+        _check_words(space, "activation", ACTIVATIONS)
+    elif not (
+        isinstance(activation, CategoricalDistribution)
+        and activation.choices == (default_activation(arch),)
+    ):
+        raise ValueError(
+            f"activation: {arch} uses {default_activation(arch)} only; "
+            f"the activation is searched for {', '.join(sorted(SEARCHED_ACTIVATION))}"
+        )
+    if arch not in GATED and dims.is_searched(space["gate_bias"]):
+        raise ValueError(f"gate_bias: {arch} has no gates; gated cells: {', '.join(sorted(GATED))}")
+
+
+def check_space_names(space: Mapping[str, BaseDistribution], dimensions: tuple[str, ...]) -> None:
+    missing = [d for d in dimensions if d not in space]
+    unknown = [d for d in space if d not in dimensions]
+    if missing or unknown:
+        raise ValueError(
+            f"search space must name exactly {', '.join(dimensions)}; "
+            f"missing {missing}, unknown {unknown}"
+        )
+
+
+def check_tag(tag: str) -> None:
+    if not isinstance(tag, str) or (tag and not all(c.isalnum() or c in "-_." for c in tag)):
+        raise ValueError(f"tag may hold letters, digits, '-', '_' and '.', got {tag!r}")
+
+
+def check_integers(values: tuple[tuple[str, Any, int, int], ...]) -> None:
+    """(name, value, low, high): each value an integer in [low, high]."""
+    for name, value, low, high in values:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+def space_to_attrs(study: Any, task: str) -> dict[str, Any]:
+    """A study's JSON-ready description: the task, every field, the space as Optuna's JSON
+    of each distribution."""
+    attrs: dict[str, Any] = {"task": task}
+    for f in fields(study):
+        value = getattr(study, f.name)
+        if f.name == "space":
+            value = {name: dims.to_attrs(dim) for name, dim in value.items()}
+        attrs[f.name] = value
+    return attrs
+
+
+def study_values(
+    cls: Any, attrs: Mapping[str, Any], added: Mapping[str, Distribution]
+) -> dict[str, Any]:
+    """The fields of a study class read from stored attrs: fields missing there (added
+    since) take their defaults, dimensions missing from the space (`added`) their old
+    value."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in attrs:
+            continue  # a field added since the study was made: its default
+        value = attrs[f.name]
+        if f.name == "space":
+            value = {name: dims.from_attrs(name, d) for name, d in value.items()}
+            for name, dim in added.items():
+                value.setdefault(name, dim)
+        values[f.name] = value
+    return values
+
+
+def parse_overrides(
+    space: dict[str, Distribution],
+    overrides: Mapping[str, Any] | None,
+    dimensions: tuple[str, ...],
+) -> dict[str, Distribution]:
+    """`space` with the dimensions named in `overrides` (name -> spec) replaced."""
+    for name, spec in (overrides or {}).items():
+        if name not in space:
+            raise ValueError(f"unknown search dimension {name!r}; known: {', '.join(dimensions)}")
+        space[name] = dims.parse_dimension(name, spec, space[name])
+    return space
+
+
+def check_training_config(config: Any) -> None:
+    """The checks of the settings every trained task's config shares."""
+    check_arch(config.arch)
+    for name in ("n_in", "hidden_size", "depth", "unroll", "max_steps", "patience"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not config.learning_rate > 0 or not config.init_scale > 0:
+        raise ValueError("learning_rate and init_scale must be positive")
+    if config.grad_clip < 0:
+        raise ValueError(f"grad_clip must be >= 0 (0 is off), got {config.grad_clip}")
+    if config.optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer {config.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule {config.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
+    if config.init_scheme not in INIT_SCHEMES:
+        raise ValueError(f"init_scheme {config.init_scheme!r}; allowed: {', '.join(INIT_SCHEMES)}")
+    if config.activation not in ACTIVATIONS:
+        raise ValueError(f"activation {config.activation!r}; allowed: tanh, relu")
+    if config.arch == "irnn" and config.activation != "relu":
+        raise ValueError("irnn uses relu")
+    if config.arch not in SEARCHED_ACTIVATION | {"irnn"} and config.activation != "tanh":
+        raise ValueError(f"{config.arch} uses tanh")
+    if config.seed < 0:
+        raise ValueError(f"seed must be >= 0, got {config.seed}")
+
+
 @dataclass(frozen=True)
 class CapacityStudy:
     """Everything fixed for one study: the network family, budget, and the search space.
@@ -139,64 +282,22 @@ class CapacityStudy:
 
     def __post_init__(self) -> None:
         check_arch(self.arch)
-        if not isinstance(self.tag, str) or (
-            self.tag and not all(c.isalnum() or c in "-_." for c in self.tag)
-        ):
-            raise ValueError(f"tag may hold letters, digits, '-', '_' and '.', got {self.tag!r}")
-        for name, value, low, high in (
-            ("budget", self.budget, 1, 10**9),
-            ("n_in", self.n_in, 1, 4096),
-            ("unroll", self.unroll, 1, 1000),
-            ("patience", self.patience, 1, 10**7),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-        missing = [d for d in DIMENSIONS if d not in self.space]
-        unknown = [d for d in self.space if d not in DIMENSIONS]
-        if missing or unknown:
-            raise ValueError(
-                f"search space must name exactly {', '.join(DIMENSIONS)}; "
-                f"missing {missing}, unknown {unknown}"
+        check_tag(self.tag)
+        check_integers(
+            (
+                ("budget", self.budget, 1, 10**9),
+                ("n_in", self.n_in, 1, 4096),
+                ("unroll", self.unroll, 1, 1000),
+                ("patience", self.patience, 1, 10**7),
             )
-        space = self.space
-        depth = space["depth"]
-        if not isinstance(depth, CategoricalDistribution):
-            raise ValueError("depth: give a list of depths (e.g. 1,2,4), not a range")
-        for d in depth.choices:
-            if isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= MAX_DEPTH:
-                raise ValueError(f"depth: {d!r} is not an integer in [1, {MAX_DEPTH}]")
-            if self.arch == "+rnn" and d == 1:
-                raise ValueError(
-                    "depth: +rnn is not used at depth 1 (its depth output only mixes in the "
-                    "input there); choose depths of 2 or more"
-                )
+        )
+        check_space_names(self.space, DIMENSIONS)
+        check_training_space(self.arch, self.space)
+        for d in self.depths:
             solve_hidden_size(self.arch, self.n_in, d, self.budget)
-        _check_range(space, "b", 2, MAX_B, f"[2, {MAX_B}]")
-        _check_range(space, "learning_rate", 1e-8, 10.0, "(0, 10]")
-        _check_range(space, "init_scale", 1e-6, 100.0, "(0, 100]")
-        _check_range(space, "gate_bias", -20.0, 20.0, "[-20, 20]")
-        _check_range(space, "grad_clip", 0.0, 1e6, "0 (off) or a positive norm")
-        _check_range(space, "max_steps", 1, 10**7, "[1, 10000000]")
-        for name in ("b", "max_steps"):
-            if any(x != int(x) for x in _numbers(name, space[name])):
-                raise ValueError(f"{name}: must be an integer")
-        _check_words(space, "optimizer", OPTIMIZERS)
-        _check_words(space, "lr_schedule", LR_SCHEDULES)
-        activation = space["activation"]
-        if self.arch in SEARCHED_ACTIVATION:
-            _check_words(space, "activation", ACTIVATIONS)
-        elif not (
-            isinstance(activation, CategoricalDistribution)
-            and activation.choices == (default_activation(self.arch),)
-        ):
-            raise ValueError(
-                f"activation: {self.arch} uses {default_activation(self.arch)} only; "
-                f"the activation is searched for {', '.join(sorted(SEARCHED_ACTIVATION))}"
-            )
-        if self.arch not in GATED and dims.is_searched(space["gate_bias"]):
-            raise ValueError(
-                f"gate_bias: {self.arch} has no gates; gated cells: {', '.join(sorted(GATED))}"
-            )
+        _check_range(self.space, "b", 2, MAX_B, f"[2, {MAX_B}]")
+        if any(x != int(x) for x in _numbers("b", self.space["b"])):
+            raise ValueError("b: must be an integer")
 
     @property
     def name(self) -> str:
@@ -232,29 +333,13 @@ class CapacityStudy:
     def to_attrs(self) -> dict[str, Any]:
         """JSON-ready description, stored as the study's user attrs: every field, the space
         as Optuna's JSON of each distribution."""
-        attrs: dict[str, Any] = {"task": TASK}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "space":
-                value = {name: dims.to_attrs(dim) for name, dim in value.items()}
-            attrs[f.name] = value
-        return attrs
+        return space_to_attrs(self, TASK)
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> CapacityStudy:
         """Read stored attrs, also of studies made by earlier versions (the old space format;
         no tag; no lr_schedule dimension, which was then always constant)."""
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in attrs:
-                continue  # a field added since the study was made: its default
-            value = attrs[f.name]
-            if f.name == "space":
-                value = {name: dims.from_attrs(name, d) for name, d in value.items()}
-                for name, dim in ADDED_DIMENSIONS.items():
-                    value.setdefault(name, dim)
-            values[f.name] = value
-        return cls(**values)
+        return cls(**study_values(cls, attrs, ADDED_DIMENSIONS))
 
 
 def build_study(
@@ -279,11 +364,7 @@ def build_study(
         depths = default_depths(arch)
     if not depths:
         raise ValueError("depths: give at least one depth")
-    space = default_space(arch, budget, depths)
-    for name, spec in (overrides or {}).items():
-        if name not in space:
-            raise ValueError(f"unknown search dimension {name!r}; known: {', '.join(DIMENSIONS)}")
-        space[name] = dims.parse_dimension(name, spec, space[name])
+    space = parse_overrides(default_space(arch, budget, depths), overrides, DIMENSIONS)
     return CapacityStudy(arch=arch, budget=budget, space=space, **settings)
 
 
@@ -305,36 +386,19 @@ class CapacityConfig:
     grad_clip: float = 0.0
     max_steps: int = 2000
     lr_schedule: str = "constant"
+    init_scheme: str = "scaled-normal"
     patience: int = 200
     seed: int = 0
     budget: int | None = None
 
     def __post_init__(self) -> None:
-        check_arch(self.arch)
-        for name in ("n_in", "hidden_size", "depth", "unroll", "max_steps", "patience"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_training_config(self)
         if isinstance(self.b, bool) or not isinstance(self.b, int) or not 2 <= self.b <= MAX_B:
             raise ValueError(f"b must be an integer in [2, {MAX_B}], got {self.b!r}")
-        if not self.learning_rate > 0 or not self.init_scale > 0:
-            raise ValueError("learning_rate and init_scale must be positive")
-        if self.grad_clip < 0:
-            raise ValueError(f"grad_clip must be >= 0 (0 is off), got {self.grad_clip}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule {self.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation {self.activation!r}; allowed: tanh, relu")
-        if self.arch == "irnn" and self.activation != "relu":
-            raise ValueError("irnn uses relu")
-        if self.arch not in SEARCHED_ACTIVATION | {"irnn"} and self.activation != "tanh":
-            raise ValueError(f"{self.arch} uses tanh")
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
+    @property
+    def task(self) -> str:
+        return TASK
 
     @property
     def num_params(self) -> int:
@@ -344,7 +408,7 @@ class CapacityConfig:
         return asdict(self)
 
 
-def _suggest(trial: optuna.trial.BaseTrial, name: str, dim: Distribution) -> Scalar:
+def suggest_value(trial: optuna.trial.BaseTrial, name: str, dim: Distribution) -> Scalar:
     if dim.single():  # fixed: not a trial parameter
         return dims.values(name, dim)[0]
     if isinstance(dim, CategoricalDistribution):
@@ -361,7 +425,7 @@ def suggest_config(
     trial: optuna.trial.BaseTrial, study: CapacityStudy, seed: int
 ) -> CapacityConfig:
     """The only place the capacity task touches Optuna: trial -> frozen config."""
-    values = {name: _suggest(trial, name, study.space[name]) for name in DIMENSIONS}
+    values = {name: suggest_value(trial, name, study.space[name]) for name in DIMENSIONS}
     depth = int(values["depth"])
     return CapacityConfig(
         arch=study.arch,
@@ -378,6 +442,7 @@ def suggest_config(
         grad_clip=float(values["grad_clip"]),
         max_steps=int(values["max_steps"]),
         lr_schedule=str(values["lr_schedule"]),
+        init_scheme=str(values["init_scheme"]),
         patience=study.patience,
         seed=seed,
         budget=study.budget,
@@ -387,6 +452,7 @@ def suggest_config(
 __all__ = [
     "ARCHS",
     "DIMENSIONS",
+    "INIT_SCHEMES",
     "LR_SCHEDULES",
     "OPTIMIZERS",
     "TASK",

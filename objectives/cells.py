@@ -12,7 +12,7 @@ Names per layer l (0-based), input width d, hidden size n, G gate blocks:
     l{l}.w_hc (n, n)    GRU candidate's recurrent weights (after the reset gate)
     l{l}.c0 (1, n)      LSTM learned initial cell state
     proj (n_in, n)      +RNN input projection (no bias: zero input stays zero)
-    out.w (n, 1), out.b (1, 1)  linear readout to one logit
+    out.w (n, n_out), out.b (1, n_out)  linear readout (one logit for the capacity task)
 """
 
 from __future__ import annotations
@@ -32,6 +32,45 @@ def _normal(shape: tuple[int, ...], std: float, generator: torch.Generator) -> T
     return torch.randn(shape, generator=generator) * std
 
 
+def _orthogonal(rows: int, cols: int, generator: torch.Generator) -> Tensor:
+    """A random (rows, cols) matrix with orthonormal columns (rows >= cols) or rows (rows <
+    cols), uniform over such matrices: QR of a Gaussian matrix, signs fixed by R's diagonal."""
+    tall = rows >= cols
+    gaussian = torch.randn((rows, cols) if tall else (cols, rows), generator=generator)
+    q, r = torch.linalg.qr(gaussian)
+    q = q * torch.sign(torch.diagonal(r)).masked_fill(torch.diagonal(r) == 0, 1.0)
+    return q if tall else q.T
+
+
+def _matrix(
+    scheme: str,
+    fan_in: int,
+    blocks: int,
+    n: int,
+    scale: float,
+    generator: torch.Generator,
+    *,
+    recurrent: bool,
+) -> Tensor:
+    """A (fan_in, blocks * n) input or recurrent weight matrix under `scheme` (INIT_SCHEMES in
+    objectives.capacity), `scale` times:
+      scaled-normal: N(0, scale^2 / fan_in)
+      he:            N(0, 2 scale^2 / fan_in)
+      orthogonal:    each (fan_in, n) block a random orthogonal matrix, times scale
+      identity:      recurrent: each (n, n) block scale * I; input: as scaled-normal
+    """
+    shape = (fan_in, blocks * n)
+    if scheme == "scaled-normal" or (scheme == "identity" and not recurrent):
+        return _normal(shape, scale / fan_in**0.5, generator)
+    if scheme == "he":
+        return _normal(shape, scale * (2.0 / fan_in) ** 0.5, generator)
+    if scheme == "orthogonal":
+        return torch.cat([_orthogonal(fan_in, n, generator) for _ in range(blocks)], 1) * scale
+    if scheme == "identity":
+        return torch.eye(n).repeat(1, blocks) * scale
+    raise ValueError(f"unknown init scheme {scheme!r}")
+
+
 def init_params(
     arch: str,
     n_in: int,
@@ -39,32 +78,41 @@ def init_params(
     depth: int,
     init_scale: float,
     generator: torch.Generator,
+    *,
+    n_out: int = 1,
+    scheme: str = "scaled-normal",
 ) -> Params:
-    """Fresh weights: input and recurrent matrices N(0, init_scale^2 / fan_in), biases and
-    initial states zero; the IRNN's recurrent matrix is the identity."""
+    """Fresh weights: input and recurrent matrices by `scheme` (`_matrix`; the default,
+    scaled-normal, is N(0, init_scale^2 / fan_in)), biases and initial states zero; the
+    IRNN's recurrent matrix is the identity under every scheme (that is the IRNN); a readout
+    to `n_out` outputs, N(0, 1 / n). The one initialisation of both trainers."""
     check_arch(arch)
     n = hidden_size
     blocks = GATE_BLOCKS[arch]
     params: Params = {}
+
+    def matrix(fan_in: int, count: int, *, recurrent: bool) -> Tensor:
+        return _matrix(scheme, fan_in, count, n, init_scale, generator, recurrent=recurrent)
+
     if arch == "+rnn":
-        params["proj"] = _normal((n_in, n), init_scale / n_in**0.5, generator)
+        params["proj"] = matrix(n_in, 1, recurrent=False)
     for layer in range(depth):
         d = layer_input_width(arch, n_in, n, layer)
         p = f"l{layer}."
-        params[p + "w_x"] = _normal((d, blocks * n), init_scale / d**0.5, generator)
+        params[p + "w_x"] = matrix(d, blocks, recurrent=False)
         if arch == "irnn":
             params[p + "w_h"] = torch.eye(n)
         elif arch == "gru":
-            params[p + "w_h"] = _normal((n, 2 * n), init_scale / n**0.5, generator)
-            params[p + "w_hc"] = _normal((n, n), init_scale / n**0.5, generator)
+            params[p + "w_h"] = matrix(n, 2, recurrent=True)
+            params[p + "w_hc"] = matrix(n, 1, recurrent=True)
         else:
-            params[p + "w_h"] = _normal((n, blocks * n), init_scale / n**0.5, generator)
+            params[p + "w_h"] = matrix(n, blocks, recurrent=True)
         params[p + "bias"] = torch.zeros(1, blocks * n)
         params[p + "h0"] = torch.zeros(1, n)
         if arch == "lstm":
             params[p + "c0"] = torch.zeros(1, n)
-    params["out.w"] = _normal((n, 1), 1.0 / n**0.5, generator)
-    params["out.b"] = torch.zeros(1, 1)
+    params["out.w"] = _normal((n, n_out), 1.0 / n**0.5, generator)
+    params["out.b"] = torch.zeros(1, n_out)
     return params
 
 
@@ -160,18 +208,19 @@ def initial_state(arch: str, p: Params, layer: int) -> State:
     return (_t(p[pf + "h0"]),)
 
 
-def forward(
+def _readout(
     arch: str,
     params: Params,
     x: Tensor,
     *,
     depth: int,
     unroll: int,
-    activation: str = "tanh",
-    gate_bias: float | Tensor = 1.0,
+    activation: str,
+    gate_bias: float | Tensor,
 ) -> Tensor:
-    """Logits (..., b): input x (..., b, n_in) at the first step only, zero input after,
-    `unroll` steps in all, the last layer's output at the last step read out linearly.
+    """The readout, feature-major (..., n_out, b): input x (..., b, n_in) at the first step
+    only, zero input after, `unroll` steps in all, the last layer's output at the last step
+    read out linearly.
 
     Inside, activations are feature-major, (..., width, b), so that each gate block of the
     pre-activations is one contiguous piece of memory (sample-major, every gate
@@ -187,4 +236,40 @@ def forward(
             out, states[layer] = step(arch, params, layer, states[layer], layer_in, act, gate_bias)
             layer_in = out
     assert out is not None
-    return (_t(params["out.w"]) @ out + params["out.b"]).squeeze(-2)
+    return _t(params["out.w"]) @ out + _t(params["out.b"])
+
+
+def forward(
+    arch: str,
+    params: Params,
+    x: Tensor,
+    *,
+    depth: int,
+    unroll: int,
+    activation: str = "tanh",
+    gate_bias: float | Tensor = 1.0,
+) -> Tensor:
+    """Logits (..., b) of a network with one output (see `outputs`)."""
+    return _readout(
+        arch, params, x, depth=depth, unroll=unroll, activation=activation, gate_bias=gate_bias
+    ).squeeze(-2)
+
+
+def outputs(
+    arch: str,
+    params: Params,
+    x: Tensor,
+    *,
+    depth: int,
+    unroll: int,
+    activation: str = "tanh",
+    gate_bias: float | Tensor = 1.0,
+) -> Tensor:
+    """Outputs (..., b, n_out): input x (..., b, n_in) at the first step only, zero input
+    after, `unroll` steps in all, the last layer's output at the last step read out
+    linearly to the readout's n_out outputs."""
+    return _t(
+        _readout(
+            arch, params, x, depth=depth, unroll=unroll, activation=activation, gate_bias=gate_bias
+        )
+    )

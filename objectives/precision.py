@@ -1,9 +1,10 @@
 """Float32 matmuls at lower precision (TF32 on NVIDIA GPUs: 10 mantissa bits in, float32
-sums), used only where a probe shows that the capacity results stay within tolerance.
+sums), used only where a probe shows that a task's results stay within tolerance.
 
 `objectives.matmul.matmul_precision` sets the precision while a block runs. `probe` trains
 the same trials twice from the same start, at full precision and at the lower one, and
-compares what the capacity score is made of: the error count and the loss.
+compares what the score is made of: the task's measure (capacity: the error count, as a
+fraction of b; per-unit: the fraction reconstructed) and the loss.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from objectives.batched import BatchedTrainer, shape_key
-from objectives.capacity import CapacityConfig
 from objectives.matmul import FULL, PRECISIONS, matmul_precision
+from objectives.objective import objective_of
 
 __all__ = [
     "FULL",
@@ -33,7 +35,9 @@ TOLERANCE = 0.01
 @dataclass(frozen=True)
 class ProbeResult:
     precision: str
-    worst_error_gap: float  # largest |errors - errors at full precision| / b
+    # largest gap of the task's measure (objectives.objective: capacity |errors - errors at
+    # full precision| / b; per-unit, of the fractions reconstructed)
+    worst_error_gap: float
     worst_loss_gap: float  # largest relative gap of the final losses
     tolerance: float
 
@@ -45,11 +49,11 @@ class ProbeResult:
         verdict = "within" if self.within_tolerance else "outside"
         return (
             f"{self.precision} matmuls {verdict} tolerance {self.tolerance:g} "
-            f"(error gap {self.worst_error_gap:.4f} of b, loss gap {self.worst_loss_gap:.2e})"
+            f"(score gap {self.worst_error_gap:.4f}, loss gap {self.worst_loss_gap:.2e})"
         )
 
 
-def probe_trials(config: CapacityConfig, count: int = PROBE_TRIALS) -> list[CapacityConfig]:
+def probe_trials(config: Any, count: int = PROBE_TRIALS) -> list[Any]:
     """Trials like `config` on other data sets, for a probe: early stopping off."""
     return [
         replace(config, seed=config.seed + 7919 * (i + 1), max_steps=PROBE_STEPS, patience=10**7)
@@ -58,14 +62,15 @@ def probe_trials(config: CapacityConfig, count: int = PROBE_TRIALS) -> list[Capa
 
 
 def probe(
-    configs: Sequence[CapacityConfig],
+    configs: Sequence[Any],
     device: str,
     precision: str,
     *,
     tolerance: float = TOLERANCE,
 ) -> ProbeResult:
     """Train `configs` (one shape) twice from the same start, at full float32 matmul
-    precision and at `precision`, and compare every trial's errors and final loss."""
+    precision and at `precision`, and compare every trial's score and final loss."""
+    score_gap = objective_of(configs[0]).gap
     runs = []
     for p in (FULL, precision):
         trainer = BatchedTrainer(
@@ -76,7 +81,7 @@ def probe(
         runs.append([ended[id(slots[i])] for i in sorted(slots)])
     error_gap = loss_gap = 0.0
     for full, low in zip(*runs, strict=True):
-        error_gap = max(error_gap, abs(full.errors - low.errors) / full.b)
+        error_gap = max(error_gap, score_gap(full, low))
         if math.isfinite(full.final_loss) and math.isfinite(low.final_loss):
             gap = abs(full.final_loss - low.final_loss) / max(abs(full.final_loss), 1e-12)
         else:

@@ -54,20 +54,13 @@ class Task(Protocol):
         ...
 
 
-class CapacityTask:
-    """The per-parameter capacity task of Collins et al. (2017)."""
+class TrainedTask:
+    """What every trained task (its trials trained by objectives.training and
+    objectives.batched, with the task's pieces in objectives.objective) does the same way:
+    run, batches, precision probes, checkpoints. Subclasses read their studies and suggest
+    their configs."""
 
-    name = "capacity"
-
-    def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any:
-        from objectives.capacity import CapacityStudy
-
-        return CapacityStudy.from_attrs(attrs)
-
-    def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any:
-        from objectives.capacity import suggest_config
-
-        return suggest_config(trial, study, seed)
+    name: str
 
     @property
     def checkpoint_steps(self) -> int:
@@ -82,14 +75,15 @@ class CapacityTask:
         checkpoint: Checkpoint | None = None,
         every: int | None = None,
     ) -> TrialResult:
-        """`objectives.training.train_capacity`: `checkpoint(steps, best_bits)` every `every`
+        """`objectives.training.train`: `checkpoint(steps, best_value)` every `every`
         optimizer steps (None: its CHECKPOINT_STEPS); False ends the trial, with `pruned`
         True in its result."""
-        from objectives.training import train_capacity
+        from objectives.training import train
 
-        return train_capacity(
+        result: TrialResult = train(
             config, device, checkpoint=checkpoint, every=every or self.checkpoint_steps
         )
+        return result
 
     def batch_key(self, config: Any) -> Any:
         """Trials with equal keys are trained together in one batch."""
@@ -113,6 +107,39 @@ class CapacityTask:
         from objectives.batched import bytes_per_trial
 
         return bytes_per_trial(config)
+
+
+class CapacityTask(TrainedTask):
+    """The per-parameter capacity task of Collins et al. (2017)."""
+
+    name = "capacity"
+
+    def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any:
+        from objectives.capacity import CapacityStudy
+
+        return CapacityStudy.from_attrs(attrs)
+
+    def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any:
+        from objectives.capacity import suggest_config
+
+        return suggest_config(trial, study, seed)
+
+
+class PerUnitTask(TrainedTask):
+    """The per-unit capacity task (memory throughput) of Collins et al. (2017): reconstruct a
+    random input presented T steps before, scored on held-out inputs."""
+
+    name = "per-unit"
+
+    def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any:
+        from objectives.per_unit import PerUnitStudy
+
+        return PerUnitStudy.from_attrs(attrs)
+
+    def suggest(self, trial: optuna.trial.BaseTrial, study: Any, seed: int) -> Any:
+        from objectives.per_unit import suggest_config
+
+        return suggest_config(trial, study, seed)
 
 
 class PrecisionVerdict(Protocol):
@@ -227,7 +254,11 @@ class CalibrationTask:
         return 1
 
 
-TASKS: dict[str, Callable[[], Task]] = {"capacity": CapacityTask, "calibration": CalibrationTask}
+TASKS: dict[str, Callable[[], Task]] = {
+    "capacity": CapacityTask,
+    "per-unit": PerUnitTask,
+    "calibration": CalibrationTask,
+}
 
 
 def get_task(name: str) -> Task:

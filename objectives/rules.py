@@ -1,26 +1,33 @@
-"""The rules of a capacity trial, written once for both trainers: its data set, its
-learning-rate schedule, when it stops, which step's score it keeps, what divergence and
-pruning do, and the record it ends with.
+"""The rules of a trial, written once for both trainers and both trained tasks: the capacity
+task's data set, the learning-rate schedule, when a trial stops, which step's score it keeps,
+what divergence and pruning do, and the record it ends with. The task's own pieces (data
+sets, loss, what a step scores) are `objectives.objective`'s.
 
 A trial's progress is a set of rows (`Progress`): python scalars for one trial trained by
-`objectives.training.train_capacity`, or (K,) tensors for K trials in
+`objectives.training.train`, or (K,) tensors for K trials in
 `objectives.batched.BatchedTrainer`, updated in place on the device there. `observe`,
 `advance`, `lr_factor` and `prune` are the rules; they use only operators that python scalars
 and tensors share, and the functions of `Ops` (HOST or DEVICE) where the two differ.
 
-Each step: the loss and the error count of the current weights are observed, then the trial
-either stops or takes an optimizer step, at its learning rate times `lr_factor`.
+Each step: the loss and the score of the current weights are observed, then the trial
+either stops or takes an optimizer step, at its learning rate times `lr_factor`. The task
+says what a step scores, as three numbers: the score (higher is better; a trial starts from
+its task's chance score), what is kept with the best score (the task's measure there), and
+whether the trial is done (nothing left to learn).
 - The score kept is the best seen over training, each measured on the weights of its step.
-  Bits are b * (1 - H2(errors / b)) (`objectives.metric`), which for a fixed b grows with the
-  distance of the error count from chance, |2 * errors - b|; so the rows keep the best
-  distance (an integer, exact on any device) and the error count there, and the bits are
-  computed once, from that count, in the result record.
-- A trial stops when every sample is right, after `max_steps` optimizer steps, when it has
-  made no progress for `patience` steps, or when its loss is not finite (NaN or inf).
-- Progress is a better score, or a loss below the lowest loss seen by more than
-  `LOSS_MARGIN` (relative): a trial whose bits plateau while its loss still falls is not
-  stopped by patience. The lowest loss kept moves only by such a margin, so a loss that
-  creeps down by less per step still counts once its fall adds up to the margin.
+  The capacity task's bits are b * (1 - H2(errors / b)) (`objectives.metric`), which for a
+  fixed b grows with the distance of the error count from chance, |2 * errors - b|; so its
+  score is that distance (an integer, exact on any device), what it keeps is the error count
+  there, and the bits are computed once, from that count, in the result record. The per-unit
+  task's score is the held-out fraction reconstructed, kept as it is.
+- A trial stops when it is done (capacity: every sample right), after `max_steps` optimizer
+  steps, when it has made no progress for `patience` steps, or when its loss is not finite
+  (NaN or inf).
+- Progress is a score more than the trial's `margin` above the score it last progressed
+  from (capacity: margin 0, any better score), or a loss below the lowest loss seen by more
+  than `LOSS_MARGIN` (relative): a trial whose score plateaus while its loss still falls is
+  not stopped by patience. The marks move only by such a margin, so a loss (or score) that
+  creeps by less per step still counts once its change adds up to the margin.
 - A trial whose loss turns NaN or inf has diverged: it stops, is marked `diverged`, and keeps
   the best score it reached before (chance, if no step before scored better).
 - A trial can be ended early from outside (`prune`, for a pruner): it keeps its best score so
@@ -32,13 +39,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from objectives.capacity import LR_SCHEDULES, CapacityConfig
 from objectives.metric import bits_per_param, mutual_information_bits
+from objectives.per_unit import PerUnitConfig
 
 
 def make_dataset(b: int, n_in: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -83,11 +91,29 @@ DEVICE = Ops(
 LOSS_MARGIN = 1e-4
 
 
+class Start(NamedTuple):
+    """Where a trial's score starts (its task's chance), and its patience margin."""
+
+    score: float
+    kept: float
+    margin: float = 0.0
+
+
+def capacity_score(errors: Any, b: Any) -> tuple[Any, Any, Any]:
+    """What a capacity step scores (score, kept, done): the distance of its error count from
+    chance, the count, and whether every sample is right. Scalars or tensors."""
+    return abs(2 * errors - b), errors, errors == 0
+
+
+def capacity_start(config: CapacityConfig) -> Start:
+    """Chance: b // 2 errors, distance 0 (b odd: a little above chance, as it must be)."""
+    return Start(score=0, kept=config.b // 2)
+
+
 @dataclass
 class Progress:
     """Where trials stand: each field a python scalar (one trial) or a (K,) tensor."""
 
-    b: Any  # samples
     patience: Any
     max_steps: Any
     active: Any  # still training
@@ -97,16 +123,19 @@ class Progress:
     schedule: Any  # learning-rate schedule: its index in LR_SCHEDULES
     steps: Any  # optimizer steps taken
     since_best: Any  # steps since the score or the loss last improved
-    best_distance: Any  # best |2 * errors - b| seen: 0 is chance, b is every sample right
-    best_errors: Any  # the error count there
+    best_score: Any  # best score seen (the task's chance at first)
+    best_kept: Any  # what the task keeps there (capacity: the error count)
+    margin: Any  # how far a score must rise above `score_mark` to be progress
+    score_mark: Any  # the score patience last counted progress from
     best_loss: Any  # lowest loss seen (moved only by more than LOSS_MARGIN)
     last_loss: Any  # loss of the last step observed
 
     @classmethod
-    def start(cls, config: CapacityConfig) -> Progress:
-        """One trial, as python scalars."""
+    def start(cls, config: Any, start: Start | None = None) -> Progress:
+        """One trial, as python scalars, from `start` (default: the capacity task's)."""
+        if start is None:
+            start = capacity_start(config)
         return cls(
-            b=config.b,
             patience=config.patience,
             max_steps=config.max_steps,
             active=True,
@@ -116,8 +145,10 @@ class Progress:
             schedule=LR_SCHEDULES.index(config.lr_schedule),
             steps=0,
             since_best=0,
-            best_distance=0,
-            best_errors=config.b // 2,
+            best_score=start.score,
+            best_kept=start.kept,
+            margin=start.margin,
+            score_mark=start.score,
             best_loss=math.inf,
             last_loss=math.nan,
         )
@@ -135,13 +166,14 @@ class Progress:
         return cls(
             **{f.name: zeros(torch.long) for f in fields(cls)}
             | {name: zeros(torch.bool) for name in _FLAGS}
+            | {name: zeros(torch.float64) for name in _SCORES}
             | {name: full(value) for name, value in _EMPTY_LOSSES.items()}
         )
 
-    def set_row(self, index: int, config: CapacityConfig) -> None:
-        """Row `index` of tensor rows starts `config`."""
+    def set_row(self, index: int, config: Any, start: Start | None = None) -> None:
+        """Row `index` of tensor rows starts `config` (from `start`, as `Progress.start`)."""
         with torch.no_grad():
-            for name, value in asdict(Progress.start(config)).items():
+            for name, value in asdict(Progress.start(config, start)).items():
                 getattr(self, name)[index] = value
 
     def tensors(self) -> list[Tensor]:
@@ -169,6 +201,7 @@ class Progress:
 
 
 _FLAGS = ("active", "ended", "diverged", "pruned")
+_SCORES = ("best_score", "best_kept", "margin", "score_mark")
 _EMPTY_LOSSES = {"best_loss": math.inf, "last_loss": math.nan}
 _COSINE, _STEP = LR_SCHEDULES.index("cosine"), LR_SCHEDULES.index("step")
 
@@ -189,24 +222,24 @@ def lr_factor(progress: Progress, ops: Ops) -> Any:
     return ops.where(schedule == _COSINE, cosine, ops.where(schedule == _STEP, decayed, one))
 
 
-def observe(progress: Progress, loss: Any, errors: Any, ops: Ops) -> Any:
-    """The rules for one step's loss and error count of every active trial: keep the best
-    score, decide who stops. Returns which trials take an optimizer step (see `advance`)."""
+def observe(progress: Progress, loss: Any, score: Any, kept: Any, done: Any, ops: Ops) -> Any:
+    """The rules for one step's loss and score (score, kept, done: see the module docstring)
+    of every active trial: keep the best score, decide who stops. Returns which trials take
+    an optimizer step (see `advance`)."""
     p = progress
     active = p.active
     finite = ops.isfinite(loss)
-    distance = abs(2 * errors - p.b)
-    improved = active & finite & (distance > p.best_distance)
+    improved = active & finite & (score > p.best_score)
+    risen = active & finite & (score > p.score_mark + p.margin)
     # inf * (1 - margin) is inf: any finite first loss is progress.
     lower = active & finite & (loss < p.best_loss * (1 - LOSS_MARGIN))
-    p._set("best_distance", ops.where(improved, distance, p.best_distance))
-    p._set("best_errors", ops.where(improved, errors, p.best_errors))
+    p._set("best_score", ops.where(improved, score, p.best_score))
+    p._set("best_kept", ops.where(improved, kept, p.best_kept))
+    p._set("score_mark", ops.where(risen, score, p.score_mark))
     p._set("best_loss", ops.where(lower, loss, p.best_loss))
-    p._set("since_best", ops.where(improved | lower, 0, p.since_best + active))
+    p._set("since_best", ops.where(risen | lower, 0, p.since_best + active))
     not_finite = ops.negate(finite)
-    stop = active & (
-        not_finite | (errors == 0) | (p.since_best >= p.patience) | (p.steps >= p.max_steps)
-    )
+    stop = active & (not_finite | done | (p.since_best >= p.patience) | (p.steps >= p.max_steps))
     p._set("diverged", p.diverged | (active & not_finite))
     p._set("last_loss", ops.where(active, loss, p.last_loss))
     train = active & ops.negate(stop)
@@ -299,7 +332,7 @@ class CapacityResult:
         """The record of one trial's ended progress (python scalars)."""
         return cls.scored(
             config,
-            errors=int(progress.best_errors),
+            errors=int(progress.best_kept),
             num_params=num_params,
             steps=int(progress.steps),
             seconds=seconds,
@@ -313,6 +346,64 @@ class CapacityResult:
     def value(self) -> float:
         """What the study maximises: the bits stored."""
         return self.bits
+
+    def to_attrs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PerUnitResult:
+    """The record of a per-unit trial: the best held-out fraction reconstructed it reached
+    (objectives.per_unit), and the numbers of its input that this amounts to."""
+
+    fraction_reconstructed: float
+    numbers_stored: float
+    num_params: int
+    hidden_size: int
+    depth: int
+    n_in: int
+    samples: int
+    eval_samples: int
+    steps: int
+    seconds: float
+    device: str
+    diverged: bool
+    final_loss: float  # the training set's mean squared error at the last step observed
+    pruned: bool = False  # ended early from outside (a pruner); its best so far
+
+    @classmethod
+    def of(
+        cls,
+        config: PerUnitConfig,
+        progress: Progress,
+        *,
+        num_params: int,
+        seconds: float,
+        device: str,
+    ) -> PerUnitResult:
+        """The record of one trial's ended progress (python scalars)."""
+        fraction = float(progress.best_kept)
+        return cls(
+            fraction_reconstructed=fraction,
+            numbers_stored=fraction * config.n_in,
+            num_params=num_params,
+            hidden_size=config.hidden_size,
+            depth=config.depth,
+            n_in=config.n_in,
+            samples=config.samples,
+            eval_samples=config.eval_samples,
+            steps=int(progress.steps),
+            seconds=seconds,
+            device=device,
+            diverged=bool(progress.diverged),
+            final_loss=float(progress.last_loss),
+            pruned=bool(progress.pruned),
+        )
+
+    @property
+    def value(self) -> float:
+        """What the study maximises: the fraction of the input variance reconstructed."""
+        return self.fraction_reconstructed
 
     def to_attrs(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,25 +1,30 @@
-"""Training for the capacity task: memorise a random data set, score it in bits.
+"""Training of one trial, for every trained task (the capacity task: memorise a random data
+set, score it in bits; the per-unit task: carry an input through T steps, score the
+held-out fraction reconstructed).
 
-Runs without Optuna: it takes a frozen `CapacityConfig` and returns a `CapacityResult`.
+Runs without Optuna: it takes a frozen config (`CapacityConfig`, `PerUnitConfig`) and
+returns its task's result record.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from objectives.capacity import CHECKPOINT_STEPS, CapacityConfig
-from objectives.cells import Params, forward, init_params, num_params
+from objectives.cells import Params, init_params, num_params, outputs
+from objectives.objective import objective_of
+from objectives.per_unit import PerUnitConfig
 from objectives.rules import (
     HOST,
     CapacityResult,
+    PerUnitResult,
     Progress,
     advance,
-    best_bits,
     lr_factor,
     make_dataset,
     observe,
@@ -33,10 +38,12 @@ __all__ = [
     "count_errors",
     "make_dataset",
     "make_optimizer",
+    "train",
     "train_capacity",
+    "train_per_unit",
 ]
 
-# A checkpoint: called with (optimizer steps taken, best bits so far); False ends the trial.
+# A checkpoint: called with (optimizer steps taken, best value so far); False ends the trial.
 Checkpoint = Callable[[int, float], bool]
 
 
@@ -60,31 +67,37 @@ def _move(params: Params, device: torch.device) -> Params:
     return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
 
 
-def train_capacity(
-    config: CapacityConfig,
+def train(
+    config: Any,
     device: str = "cpu",
     checkpoint: Checkpoint | None = None,
     every: int = CHECKPOINT_STEPS,
-) -> CapacityResult:
-    """Full-batch training on the memorised set until neither score nor loss has improved for
-    `patience` steps, every sample is right, or `max_steps` is reached.
+) -> Any:
+    """Full-batch training of one trial of any trained task (its pieces:
+    `objectives.objective`) until neither score nor loss has improved for `patience` steps,
+    the task says it is done, or `max_steps` is reached; its task's result record.
 
     The rules (learning-rate schedule, stopping, the score kept, divergence) are
     `objectives.rules`', shared with `objectives.batched.BatchedTrainer`; here they run on
     python scalars, one host sync a step, which on a CPU is cheaper than their K = 1 tensor
     form (see benchmarks/batched_throughput.py --k1).
 
-    `checkpoint`, for a pruner: called as `checkpoint(steps, best_bits)` after every `every`
+    `checkpoint`, for a pruner: called as `checkpoint(steps, best_value)` after every `every`
     optimizer steps while the trial still has steps to go (steps < max_steps), with the best
-    bits so far. If it returns False, training stops at once; the result has `pruned` True
-    and the best bits so far.
+    value so far (capacity: bits). If it returns False, training stops at once; the result
+    has `pruned` True and the best value so far.
     """
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
     start = time.perf_counter()
+    objective = objective_of(config)
     dev = torch.device(device)
-    x, y = make_dataset(config.b, config.n_in, config.seed)
-    x, y = x.to(dev), y.to(dev)
+    data = objective.data(config)
+    x, y = data.x.to(dev), data.y.to(dev)
+    if data.x_eval is None or data.y_eval is None:
+        x_eval, y_eval = x, y
+    else:
+        x_eval, y_eval = data.x_eval.to(dev), data.y_eval.to(dev)
     init_generator = torch.Generator().manual_seed(config.seed + 1)
     params = _move(
         init_params(
@@ -94,6 +107,8 @@ def train_capacity(
             config.depth,
             config.init_scale,
             init_generator,
+            n_out=objective.n_out(config.n_in),
+            scheme=config.init_scheme,
         ),
         dev,
     )
@@ -101,22 +116,26 @@ def train_capacity(
     leaves = list(params.values())
     optimizer = make_optimizer(config.optimizer, leaves, config.learning_rate)
 
-    def logits_now() -> Tensor:
-        return forward(
+    def outputs_of(inputs: Tensor) -> Tensor:
+        return outputs(
             config.arch,
             params,
-            x,
+            inputs,
             depth=config.depth,
             unroll=config.unroll,
             activation=config.activation,
             gate_bias=config.gate_bias,
         )
 
-    progress = Progress.start(config)
+    norm = int(data.norm) if data.x_eval is None else data.norm  # capacity: b, exactly
+    progress = Progress.start(config, objective.start(config))
     while progress.active:
-        logits = logits_now()
-        loss = F.binary_cross_entropy_with_logits(logits, y)
-        train = observe(progress, loss.item(), count_errors(logits.detach(), y), HOST)
+        out = outputs_of(x)
+        loss = objective.loss(out, y, None, None)
+        with torch.no_grad():
+            scored = outputs_of(x_eval) if objective.held_out else out
+            score, kept, done = objective.score(scored, y_eval, None, norm)
+        train = observe(progress, loss.item(), score.item(), kept.item(), bool(done), HOST)
         if not train:
             break
         optimizer.zero_grad(set_to_none=True)
@@ -129,13 +148,39 @@ def train_capacity(
         advance(progress, train)
         steps = progress.steps
         if checkpoint is not None and steps % every == 0 and steps < config.max_steps:
-            if not checkpoint(steps, best_bits(config.b, progress.best_errors)):
+            if not checkpoint(steps, objective.best_value(config, progress.best_kept)):
                 prune(progress, True, HOST)
 
-    return CapacityResult.of(
+    return objective.result(
         config,
         progress,
         num_params=count,
         seconds=time.perf_counter() - start,
         device=str(dev),
     )
+
+
+def train_capacity(
+    config: CapacityConfig,
+    device: str = "cpu",
+    checkpoint: Checkpoint | None = None,
+    every: int = CHECKPOINT_STEPS,
+) -> CapacityResult:
+    """`train` for the capacity task: full-batch training on the memorised set, until every
+    sample is right, or as `train` says; `checkpoint(steps, best_bits)`."""
+    result = train(config, device, checkpoint, every)
+    assert isinstance(result, CapacityResult)
+    return result
+
+
+def train_per_unit(
+    config: PerUnitConfig,
+    device: str = "cpu",
+    checkpoint: Checkpoint | None = None,
+    every: int = CHECKPOINT_STEPS,
+) -> PerUnitResult:
+    """`train` for the per-unit task: full-batch training on its training set, scored on its
+    held-out set; `checkpoint(steps, best_fraction_reconstructed)`."""
+    result = train(config, device, checkpoint, every)
+    assert isinstance(result, PerUnitResult)
+    return result

@@ -9,7 +9,9 @@ from objectives import rules
 from objectives.batched import BatchedTrainer, batch_group, shape_key
 from objectives.capacity import LR_SCHEDULES, CapacityConfig
 from objectives.metric import mutual_information_bits
-from objectives.training import train_capacity
+from objectives.per_unit import PerUnitConfig
+from objectives.rules import PerUnitResult
+from objectives.training import train_capacity, train_per_unit
 
 
 def _configs(
@@ -321,3 +323,102 @@ def test_progress_and_stop():
             plain[seed].final_loss,
         )
     assert trainer.progress() == []
+
+
+# -- the per-unit task through the same trainer ---------------------------------------------
+
+
+def _per_unit_configs(
+    arch: str, optimizer: str, lr: float, k: int = 4, lr_schedule: str = "constant"
+) -> list[PerUnitConfig]:
+    """Trials of one shape whose training and held-out sets differ in size (so both are
+    padded and masked in a batch), with their own rates, scales, gate biases and clips."""
+    return [
+        PerUnitConfig(
+            arch=arch,
+            n_in=6,
+            hidden_size=8,
+            depth=2,
+            unroll=3,
+            samples=40 + 25 * i,
+            eval_samples=30 + 15 * i,
+            learning_rate=lr * (0.6 + 0.2 * i),
+            init_scale=0.8 + 0.1 * i,
+            optimizer=optimizer,
+            gate_bias=0.5 + 0.25 * i,
+            grad_clip=(0.5 if i % 2 else 0.0),
+            max_steps=40,
+            lr_schedule=lr_schedule,
+            patience=1000,
+            seed=10 + i,
+        )
+        for i in range(k)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arch", "optimizer", "lr", "schedule"),
+    [
+        ("rnn", "adam", 0.005, "constant"),
+        ("lstm", "adam", 0.005, "cosine"),
+        ("gru", "rmsprop", 0.002, "step"),
+        ("ugrnn", "sgd", 0.05, "constant"),
+        ("+rnn", "adagrad", 0.03, "cosine"),
+    ],
+)
+def test_per_unit_batched_equals_one_by_one(arch, optimizer, lr, schedule):
+    configs = _per_unit_configs(arch, optimizer, lr, lr_schedule=schedule)
+    batched = _batched(configs)
+    for c in configs:
+        alone = train_per_unit(c)
+        together = batched[c.seed]
+        assert isinstance(together, PerUnitResult)
+        assert (together.steps, together.num_params) == (alone.steps, alone.num_params)
+        assert not together.diverged and together.num_params == c.num_params
+        assert together.fraction_reconstructed > 0
+        assert together.fraction_reconstructed == pytest.approx(
+            alone.fraction_reconstructed, rel=1e-4, abs=1e-6
+        )
+        assert together.final_loss == pytest.approx(alone.final_loss, rel=1e-4)
+
+
+def test_per_unit_batch_progress_stop_and_resize():
+    """A pruner's view of a per-unit batch is the fraction reconstructed so far; a stopped
+    trial keeps it; the others, moved into a smaller batch, end as they would have."""
+    configs = [
+        PerUnitConfig(**{**c.__dict__, "max_steps": 30})
+        for c in _per_unit_configs("lstm", "adam", 0.01)
+    ]
+    plain = _batched(configs)
+    trainer = BatchedTrainer(shape_key(configs[0]), 4)
+    for c in configs:
+        trainer.add(c)
+    assert [v for _, _, v in trainer.progress()] == [0.0] * 4
+    trainer.run(10)
+    stand = trainer.progress()
+    assert [steps for _, steps, _ in stand] == [10] * 4 and all(v > 0 for _, _, v in stand)
+    stopped = trainer.stop(configs[3])  # the largest sets: the padding shrinks below
+    assert stopped.pruned and stopped.steps == 10
+    assert stopped.fraction_reconstructed == stand[3][2]
+    trainer.resize(3)
+    assert (trainer.max_b, trainer.max_eval) == (configs[2].samples, configs[2].eval_samples)
+    rest = dict((c.seed, r) for c, r in trainer.run(10_000))
+    for seed, result in rest.items():
+        assert (result.steps, result.pruned) == (plain[seed].steps, False)
+        assert result.fraction_reconstructed == pytest.approx(
+            plain[seed].fraction_reconstructed, rel=1e-6
+        )
+
+
+def test_tasks_do_not_share_batches():
+    per_unit = _per_unit_configs("rnn", "adam", 0.01, k=1)[0]
+    capacity = CapacityConfig(
+        **{k: v for k, v in per_unit.__dict__.items() if k not in ("samples", "eval_samples")},
+        b=per_unit.samples,
+    )
+    assert shape_key(capacity) != shape_key(per_unit)
+    assert batch_group(capacity)[1] == batch_group(per_unit)[1]
+    assert "per-unit" in str(shape_key(per_unit)) and "per-unit" not in str(shape_key(capacity))
+    trainer = BatchedTrainer(shape_key(per_unit), 2)
+    with pytest.raises(ValueError, match="in a batch of"):
+        trainer.add(capacity)

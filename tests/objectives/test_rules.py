@@ -16,6 +16,7 @@ from objectives.rules import (
     CapacityResult,
     Progress,
     advance,
+    capacity_score,
     lr_factor,
     observe,
     prune,
@@ -55,7 +56,7 @@ def _run_host(trial):
     (patience, max_steps, b), seen = trial
     progress = Progress.start(capacity_config(b=b, patience=patience, max_steps=max_steps))
     for loss, errors in seen:
-        train = observe(progress, loss, errors, HOST)
+        train = observe(progress, loss, *capacity_score(errors, b), HOST)
         if not train:
             break
         advance(progress, train)
@@ -68,10 +69,12 @@ def test_one_trial_and_a_batch_follow_the_same_rules():
     for i, ((patience, max_steps, b), _) in enumerate(TRIALS):
         rows.set_row(i, capacity_config(b=b, patience=patience, max_steps=max_steps))
     length = max(len(seen) for _, seen in TRIALS)
+    b = torch.tensor([b for (_, _, b), _ in TRIALS] + [0], dtype=torch.float64)
     for step in range(length):
         loss = [s[step][0] if step < len(s) else 0.0 for _, s in TRIALS] + [0.0]
-        errors = [s[step][1] if step < len(s) else 0 for _, s in TRIALS] + [0]
-        train = observe(rows, torch.tensor(loss, dtype=torch.float64), torch.tensor(errors), DEVICE)
+        errors = torch.tensor([s[step][1] if step < len(s) else 0 for _, s in TRIALS] + [0])
+        scored = capacity_score(errors, b)
+        train = observe(rows, torch.tensor(loss, dtype=torch.float64), *scored, DEVICE)
         advance(rows, train)
     assert not rows.active.any()
     assert rows.ended.tolist() == [True] * k + [False]
@@ -83,8 +86,9 @@ def test_one_trial_and_a_batch_follow_the_same_rules():
             "pruned",
             "steps",
             "since_best",
-            "best_distance",
-            "best_errors",
+            "best_score",
+            "best_kept",
+            "score_mark",
             "best_loss",
         ):
             assert getattr(rows, name)[i].item() == getattr(alone, name), (i, name)
@@ -95,14 +99,14 @@ def test_one_trial_and_a_batch_follow_the_same_rules():
 
 def test_what_each_trial_ends_with():
     ends = [_run_host(t) for t in TRIALS]
-    assert (ends[0].best_errors, ends[0].steps, ends[0].diverged) == (3, 6, False)
-    assert (ends[1].best_errors, ends[1].steps) == (0, 2)
-    assert (ends[2].best_errors, ends[2].steps) == (8, 3)
-    assert ends[3].diverged and ends[3].steps == 1 and ends[3].best_errors == 4
+    assert (ends[0].best_kept, ends[0].steps, ends[0].diverged) == (3, 6, False)
+    assert (ends[1].best_kept, ends[1].steps) == (0, 2)
+    assert (ends[2].best_kept, ends[2].steps) == (8, 3)
+    assert ends[3].diverged and ends[3].steps == 1 and ends[3].best_kept == 4
     assert ends[4].diverged and ends[4].steps == 0
     # 6 errors of 11 are as far from chance as 5: not better, so the first is kept
-    assert (ends[5].best_errors, ends[5].steps) == (5, 2)
-    assert (ends[6].best_errors, ends[6].steps, ends[6].best_loss) == (3, 6, 0.3)
+    assert (ends[5].best_kept, ends[5].steps) == (5, 2)
+    assert (ends[6].best_kept, ends[6].steps, ends[6].best_loss) == (3, 6, 0.3)
     assert (ends[7].steps, ends[7].best_loss) == (4, 0.49994)
 
 
@@ -155,12 +159,12 @@ def test_pruned_trials_end_with_their_best_score():
     for k in range(3):
         rows.set_row(k, capacity_config(b=10))
     for loss, errors in [(0.7, 4), (0.6, 2), (0.6, 3)]:
-        advance(one, observe(one, loss, errors, HOST))
-        e = torch.tensor([errors] * 3)
-        advance(rows, observe(rows, torch.tensor([loss] * 3, dtype=torch.float64), e, DEVICE))
+        advance(one, observe(one, loss, *capacity_score(errors, 10), HOST))
+        e = capacity_score(torch.tensor([errors] * 3), 10)
+        advance(rows, observe(rows, torch.tensor([loss] * 3, dtype=torch.float64), *e, DEVICE))
     prune(one, True, HOST)
     prune(rows, torch.tensor([False, True, False]), DEVICE)
-    assert (one.active, one.ended, one.pruned, one.best_errors, one.steps) == (
+    assert (one.active, one.ended, one.pruned, one.best_kept, one.steps) == (
         False,
         True,
         True,
