@@ -153,7 +153,8 @@ def test_note_describes_searched_and_fixed_dimensions():
             "**Search** (gp, target 5 trials): `depth` {1, 2}; `b` [1000, 32000] log; "
             "`learning_rate` [0.0001, 0.1] log; `init_scale` [0.1, 3] log; "
             "`optimizer` {adam, sgd}; `gate_bias` [0, 3]. Fixed: `activation` = tanh; "
-            "`grad_clip` = 0.0; `max_steps` = 2000; `lr_schedule` = constant." in text
+            "`grad_clip` = 0.0; `max_steps` = 2000; `lr_schedule` = constant; "
+            "`init_scheme` = scaled-normal." in text
         ), text
 
 
