@@ -294,18 +294,21 @@ def _export_args(parser: argparse.ArgumentParser) -> None:
         default="best",
         choices=TABLES,
         help="best (one row per study and depth), fits (bits per parameter per "
-        "arch and depth), multipliers (arch against arch), or all",
+        "arch and depth), multipliers (arch against arch), per-unit (best fraction "
+        "reconstructed per per-unit study and depth), or all",
     )
     parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
     _selection_args(parser)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from hpsearch.export import best_rows, fit_rows, multipliers
-    from hpsearch.render import best_table, fits_table, multipliers_table, render
+    from hpsearch.export import best_rows, fit_rows, multipliers, per_unit_rows
+    from hpsearch.render import best_table, fits_table, multipliers_table, per_unit_table, render
 
     if args.table == "all" and args.format == "csv":
-        raise HpsearchError("csv holds one table: choose --table best, fits or multipliers")
+        raise HpsearchError(
+            "csv holds one table: choose --table best, fits, multipliers or per-unit"
+        )
     if args.out is not None and not args.out.parent.exists():
         raise HpsearchError(f"--out {args.out}: folder {args.out.parent} does not exist")
     selection = _selection(args)
@@ -315,10 +318,12 @@ def _export(args: argparse.Namespace) -> int:
         "best": lambda: [best_table(rows)],
         "fits": lambda: [fits_table(fit_rows(rows))],
         "multipliers": lambda: [multipliers_table(multipliers(rows))],
+        "per-unit": lambda: [per_unit_table(per_unit_rows(storage, selection))],
         "all": lambda: [
             best_table(rows),
             fits_table(fit_rows(rows)),
             multipliers_table(multipliers(rows)),
+            per_unit_table(per_unit_rows(storage, selection)),
         ],
     }[args.table]()
     text = render(tables, args.format)
@@ -367,7 +372,12 @@ def _report_args(parser: argparse.ArgumentParser) -> None:
 
     _storage_arg(parser)
     parser.add_argument(
-        "--out", type=Path, required=True, help="folder for report.md and its figures"
+        "--out", type=Path, required=True, help="folder for the report and its figures"
+    )
+    parser.add_argument(
+        "--name",
+        default="report.md",
+        help="the markdown file's name in that folder (default report.md)",
     )
     parser.add_argument(
         "--min-trials",
@@ -384,6 +394,9 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.min_trials < 1:
         raise HpsearchError(f"--min-trials must be positive, got {args.min_trials}")
+    name: str = args.name
+    if Path(name).name != name or not name.endswith(".md"):
+        raise HpsearchError(f"--name {name!r}: give a file name ending in .md, without a folder")
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise HpsearchError(f"--out {out}: not a folder")
@@ -401,7 +414,7 @@ def _report(args: argparse.Namespace) -> int:
     report = collect_report(storage, url, args.min_trials)
     try:
         out.mkdir(exist_ok=True)
-        written = write_report(report, out)
+        written = write_report(report, out, name)
     except OSError as e:
         raise HpsearchError(f"cannot write into {out}: {e.strerror}") from None
     for path in written:

@@ -15,7 +15,7 @@ from hpsearch.errors import HpsearchError
 from hpsearch.export import BestRow, FitRow, Multipliers, PerUnitRow
 
 FORMATS: tuple[str, ...] = ("md", "csv", "json", "latex")
-TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "all")
+TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "per-unit", "all")
 
 
 @dataclass(frozen=True)

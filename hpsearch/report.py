@@ -390,13 +390,13 @@ _DRAW = {
 }
 
 
-def write_report(report: Report, out: Path) -> list[Path]:
-    """Write the figures and report.md into the folder `out` (which must exist); returns the
-    files written, report.md last."""
+def write_report(report: Report, out: Path, name: str = REPORT_FILE) -> list[Path]:
+    """Write the figures and the markdown file `name` (default report.md) into the folder
+    `out` (which must exist); returns the files written, the markdown last."""
     written = []
-    for name in report.figures:
-        _DRAW[name](report, out / name)
-        written.append(out / name)
-    (out / REPORT_FILE).write_text(render_markdown(report))
-    written.append(out / REPORT_FILE)
+    for figure in report.figures:
+        _DRAW[figure](report, out / figure)
+        written.append(out / figure)
+    (out / name).write_text(render_markdown(report))
+    written.append(out / name)
     return written

@@ -345,6 +345,13 @@ def test_report_command_end_to_end(sqlite_url, tmp_path):
     assert re.search(r"- Storage: `sqlite:///.*hpsearch\.db`", text)
     assert "| 6a |" in text and text.count("| agrees |") == 9
     assert done.stdout.split()[-1] == str(out / "report.md")
+    named = hpsearch(
+        "report",
+        *("--storage", sqlite_url, "--out", str(out), "--min-trials", "3"),
+        *("--name", "results.md"),
+    )
+    assert named.returncode == 0, named.stderr
+    assert (out / "results.md").read_text() == text
 
 
 def _fails(argv, capsys, match):
@@ -372,6 +379,11 @@ def test_report_bad_input(sqlite_url, tmp_path, capsys):
         capsys,
         "--min-trials must be positive",
     )
+    _fails(
+        ["report", "--storage", sqlite_url, "--out", str(out), "--name", "../x.md"],
+        capsys,
+        "give a file name ending in .md",
+    )
     _fails(["report", "--storage", "foo://bar", "--out", str(out)], capsys, "unsupported database")
     missing = f"sqlite:///{tmp_path / 'absent.db'}"
     _fails(["report", "--storage", missing, "--out", str(out)], capsys, "no database at")
@@ -389,3 +401,18 @@ def test_report_into_a_read_only_folder(memory, sqlite_url, tmp_path, capsys):
         assert list(out.iterdir()) == []
     finally:
         out.chmod(0o700)
+
+
+def test_export_per_unit_table_from_the_command_line(sqlite_url, capsys):
+    storage = open_storage(sqlite_url, create=True)
+    _per_unit(storage, "rnn", 4, 0.4, trials=3)
+    _per_unit(storage, "rnn", 16, 0.97, trials=2)
+    assert main(["export", "--storage", sqlite_url, "--table", "per-unit", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("study,arch,depth,units,n_in")
+    assert [[*line.split(",")[:4], line.split(",")[7]] for line in lines[1:]] == [
+        ["per-unit-rnn-u4", "rnn", "1", "4", "0.4"],
+        ["per-unit-rnn-u16", "rnn", "1", "16", "0.97"],
+    ]
+    assert main(["export", "--storage", sqlite_url, "--table", "all"]) == 0
+    assert "| per-unit-rnn-u16 | rnn | 1 | 16 | 8 |" in capsys.readouterr().out
