@@ -9,7 +9,8 @@
           (--seeds), one study of rnn, budget 1000, depth 1, --trials trials, one worker;
           --jobs studies run at once (--wall-hours: all are stopped there and compared at the
           number of trials every one reached). Prints best bits/param after 50, 100, ...
-          trials and the mean and spread over seeds.
+          trials and the mean and spread over seeds. --summarize: only that comparison, of
+          the studies a run left in --out (a run stopped early).
   pruning: best bits/param against CPU time for two studies of rnn, budget 1000, depth 1,
           from fresh: --long-steps steps a trial with --pruner, against --short-steps without;
           each arm one worker process (one thread), stopped once it has used --cpu-hours of
@@ -195,17 +196,19 @@ def quality(
     space: list[str],
     jobs: int,
     wall_hours: float | None = None,
+    summarize: bool = False,
 ) -> dict[str, object]:
     extra = [arg for spec in space for arg in ("--space", spec)]
     runs = [(sampler, seed) for seed in seeds for sampler in samplers]
     urls = {}
     for sampler, seed in runs:
         db = out / f"quality-{sampler}-s{seed}.db"
-        db.unlink(missing_ok=True)
         urls[sampler, seed] = f"sqlite:///{db}"
-        _create(urls[sampler, seed], sampler, seed, trials, extra)
+        if not summarize:
+            db.unlink(missing_ok=True)
+            _create(urls[sampler, seed], sampler, seed, trials, extra)
     start = time.perf_counter()
-    pending = list(runs)
+    pending = [] if summarize else list(runs)
     running: dict[tuple[str, int], subprocess.Popen[bytes]] = {}
     deadline = None if wall_hours is None else start + 3600 * wall_hours
     while pending or running:
@@ -353,6 +356,9 @@ def main() -> None:
     parser.add_argument(
         "--wall-hours", type=float, help="quality: stop all there, compare at equal trials"
     )
+    parser.add_argument(
+        "--summarize", action="store_true", help="quality: only compare the studies in --out"
+    )
     parser.add_argument("--cpu-hours", type=float, default=1.0, help="pruning: per arm")
     parser.add_argument("--long-steps", type=int, default=20_000, help="pruning")
     parser.add_argument("--short-steps", type=int, default=2_000, help="pruning")
@@ -375,6 +381,7 @@ def main() -> None:
             args.space,
             args.jobs,
             args.wall_hours,
+            args.summarize,
         )
     elif args.part == "pruning":
         figures = pruning(
