@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.claims import (
+    DEFAULT_N_IN,
     MIN_TRIALS,
     NO_STUDIES,
     NOT_ENOUGH,
@@ -41,7 +42,7 @@ from hpsearch.export import (
 )
 from hpsearch.render import Table, best_table, fits_table, per_unit_table, render
 from hpsearch.studies import list_records
-from objectives.capacity import CapacityStudy, default_activation
+from objectives.capacity import default_activation
 from storage import redact_url
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 REPORT_FILE = "report.md"
 # The capacity figures' n_in where studies have it: the capacity task's default.
-DEFAULT_N_IN = int(next(f.default for f in fields(CapacityStudy) if f.name == "n_in"))  # type: ignore[arg-type]
 FIGURES: dict[str, str] = {
     "bits_vs_params.png": "Best bits against parameters (log-log), a panel per depth",
     "bits_per_param.png": "Bits per parameter against parameters, a panel per depth",
@@ -124,7 +124,7 @@ def collect_report(
         trials_complete=complete,
         claims=tuple(judge(evidence, min_trials)),
         best=tuple(best),
-        fits=tuple(fit_rows(best)) if best else (),
+        fits=tuple(fit_rows(plotted)) if plotted else (),
         per_unit=evidence.per_unit,
         plotted=tuple(plotted),
         plotted_n_in=n_in,
@@ -236,6 +236,9 @@ def render_markdown(report: Report) -> str:
         lines += ["## Best bits per (study, depth)", "", render([best_table(report.best)], "md")]
         lines += [
             "## Bits per parameter per (arch, depth)",
+            "",
+            f"The figures' rows: each arch's own activation, T = {PAPER_UNROLL}, n_in "
+            f"{report.plotted_n_in}, the best study of each (arch, depth, budget).",
             "",
             render([fits_table(report.fits)], "md"),
         ]

@@ -46,7 +46,11 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
 
 
 def prepare_proposals(
-    sampler: optuna.samplers.BaseSampler, trials: StudyTrials, n: int, worker: str
+    sampler: optuna.samplers.BaseSampler,
+    trials: StudyTrials,
+    n: int,
+    worker: str,
+    wait: bool = True,
 ) -> tuple[Proposals | None, int]:
     """What a worker calls before claiming `n` trials of a study, outside the slot lock:
     proposals to queue in the claim, and how many trials to claim.
@@ -58,7 +62,8 @@ def prepare_proposals(
     every worker's ask takes them. The others claim from the queue meanwhile; one that finds
     fewer than `n` queued waits for the fitter's proposals (`wait_for_queue`) and then claims
     what is queued, rather than fitting too (on a small machine several fits at once each take
-    as long as all of them). Other samplers: (None, n)."""
+    as long as all of them); with `wait` False it claims nothing (0) instead, so that a worker
+    of several studies turns to another. Other samplers: (None, n)."""
     from hpsearch.batch_sampler import GPBatchSampler
 
     if not isinstance(sampler, GPBatchSampler):
@@ -70,7 +75,8 @@ def prepare_proposals(
             return None, n  # full (asks take the queue, or find nothing), or the queue is deep
         if trials.start_fit(worker):
             try:
-                proposals = sampler.propose(trials.study, min(q, state.room))
+                with trials.keep_fit(worker):
+                    proposals = sampler.propose(trials.study, min(q, state.room))
             except BaseException:
                 trials.end_fit(worker)
                 raise
@@ -79,6 +85,8 @@ def prepare_proposals(
             return proposals, n
         if state.queued >= n:
             return None, n  # another worker refills the queue; it holds enough for this claim
+        if not wait:
+            return None, min(n, state.queued)
         state = trials.wait_for_queue()
         if state.queued or state.room <= 0:
             return None, (min(n, state.queued) if state.queued else n)

@@ -191,10 +191,15 @@ class Worker:
 
     def claim_next(self, heartbeat: Heartbeat, n: int = 1) -> list[Held]:
         """Up to `n` new trials, in one go, from the next study (in rotation) that still has
-        room; none when every study is full."""
+        room; none when every study is full. A study whose next proposals another worker is
+        fitting is passed over while another study has trials to give, and waited for when
+        none has."""
         count = len(self.studies)
-        for offset in range(count):
-            index = (self._next + offset) % count
+        # (study index, whether to wait for another worker's fit); a passed-over study is
+        # visited once more at the end, waiting (the loop sees what is appended).
+        plan = [((self._next + offset) % count, count == 1) for offset in range(count)]
+        deferred = False
+        for index, wait in plan:
             entry = self.studies[index]
 
             def prepare(trial: optuna.trial.Trial, entry: _Study = entry) -> Any:
@@ -206,10 +211,20 @@ class Worker:
             # runs short; the claim queues them in the study, where any worker's ask takes them.
             proposals, n_claim = retry_transient(
                 functools.partial(
-                    prepare_proposals, entry.trials.study.sampler, entry.trials, n, self.name
+                    prepare_proposals,
+                    entry.trials.study.sampler,
+                    entry.trials,
+                    n,
+                    self.name,
+                    wait=wait,
                 ),
                 f"proposing trials of {entry.record.name}",
             )
+            if n_claim == 0:
+                if not deferred:
+                    plan.append((index, True))
+                    deferred = True
+                continue
             claims = entry.trials.claim(heartbeat, self.name, prepare, n_claim, proposals)
             if claims:
                 self._next = (index + 1) % count

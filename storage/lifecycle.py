@@ -10,10 +10,12 @@ at once would each queue a retry of the same dead trial.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -130,6 +132,31 @@ class StudyTrials:
 
         return retry_transient(take, f"taking the fit lease of {self.name}")
 
+    @contextlib.contextmanager
+    def keep_fit(self, worker: str, seconds: float = FIT_LEASE_SECONDS) -> Iterator[None]:
+        """Renew this worker's fit lease every `seconds` / 3 while the body runs, so that a
+        fit longer than the lease (a large study on a busy machine) is not taken for a dead
+        one; a worker that dies stops renewing, and its lease runs out."""
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(seconds / 3):
+                try:
+                    with trial_slot(self.storage, self.name):
+                        if self._fitter(time.time()) == worker:
+                            lease: dict[str, Any] = {"by": worker, "until": time.time() + seconds}
+                            self.storage.set_study_system_attr(self.study_id, FIT_ATTR, lease)
+                except Exception as e:  # the lease then runs out; others fit instead
+                    logger.debug("%s: could not renew the fit lease: %s", self.name, e)
+
+        thread = threading.Thread(target=renew, name=f"fit-lease {self.name}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+
     def end_fit(self, worker: str) -> None:
         """Give the fit lease back (if this worker holds it), under the slot lock."""
 
@@ -144,12 +171,13 @@ class StudyTrials:
         return self._fitter(time.time()) is not None
 
     def wait_for_queue(self, seconds: float = FIT_LEASE_SECONDS) -> Backlog:
-        """While another worker fits: wait until its proposals are queued, its lease ends or
-        runs out, or the study is full, for at most `seconds`. Returns the queue then."""
+        """While another worker fits: wait until its lease ends (its claim queues all its
+        proposals, then ends the lease in the same hold of the lock) or runs out, or the study
+        is full, for at most `seconds`. Returns the queue then."""
         deadline = time.monotonic() + seconds
         while True:
             state = self.backlog()
-            if state.queued or not state.room or not self.fitting():
+            if not state.room or not self.fitting():
                 return state
             if time.monotonic() >= deadline:
                 return state

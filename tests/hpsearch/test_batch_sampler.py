@@ -426,3 +426,26 @@ def test_three_worker_processes_meet_the_target_exactly(sqlite_url: str):
     points = np.array([[t.params["x0"], t.params["x1"]] for t in trials])
     gaps = np.linalg.norm(points[:, None] - points[None], axis=-1)[np.triu_indices(30, 1)]
     assert gaps.min() > 0.0
+
+
+def test_a_long_fit_keeps_its_lease(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    trials = _trials(storage, study)
+    assert trials.start_fit("fitter", seconds=0.6)
+    with trials.keep_fit("fitter", seconds=0.6):
+        time.sleep(1.5)  # longer than the lease: renewed every 0.2 s
+        assert not trials.start_fit("another")
+    time.sleep(0.8)  # no longer renewed: it runs out
+    assert trials.start_fit("another")
+
+
+def test_a_worker_of_two_studies_turns_to_the_other_while_one_is_being_fitted(sqlite_url: str):
+    busy, storage = _started(sqlite_url, trials=40)
+    other = _calibration(sqlite_url, "other", trials=40)
+    assert _trials(storage, busy).start_fit("fitter")  # busy's queue is empty
+    worker = Worker(storage, find_records(storage, None), device="cpu", seed=2)
+    start = time.monotonic()
+    with Heartbeat(storage, 1) as beat:
+        claimed = worker.claim_next(beat, 1)
+    assert time.monotonic() - start < 20  # did not wait out the lease (120 s)
+    assert [h.study for h in claimed] == [other.study_name]

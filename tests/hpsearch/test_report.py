@@ -183,12 +183,14 @@ def test_agreeing_studies(memory):
     )
     # Claim 1, least squares in log-log: rnn at 1000 twice (5.0, and 5.1 from the optimizer
     # study) and at 5000 (5.2); gru at 1000 (4.5) and 5000 (4.6).
-    rnn = math.log(5.2 * 5000 / (math.sqrt(5.0 * 5.1) * 1000)) / math.log(5)
+    # rnn p1000: the best of its cell's two studies (5.0, and 5.1 in the optimizer study).
+    rnn = math.log(5.2 * 5000 / (5.1 * 1000)) / math.log(5)
     gru = math.log(4.6 * 5000 / (4.5 * 1000)) / math.log(5)
     assert claims["1"].value == pytest.approx((rnn + gru) / 2, rel=1e-3)
     assert claims["1"].rows == 5
     # Claim 2: tanh rows at T 5: 5.0, 5.2, 4.5, 4.6, 3.4 (irnn), 5.4, 4.4, 5.1.
-    assert claims["2"].value == pytest.approx((5.0 + 5.2 + 4.5 + 4.6 + 3.4 + 5.4 + 4.4 + 5.1) / 8)
+    # One row per cell at its best, at n_in 32 (the n16 and n64 studies are claim 8's).
+    assert claims["2"].value == pytest.approx((5.1 + 5.2 + 4.5 + 4.6 + 3.4) / 5)
     assert claims["3"].value == 1.0 and "rnn > gru" in claims["3"].details[0][0]
     # Claim 4: relu rnn 3.5 and irnn 3.4 against rnn tanh 5.1 (best of the two p1000 studies).
     assert claims["4"].value == pytest.approx((3.5 + 3.4) / 2)
@@ -230,7 +232,7 @@ def test_too_few_trials_earn_no_verdict(memory):
     assert {c.verdict for c in claims.values()} == {NOT_ENOUGH}
     first = claims["1"]
     assert first.value is None and first.measured.startswith("preliminary: slope")
-    assert "5 of 5 rows have fewer than 7 complete trials" in first.why
+    assert "4 of 4 rows have fewer than 7 complete trials" in first.why
     assert (first.rows, first.trials_min, first.trials_total) == (5, MIN, 6 * MIN)  # opt: 2x
 
 
@@ -416,3 +418,19 @@ def test_export_per_unit_table_from_the_command_line(sqlite_url, capsys):
     ]
     assert main(["export", "--storage", sqlite_url, "--table", "all"]) == 0
     assert "| per-unit-rnn-u16 | rnn | 1 | 16 | 8 |" in capsys.readouterr().out
+
+
+def test_claims_1_and_2_count_each_cell_once_at_its_best(memory):
+    _capacity(memory, "rnn", 1000, [(5.0, MIN, {})])
+    # Another study of the same cell (a worse optimizer) and one at another n_in: claim 2
+    # takes the cell's best, at the default n_in only.
+    _capacity(memory, "rnn", 1000, [(1.0, MIN, {"optimizer": "sgd"})], tag="sgd")
+    _capacity(memory, "rnn", 1000, [(1.0, MIN, {})], tag="n64", n_in=64)
+    _capacity(memory, "rnn", 5000, [(5.0, MIN, {})])
+    _capacity(memory, "rnn", 5000, [(2.0, MIN, {"optimizer": "sgd"})], tag="sgd")
+    claims = _claims(memory, MIN)
+    assert claims["2"].verdict == AGREES
+    assert claims["2"].value == pytest.approx(5.0)
+    # One point per budget: the slope of best bits against P is exactly 1.
+    assert claims["1"].verdict == AGREES
+    assert claims["1"].value == pytest.approx(1.0)
