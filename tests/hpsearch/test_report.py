@@ -187,7 +187,7 @@ def test_agreeing_studies(memory):
     rnn = math.log(5.2 * 5000 / (5.1 * 1000)) / math.log(5)
     gru = math.log(4.6 * 5000 / (4.5 * 1000)) / math.log(5)
     assert claims["1"].value == pytest.approx((rnn + gru) / 2, rel=1e-3)
-    assert claims["1"].rows == 5
+    assert claims["1"].rows == 4  # one per cell
     # Claim 2: tanh rows at T 5: 5.0, 5.2, 4.5, 4.6, 3.4 (irnn), 5.4, 4.4, 5.1.
     # One row per cell at its best, at n_in 32 (the n16 and n64 studies are claim 8's).
     assert claims["2"].value == pytest.approx((5.1 + 5.2 + 4.5 + 4.6 + 3.4) / 5)
@@ -233,7 +233,7 @@ def test_too_few_trials_earn_no_verdict(memory):
     first = claims["1"]
     assert first.value is None and first.measured.startswith("preliminary: slope")
     assert "4 of 4 rows have fewer than 7 complete trials" in first.why
-    assert (first.rows, first.trials_min, first.trials_total) == (5, MIN, 6 * MIN)  # opt: 2x
+    assert (first.rows, first.trials_min, first.trials_total) == (4, MIN, 5 * MIN)  # opt: 2x
 
 
 def test_one_thin_study_leaves_the_rest(memory):
