@@ -41,8 +41,8 @@ STOP_DEADLINE = 30.0
 # instead of fitting the same GP side by side; a lease whose worker died runs out by itself.
 FIT_ATTR = "hpsearch:fitting"
 FIT_LEASE_SECONDS = 120.0
-# How often a worker waiting for another's proposals looks at the queue.
-QUEUE_POLL_SECONDS = 0.05
+# How often a worker waiting for another's proposals looks at the fit lease.
+QUEUE_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -172,16 +172,14 @@ class StudyTrials:
 
     def wait_for_queue(self, seconds: float = FIT_LEASE_SECONDS) -> Backlog:
         """While another worker fits: wait until its lease ends (its claim queues all its
-        proposals, then ends the lease in the same hold of the lock) or runs out, or the study
-        is full, for at most `seconds`. Returns the queue then."""
+        proposals, then ends the lease in the same hold of the lock) or runs out, for at most
+        `seconds`; returns the queue then. It looks only at the lease while it waits (one
+        small read every QUEUE_POLL_SECONDS), not at the study's trials: many waiting
+        workers must not starve the one that fits."""
         deadline = time.monotonic() + seconds
-        while True:
-            state = self.backlog()
-            if not state.room or not self.fitting():
-                return state
-            if time.monotonic() >= deadline:
-                return state
+        while self.fitting() and time.monotonic() < deadline:
             time.sleep(QUEUE_POLL_SECONDS)
+        return self.backlog()
 
     def _fitter(self, now: float) -> str | None:
         lease = self.storage.get_study_system_attrs(self.study_id).get(FIT_ATTR)
