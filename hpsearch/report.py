@@ -369,7 +369,8 @@ def _per_unit(report: Report, path: Path) -> None:
                 ax.plot(
                     [r.units for r in line],
                     [r.best_fraction for r in line],
-                    marker="o",
+                    marker="osd^v"[depths.index(depth) % 5],
+                    linestyle=("-", "--", ":", "-.")[depths.index(depth) % 4],
                     color=_color(arch, archs),
                     label=label,
                 )
