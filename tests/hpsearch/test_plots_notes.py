@@ -178,7 +178,7 @@ def test_export_and_plot_commands(storage, tmp_path, capsys):
     url = storage.url
     assert main(["export", "--storage", url, "--table", "all", "--format", "latex"]) == 0
     out = capsys.readouterr().out
-    assert out.count("\\begin{tabular}") == 3
+    assert out.count("\\begin{tabular}") == 4  # best, fits, multipliers, per-unit
     assert main(["export", "--storage", url, "--table", "fits", "--arch", "gru"]) == 0
     assert capsys.readouterr().out.splitlines()[2].startswith("| gru | 1 | 1.50 |")
     assert main(["export", "--storage", url, "--table", "all", "--format", "csv"]) == 2
