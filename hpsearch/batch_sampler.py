@@ -19,7 +19,14 @@ is what `gp` would propose were the first k-1 already running. The alternatives 
 - Thompson samples: Optuna's GP modules have no joint sampling over a candidate set.
 
 The fit is the expensive part (O(n^3) per step of its optimiser), each further point one
-acquisition optimisation; `benchmarks/proposals.py` measures both.
+acquisition optimisation; `benchmarks/proposals.py` measures both. Proposal 1 is searched as
+gp searches (2,048 QMC points, then 10 local searches); proposals 2..q with a quarter of the
+QMC points (`later_samples`, 512) and 3 local searches (`later_local_searches`), started from
+the best point found so far, the batch's previous proposal and the best QMC point. At 1,000
+trials in 4 dimensions that cut a further point from 0.57 s to 0.13 s here (one thread),
+against a fit of 2 to 4 s, so a batch of 32 costs a few fits, not 32. The first point of a
+batch matters most (it is what gp would run); the later ones are the exploration around it
+that the pending points' fantasies push them to.
 
 Using it from workers (`hpsearch.worker`): the proposals live in the study itself, one queue
 shared by every worker. A worker that finds fewer WAITING trials than it is about to claim
@@ -62,6 +69,7 @@ import numpy as np
 import optuna
 import optuna._gp.acqf as acqf_module
 import optuna._gp.gp as gp
+import optuna._gp.optim_mixed as optim_mixed
 import optuna._gp.search_space as gp_search_space
 from optuna.samplers._gp.sampler import _MAX_QMC_SEED_VALUE, _get_params, _standardize_values
 from optuna.study import StudyDirection
@@ -75,6 +83,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_Q = 8
 MIN_DISTANCE = 0.1
+# The acquisition search of proposals 2..q of a batch (proposal 1 uses GPSampler's own).
+LATER_SAMPLES = 512
+LATER_LOCAL_SEARCHES = 3
 
 
 @dataclass
@@ -99,6 +110,8 @@ class GPBatchSampler(optuna.samplers.GPSampler):
             (default q).
         min_distance: a proposal this close (in length scales) to a trial its fit did not know
             is dropped.
+        later_samples, later_local_searches: QMC points and local searches of the
+            acquisition search for proposals 2..q (proposal 1: GPSampler's 2,048 and 10).
         seed, n_startup_trials, ...: as for `optuna.samplers.GPSampler`.
     """
 
@@ -108,6 +121,8 @@ class GPBatchSampler(optuna.samplers.GPSampler):
         q: int = DEFAULT_Q,
         max_unseen_results: int | None = None,
         min_distance: float = MIN_DISTANCE,
+        later_samples: int = LATER_SAMPLES,
+        later_local_searches: int = LATER_LOCAL_SEARCHES,
         **gp_kwargs: Any,
     ) -> None:
         if q < 1:
@@ -116,10 +131,18 @@ class GPBatchSampler(optuna.samplers.GPSampler):
             raise ValueError(f"max_unseen_results must be >= 0, got {max_unseen_results}")
         if min_distance < 0:
             raise ValueError(f"min_distance must be >= 0, got {min_distance}")
+        if later_samples < 1 or later_local_searches < 3:
+            raise ValueError(
+                "later_samples must be >= 1 and later_local_searches >= 3 (the best point, the "
+                f"previous proposal and one QMC point), got {later_samples}, "
+                f"{later_local_searches}"
+            )
         super().__init__(**gp_kwargs)
         self.q = q
         self.max_unseen_results = q if max_unseen_results is None else max_unseen_results
         self.min_distance = min_distance
+        self.later_samples = later_samples
+        self.later_local_searches = later_local_searches
         self._batch: _Batch | None = None
         self._lock = threading.RLock()
         self.fits = 0  # batches computed by this sampler (for tests and benchmarks)
@@ -307,7 +330,17 @@ class GPBatchSampler(optuna.samplers.GPSampler):
                         qmc_seed=self._rng.rng.randint(_MAX_QMC_SEED_VALUE),
                         normalized_params_of_running_trials=pending,
                     )
-                x = self._optimize_acqf(acqf, best)
+                if not chosen:
+                    x = self._optimize_acqf(acqf, best)
+                else:
+                    x, _ = optim_mixed.optimize_acqf_mixed(
+                        acqf,
+                        warmstart_normalized_params_array=np.vstack([best, chosen[-1]]),
+                        n_preliminary_samples=self.later_samples,
+                        n_local_search=self.later_local_searches,
+                        tol=self._tol,
+                        rng=self._rng.rng,
+                    )
                 chosen.append(x)
                 pending = np.vstack([pending, x[np.newaxis]])
         self.fits += 1

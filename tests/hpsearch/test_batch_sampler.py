@@ -449,3 +449,35 @@ def test_a_worker_of_two_studies_turns_to_the_other_while_one_is_being_fitted(sq
         claimed = worker.claim_next(beat, 1)
     assert time.monotonic() - start < 20  # did not wait out the lease (120 s)
     assert [h.study for h in claimed] == [other.study_name]
+
+
+def test_proposal_one_is_searched_as_gp_searches_and_the_rest_more_cheaply(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    import optuna._gp.optim_mixed as optim_mixed
+    import optuna.samplers._gp.sampler as gp_sampler_module
+
+    searches: list[tuple[int, int, int]] = []
+    search = optim_mixed.optimize_acqf_mixed
+
+    def counted(acqf: Any, **kwargs: Any) -> tuple[np.ndarray, float]:
+        starts = kwargs["warmstart_normalized_params_array"]
+        searches.append((kwargs["n_preliminary_samples"], kwargs["n_local_search"], len(starts)))
+        return search(acqf, **kwargs)
+
+    monkeypatch.setattr(optim_mixed, "optimize_acqf_mixed", counted)
+    # GPSampler reaches the module through a lazy import, which holds a copy of its names.
+    monkeypatch.setattr(gp_sampler_module.optim_mixed, "optimize_acqf_mixed", counted)
+    sampler = GPBatchSampler(q=5, seed=0, n_startup_trials=STARTUP_TRIALS)
+    study = _study(20, sampler)
+    assert sampler.prepare(study) == 5
+    # GPSampler's own search for the first (as gp's next trial), then the batch's cheaper one,
+    # started from the best trial and the previous proposal.
+    assert searches == [(2048, 10, 1)] + [(512, 3, 2)] * 4
+    assert all(_in_space(p) for p in _ask_all(study, 5))
+
+
+@pytest.mark.parametrize("kwargs", [{"later_samples": 0}, {"later_local_searches": 2}, {"q": 0}])
+def test_a_batch_search_too_small_to_run_is_refused(kwargs: dict[str, int]):
+    with pytest.raises(ValueError):
+        GPBatchSampler(**kwargs)
