@@ -12,10 +12,11 @@
           trials and the mean and spread over seeds. --summarize: only that comparison, of
           the studies a run left in --out (a run stopped early).
   pruning: best bits/param against CPU time for two studies of rnn, budget 1000, depth 1,
-          from fresh: --long-steps steps a trial with --pruner, against --short-steps without;
-          each arm one worker process (one thread), stopped once it has used --cpu-hours of
-          CPU (read from /proc). The curve puts each trial at its share of the arm's CPU time
-          (CPU time is spread over the arm's wall time evenly).
+          from fresh: --long-steps steps a trial with --pruner (and --long-patience, default
+          the study's 200), against --short-steps without; --arms long,short picks them. Each
+          arm runs --workers worker processes (one thread each) and is stopped once they have
+          used --cpu-hours of CPU together (read from /proc). The curve puts each trial at
+          its share of the arm's CPU time (CPU time is spread over the arm's wall time evenly).
 
 Usage: python benchmarks/capacity_search.py speed|search|quality|pruning [--trials N]
        [--out DIR] [--batch K|auto] [--sampler gp|gp-batch|random] [--budgets 200,1000]
@@ -26,6 +27,7 @@ Usage: python benchmarks/capacity_search.py speed|search|quality|pruning [--tria
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -276,37 +278,60 @@ def pruning(
     pruner: str,
     space: list[str],
     seed: int,
+    long_patience: int | None = None,
+    workers: int = 1,
+    which: tuple[str, ...] = ("long", "short"),
 ) -> dict[str, object]:
+    patience = [] if long_patience is None else ["--patience", str(long_patience)]
     arms = {
-        f"long-{pruner}": (long_steps, pruner),
-        "short-none": (short_steps, "none"),
+        name: setting
+        for name, setting in {
+            f"long-{pruner}": (long_steps, pruner, patience),
+            "short-none": (short_steps, "none", []),
+        }.items()
+        if name.split("-")[0] in which
     }
     urls, procs, used, walls = {}, {}, {}, {}
-    for arm, (steps, arm_pruner) in arms.items():
+    for arm, (steps, arm_pruner, arm_patience) in arms.items():
         db = out / f"pruning-{arm}.db"
         db.unlink(missing_ok=True)
         urls[arm] = f"sqlite:///{db}"
         extra = [
             *(arg for spec in space for arg in ("--space", spec)),
-            *("--space", f"max_steps={steps}", "--pruner", arm_pruner),
+            *("--space", f"max_steps={steps}", "--pruner", arm_pruner, *arm_patience),
         ]
         _create(urls[arm], "gp", seed, 100_000, extra)
     start = time.perf_counter()
     for arm in arms:
-        procs[arm] = _worker(urls[arm], seed, out / f"pruning-{arm}.log")
+        procs[arm] = [
+            _worker(urls[arm], seed + 1000 * i, out / f"pruning-{arm}-{i}.log")
+            for i in range(workers)
+        ]
     limit = 3600 * cpu_hours
+    seen: dict[int, float] = {}  # CPU seconds of each worker process, as last read
     while procs:
         time.sleep(2)
-        for arm, proc in list(procs.items()):
-            cpu = _cpu_seconds(proc.pid) if proc.poll() is None else used.get(arm, 0.0)
-            used[arm] = cpu
-            if proc.poll() is not None or cpu >= limit:
+        for arm, group in list(procs.items()):
+            for proc in group:
                 if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)  # fails and requeues its running trial
+                    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                        seen[proc.pid] = _cpu_seconds(proc.pid)
+            used[arm] = sum(seen.get(proc.pid, 0.0) for proc in group)
+            if all(proc.poll() is not None for proc in group) or used[arm] >= limit:
+                for proc in group:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGTERM)  # fails and requeues its trial
+                for proc in group:
                     proc.wait(timeout=120)
                 walls[arm] = time.perf_counter() - start
                 del procs[arm]
-    figures: dict[str, object] = {"cpu_hours": cpu_hours, "space": space, "seed": seed}
+    figures: dict[str, object] = {
+        "cpu_hours": cpu_hours,
+        "space": space,
+        "seed": seed,
+        "workers": workers,
+        "long_patience": long_patience,
+    }
     for arm in arms:
         study = optuna.load_study(study_name="capacity-rnn-p1000", storage=urls[arm])
         ended = [
@@ -364,7 +389,12 @@ def main() -> None:
     parser.add_argument("--short-steps", type=int, default=2_000, help="pruning")
     parser.add_argument("--pruner", default="median", help="pruning: the long arm's")
     parser.add_argument("--seed", type=int, default=0, help="pruning: study seed")
+    parser.add_argument("--long-patience", type=int, help="pruning: the long arm's patience")
+    parser.add_argument("--workers", type=int, default=1, help="pruning: processes per arm")
+    parser.add_argument("--arms", default="long,short", help="pruning: long, short or both")
     args = parser.parse_args()
+    if not set(args.arms.split(",")) <= {"long", "short"}:
+        parser.error(f"--arms: long, short or long,short, got {args.arms!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.part == "speed":
@@ -392,6 +422,9 @@ def main() -> None:
             args.pruner,
             args.space,
             args.seed,
+            args.long_patience,
+            args.workers,
+            tuple(args.arms.split(",")),
         )
     else:
         figures = search(args.out, args.trials or 100)

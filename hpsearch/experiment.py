@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from hpsearch.errors import HpsearchError, unknown_choice
 from hpsearch.pruners import PRUNERS, check_pruner
 from hpsearch.samplers import SAMPLERS, check_sampler
-from objectives import capacity
+from objectives import capacity, per_unit
 from objectives.architectures import ARCHS
 from objectives.capacity import default_depths
 
@@ -136,7 +136,7 @@ TEXT: dict[str, Any] = {"read_flag": _as_given, "read_file": _file_text}
 TABLE: dict[str, Any] = {"read_flag": _space, "read_file": _file_table, "repeat": True}
 
 CAPACITY = capacity.TASK
-PER_UNIT = "per-unit"
+PER_UNIT = per_unit.TASK
 TASK_CHOICES: tuple[str, ...] = (CAPACITY, PER_UNIT)
 # The field that sizes a task's studies: one study per (arch, size).
 SIZE_FIELD: dict[str, str] = {CAPACITY: "budgets", PER_UNIT: "units"}

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.studies import StudyRecord, list_records
+from objectives import capacity, per_unit
 from objectives.architectures import ARCHS
 
 
@@ -120,7 +121,7 @@ class PerUnitRow:
     trials_complete: int
 
 
-PER_UNIT_TASK = "per-unit"
+PER_UNIT_TASK = per_unit.TASK
 
 
 def arch_rank(arch: str) -> int:
@@ -131,9 +132,14 @@ def _sort_key(row: BestRow) -> tuple[str, int, str, int, int, str]:
     return (row.task, arch_rank(row.arch), row.arch, row.budget, row.depth, row.study)
 
 
+def best_trial(trials: Iterable[FrozenTrial]) -> FrozenTrial:
+    """The trial of highest value; ties go to the earliest, so tables do not depend on
+    storage order. `trials` are COMPLETE, with values."""
+    return max(trials, key=lambda t: (t.value, -t.number))
+
+
 def _row(record: StudyRecord, depth: int, trials: list[FrozenTrial]) -> BestRow:
-    # Ties go to the earliest trial, so the table does not depend on storage order.
-    best = max(trials, key=lambda t: (t.value, -t.number))
+    best = best_trial(trials)
     attrs = best.user_attrs
     config = attrs.get("config", {})
     assert best.value is not None
@@ -186,7 +192,9 @@ def best_rows(
     """One best row per (capacity study, depth); other tasks' studies are left out."""
     rows = [
         _row(record, depth, trials)
-        for record, depth, _, trials in _groups(storage, selection or Selection(), "capacity", ())
+        for record, depth, _, trials in _groups(
+            storage, selection or Selection(), capacity.TASK, ()
+        )
     ]
     return sorted(rows, key=_sort_key)
 
@@ -198,7 +206,7 @@ def keyed_rows(
     rows = [
         KeyedRow(by=by, values=values, row=_row(record, depth, trials))
         for record, depth, values, trials in _groups(
-            storage, selection or Selection(), "capacity", by
+            storage, selection or Selection(), capacity.TASK, by
         )
     ]
     return sorted(rows, key=lambda k: (_sort_key(k.row), repr(k.values)))
@@ -210,7 +218,7 @@ def per_unit_rows(
     """One best row per (per-unit study, depth): the highest fraction reconstructed."""
     rows = []
     for record, depth, _, trials in _groups(storage, selection or Selection(), PER_UNIT_TASK, ()):
-        best = max(trials, key=lambda t: (t.value, -t.number))
+        best = best_trial(trials)
         assert best.value is not None
         attrs = best.user_attrs
         rows.append(

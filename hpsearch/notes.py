@@ -12,8 +12,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch.export import Selection, best_rows, fit_rows
+from hpsearch.export import Selection, best_rows, best_trial, fit_rows
 from hpsearch.studies import StudyRecord, list_records, read_record
+from objectives import capacity, per_unit
 from objectives.capacity import CapacityStudy
 from objectives.registry import get_task
 from objectives.space import describe, is_searched
@@ -25,7 +26,7 @@ FIGURE_ID = "bits-vs-params"
 
 # What a study's objective is called in the dashboard (instead of "Objective 0") and in
 # Optuna's data frames, by task. A task not listed here is called "value".
-METRIC_NAMES = {"capacity": "bits", "per-unit": "fraction reconstructed"}
+METRIC_NAMES = {capacity.TASK: "bits", per_unit.TASK: "fraction reconstructed"}
 DEFAULT_METRIC_NAME = "value"
 # Where Optuna 5 keeps the names set by Study.set_metric_names: a study system attr.
 _METRIC_NAMES_ATTR = "study:metric_names"
@@ -63,13 +64,9 @@ def _complete(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.Froze
     return [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
 
 
-def _best(complete: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial:
-    return max(complete, key=lambda t: (t.value, -t.number))
-
-
 def note_text(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], url: str) -> str:
     """The study's note, by its task (capacity or per-unit)."""
-    if record.task == "per-unit":
+    if record.task == per_unit.TASK:
         return _per_unit_note(record, trials)
     return _capacity_note(record, trials, url)
 
@@ -93,7 +90,7 @@ def _capacity_note(record: StudyRecord, trials: list[optuna.trial.FrozenTrial], 
         "",
     ]
     if complete:
-        best = _best(complete)
+        best = best_trial(complete)
         a = best.user_attrs
         lines += [
             f"**Best so far**: {best.value:.1f} bits = **{a.get('bits_per_param', 0):.3f} "
@@ -132,7 +129,7 @@ def _per_unit_note(record: StudyRecord, trials: list[optuna.trial.FrozenTrial]) 
         "",
     ]
     if complete:
-        best = _best(complete)
+        best = best_trial(complete)
         depth = best.user_attrs.get("depth", best.params.get("depth"))
         at = f", depth {depth}" if depth is not None else ""
         lines += [
@@ -145,7 +142,7 @@ def _per_unit_note(record: StudyRecord, trials: list[optuna.trial.FrozenTrial]) 
 
 
 # The tasks whose studies get a note.
-NOTED_TASKS = ("capacity", "per-unit")
+NOTED_TASKS = (capacity.TASK, per_unit.TASK)
 
 
 def publish(storage: optuna.storages.RDBStorage, names: list[str] | None = None) -> int:
@@ -163,12 +160,12 @@ def publish(storage: optuna.storages.RDBStorage, names: list[str] | None = None)
         if r.task in NOTED_TASKS and (names is None or r.name in names)
     ]
     figure: Any = None
-    if any(r.task == "capacity" for r in records):
-        rows = best_rows(storage, Selection(tasks=("capacity",)))
+    if any(r.task == capacity.TASK for r in records):
+        rows = best_rows(storage, Selection(tasks=(capacity.TASK,)))
         figure = bits_vs_params(rows, fit_rows(rows)) if rows else None
     for record in records:
         study = optuna.load_study(study_name=record.name, storage=storage)
         save_note(study, note_text(record, study.get_trials(deepcopy=False), storage.url))
-        if figure is not None and record.task == "capacity":
+        if figure is not None and record.task == capacity.TASK:
             save_plotly_graph_object(study, figure, graph_object_id=FIGURE_ID)
     return len(records)

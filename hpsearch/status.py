@@ -10,9 +10,10 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.studies import list_records
+from objectives import capacity, per_unit
 
 # How the best value of a study of each task is shown; other tasks show the bare number.
-VALUE_FORMATS = {"capacity": "{:.1f} bits", "per-unit": "{:.3f} recon."}
+VALUE_FORMATS = {capacity.TASK: "{:.1f} bits", per_unit.TASK: "{:.3f} recon."}
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,12 @@ class StudyStatus:
     best_value: float | None
     best_bits_per_param: float | None
     trials_last_hour: int
-    task: str = "capacity"
+    task: str = capacity.TASK
 
     @property
     def best_bits(self) -> float | None:
         """The best value of a capacity study (None for other tasks)."""
-        return self.best_value if self.task == "capacity" else None
+        return self.best_value if self.task == capacity.TASK else None
 
     def best_text(self) -> str:
         if self.best_value is None:
