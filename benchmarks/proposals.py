@@ -144,8 +144,10 @@ def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out
     proposals = 0
     with Heartbeat(storage, policy.interval) as heartbeat:
         while time.time() < deadline:
-            queued, n = prepare_proposals(sampler, trials, 1, f"bench-{seed}")
-            claims = trials.claim(heartbeat, f"bench-{seed}", suggest, n, queued)
+            how = prepare_proposals(sampler, trials, 1, f"bench-{seed}")
+            claims = trials.claim(
+                heartbeat, f"bench-{seed}", suggest, how.n, how.proposals, how.queued_only
+            )
             asked = time.time()
             for claim in claims:
                 trials.complete(claim, heartbeat, value(claim.prepared), {})

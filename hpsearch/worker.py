@@ -209,26 +209,32 @@ class Worker:
             # The expensive part of proposing (gp-batch's GP fit) happens here, outside the
             # slot lock, by one worker at a time and only when the study's queue of proposals
             # runs short; the claim queues them in the study, where any worker's ask takes them.
-            proposals, n_claim = retry_transient(
-                functools.partial(
-                    prepare_proposals,
-                    entry.trials.study.sampler,
-                    entry.trials,
-                    n,
-                    self.name,
-                    wait=wait,
-                ),
-                f"proposing trials of {entry.record.name}",
-            )
-            if n_claim == 0:
-                if not deferred:
-                    plan.append((index, True))
-                    deferred = True
-                continue
-            claims = entry.trials.claim(heartbeat, self.name, prepare, n_claim, proposals)
-            if claims:
-                self._next = (index + 1) % count
-                return [Held(entry.record.name, entry.task, c.prepared, c) for c in claims]
+            while True:
+                how = retry_transient(
+                    functools.partial(
+                        prepare_proposals,
+                        entry.trials.study.sampler,
+                        entry.trials,
+                        n,
+                        self.name,
+                        wait=wait,
+                    ),
+                    f"proposing trials of {entry.record.name}",
+                )
+                if how.n == 0:
+                    break
+                claims = entry.trials.claim(
+                    heartbeat, self.name, prepare, how.n, how.proposals, how.queued_only
+                )
+                if claims:
+                    self._next = (index + 1) % count
+                    return [Held(entry.record.name, entry.task, c.prepared, c) for c in claims]
+                if not how.queued_only:
+                    break  # the study is full
+                # Other workers took the queue between looking and claiming: plan again.
+            if how.n == 0 and not deferred:
+                plan.append((index, True))
+                deferred = True
         return []
 
     def sweep(self) -> None:

@@ -207,15 +207,20 @@ class StudyTrials:
         prepare: Callable[[optuna.trial.Trial], T],
         n: int = 1,
         proposals: Proposals | None = None,
+        queued_only: bool = False,
     ) -> list[Claim[T]]:
         """Up to `n` new trials (queued ones first, oldest first) while the study has room, in
         one hold of the slot lock; none if it is full. `proposals` (a sampler's fit, made
         outside the lock) are queued first, as WAITING trials any worker's ask takes: only
         as many as the study has room for, and none near a trial queued or run since the fit.
         `prepare` runs under the lock with each trial asked (the task's suggest: trial ->
-        config). Queueing ends this worker's fit lease (`start_fit`), in the same hold."""
+        config). Queueing ends this worker's fit lease (`start_fit`), in the same hold.
+        `queued_only`: take only queued trials, fewer (or none) if other workers took the
+        queue first, so that no ask samples under the lock (gp-batch's fit belongs outside)."""
         return retry_transient(
-            functools.partial(self._claim_once, heartbeat, worker, prepare, n, proposals),
+            functools.partial(
+                self._claim_once, heartbeat, worker, prepare, n, proposals, queued_only
+            ),
             f"claiming trials of {self.name}",
         )
 
@@ -226,6 +231,7 @@ class StudyTrials:
         prepare: Callable[[optuna.trial.Trial], T],
         n: int,
         proposals: Proposals | None = None,
+        queued_only: bool = False,
     ) -> list[Claim[T]]:
         claims: list[Claim[T]] = []
         with trial_slot(self.storage, self.name):
@@ -237,7 +243,7 @@ class StudyTrials:
                 while len(claims) < n:
                     trials = self.study.get_trials(deepcopy=False, states=COUNTED)
                     waiting = any(t.state == TrialState.WAITING for t in trials)
-                    if not waiting and len(trials) >= self.target:
+                    if not waiting and (queued_only or len(trials) >= self.target):
                         break
                     claim = self._ask(heartbeat, worker, prepare)
                     if claim is None:

@@ -221,7 +221,7 @@ def test_gp_batch_is_a_sampler_name_like_gp(tmp_path: Path):
     assert "gp-batch" in SAMPLERS
     sampler = make_sampler("gp-batch", 0)
     assert isinstance(sampler, GPBatchSampler) and sampler.q >= 2
-    assert prepare_proposals(make_sampler("gp", 0), _NoQueue(), 3, "w") == (None, 3)
+    assert prepare_proposals(make_sampler("gp", 0), _NoQueue(), 3, "w") == (None, 3, False)
     assert Experiment(archs=("rnn",), budgets=(300,), sampler="gp-batch").sampler == "gp-batch"
     path = tmp_path / "experiment.toml"
     path.write_text('archs = ["rnn"]\nbudgets = [300]\nsampler = "gp-batch"\n')
@@ -481,3 +481,46 @@ def test_proposal_one_is_searched_as_gp_searches_and_the_rest_more_cheaply(
 def test_a_batch_search_too_small_to_run_is_refused(kwargs: dict[str, int]):
     with pytest.raises(ValueError):
         GPBatchSampler(**kwargs)
+
+
+def test_a_queued_only_claim_takes_the_queue_and_never_samples(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    proposals = _proposals(study, storage, 2)
+    _queue(storage, study, 40, proposals)
+    trials = StudyTrials(
+        storage, optuna.load_study(study_name=study.study_name, storage=storage), 40, 3
+    )
+    before = len(study.get_trials())
+    with Heartbeat(storage, 1) as beat:
+        claimed = trials.claim(beat, "w", lambda t: None, 3, queued_only=True)
+        got = [storage.get_trial(c.trial._trial_id).system_attrs["fixed_params"] for c in claimed]
+        assert got == proposals.params  # two of the three asked for: all that was queued
+        assert trials.claim(beat, "w", lambda t: None, 1, queued_only=True) == []
+    assert len(study.get_trials()) == before  # no trial was sampled beside the queue
+
+
+def test_a_worker_that_loses_the_queue_before_its_claim_fits_outside_the_lock(
+    sqlite_url: str,
+):
+    study, storage = _started(sqlite_url, trials=40)
+    _queue(storage, study, 40, _proposals(study, storage, 4))
+    worker = Worker(storage, find_records(storage, None), device="cpu", seed=2)
+    entry = worker.studies[0]
+    claim = entry.trials.claim
+    rival = _trials(storage, study)
+
+    def raced(*args: Any, **kwargs: Any) -> Any:
+        # Another worker takes the whole queue between this worker's look and its claim.
+        if _waiting(study):
+            with Heartbeat(storage, 1) as other:
+                assert len(rival.claim(other, "rival", lambda t: None, 4)) == 4
+        return claim(*args, **kwargs)
+
+    entry.trials.claim = raced  # type: ignore[method-assign]
+    with Heartbeat(storage, 1) as beat:
+        claimed = worker.claim_next(beat, 1)
+    assert len(claimed) == 1
+    # It planned again: took the fit lease, fitted once and queued a batch of 8, of which its
+    # claim took one (an ask that fitted under the lock would have queued nothing).
+    assert entry.trials.study.sampler.fits == 1  # type: ignore[attr-defined]
+    assert len(_waiting(study)) == 8 - 1
