@@ -20,6 +20,9 @@ per proposal (1 / that is the rate the lock allows, whatever the number of cores
 
     .venv/bin/python benchmarks/proposals.py --workers 1,4 --seconds 30
 
+`--split Q`: instead, one gp-batch fit of Q proposals on that study, in this process: the
+seconds of the fit, of proposal 1's acquisition search (as gp's) and of each later one.
+
 Figures are CPU-bound on a small machine: note its cores with them.
 """
 
@@ -189,6 +192,52 @@ def run(base: Path, sampler: str, workers: int, seconds: float) -> dict[str, Any
     }
 
 
+def split(base: Path, q: int) -> dict[str, Any]:
+    """Where one gp-batch fit of q proposals spends its time."""
+    import optuna._gp.optim_mixed as optim_mixed
+
+    sampler = make(f"gp-batch:{q}", 0)
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{base}", sampler=sampler)
+    fits: list[float] = []
+    searches: list[float] = []
+    fit, search = sampler._fit, optim_mixed.optimize_acqf_mixed
+
+    def timed_fit(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fit(*args, **kwargs)
+        finally:
+            fits.append(time.perf_counter() - t0)
+
+    def timed_search(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return search(*args, **kwargs)
+        finally:
+            searches.append(time.perf_counter() - t0)
+
+    sampler._fit = timed_fit  # type: ignore[method-assign]
+    # GPSampler reaches it through a lazy import that holds its own copy of the names.
+    import optuna.samplers._gp.sampler as gp_sampler
+
+    optim_mixed.optimize_acqf_mixed = timed_search  # type: ignore[assignment]
+    gp_sampler.optim_mixed.optimize_acqf_mixed = timed_search  # type: ignore[attr-defined]
+    try:
+        start = time.perf_counter()
+        sampler.propose(study, q)
+        total = time.perf_counter() - start
+    finally:
+        optim_mixed.optimize_acqf_mixed = search  # type: ignore[assignment]
+        gp_sampler.optim_mixed.optimize_acqf_mixed = search  # type: ignore[attr-defined]
+    return {
+        "q": q,
+        "total_s": total,
+        "fit_s": sum(fits),
+        "first_search_s": searches[0],
+        "later_search_mean_s": float(np.mean(searches[1:])) if len(searches) > 1 else None,
+    }
+
+
 def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -197,6 +246,7 @@ def main() -> None:
     parser.add_argument("--samplers", default="gp,gp-batch:8,gp-batch:32")
     parser.add_argument("--seconds", type=float, default=30.0, help="window per configuration")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/proposals.json"))
+    parser.add_argument("--split", type=int, metavar="Q", help="time one fit's parts instead")
     args = parser.parse_args()
     counts = [int(w) for w in args.workers.split(",")]
     samplers = args.samplers.split(",")
@@ -205,6 +255,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base.db"
         fill(f"sqlite:///{base}", args.trials)
+        if args.split:
+            row = split(base, args.split)
+            print(f"{args.trials} finished trials: " + json.dumps(row))
+            return
         results = []
         print(f"{args.trials} finished trials, {os.cpu_count()} CPUs, {args.seconds:g} s each")
         print(f"{'sampler':<12} {'workers':>7} {'proposals/s':>11} {'fits':>5} {'lock ms':>8}")

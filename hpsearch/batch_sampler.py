@@ -22,9 +22,10 @@ The fit is the expensive part (O(n^3) per step of its optimiser), each further p
 acquisition optimisation; `benchmarks/proposals.py` measures both. Proposal 1 is searched as
 gp searches (2,048 QMC points, then 10 local searches); proposals 2..q with a quarter of the
 QMC points (`later_samples`, 512) and 3 local searches (`later_local_searches`), started from
-the best point found so far, the batch's previous proposal and the best QMC point. At 1,000
-trials in 4 dimensions that cut a further point from 0.57 s to 0.13 s here (one thread),
-against a fit of 2 to 4 s, so a batch of 32 costs a few fits, not 32. The first point of a
+the best trial, the batch's previous proposal and the best QMC point: at 1,000 trials in 4
+dimensions a later point cost 0.77 s against proposal 1's 3.34 s and the fit's 11.0 s on a
+loaded 2-core machine (`benchmarks/proposals.py --split 16`), so a batch of 32 costs a few
+fits, not 32. The first point of a
 batch matters most (it is what gp would run); the later ones are the exploration around it
 that the pending points' fantasies push them to.
 
