@@ -192,6 +192,19 @@ def run(base: Path, sampler: str, workers: int, seconds: float) -> dict[str, Any
     }
 
 
+def _timed(fn: Any, into: list[float]) -> Any:
+    """`fn`, appending the seconds of each call to `into`."""
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            into.append(time.perf_counter() - t0)
+
+    return timed
+
+
 def split(base: Path, q: int) -> dict[str, Any]:
     """Where one gp-batch fit of q proposals spends its time."""
     import optuna._gp.optim_mixed as optim_mixed
@@ -202,20 +215,7 @@ def split(base: Path, q: int) -> dict[str, Any]:
     searches: list[float] = []
     fit, search = sampler._fit, optim_mixed.optimize_acqf_mixed
 
-    def timed_fit(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return fit(*args, **kwargs)
-        finally:
-            fits.append(time.perf_counter() - t0)
-
-    def timed_search(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return search(*args, **kwargs)
-        finally:
-            searches.append(time.perf_counter() - t0)
-
+    timed_fit, timed_search = _timed(fit, fits), _timed(search, searches)
     sampler._fit = timed_fit  # type: ignore[method-assign]
     # GPSampler reaches it through a lazy import that holds its own copy of the names.
     import optuna.samplers._gp.sampler as gp_sampler
