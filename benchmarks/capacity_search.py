@@ -395,6 +395,10 @@ def main() -> None:
     args = parser.parse_args()
     if not set(args.arms.split(",")) <= {"long", "short"}:
         parser.error(f"--arms: long, short or long,short, got {args.arms!r}")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.long_patience is not None and args.long_patience < 1:
+        parser.error(f"--long-patience must be at least 1, got {args.long_patience}")
     args.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.part == "speed":

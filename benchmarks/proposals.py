@@ -248,6 +248,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/proposals.json"))
     parser.add_argument("--split", type=int, metavar="Q", help="time one fit's parts instead")
     args = parser.parse_args()
+    if args.split is not None and args.split < 1:
+        parser.error(f"--split must be at least 1, got {args.split}")
     counts = [int(w) for w in args.workers.split(",")]
     samplers = args.samplers.split(",")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

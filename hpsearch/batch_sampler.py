@@ -25,9 +25,8 @@ QMC points (`later_samples`, 512) and 3 local searches (`later_local_searches`),
 the best trial, the batch's previous proposal and the best QMC point: at 1,000 trials in 4
 dimensions a later point cost 0.77 s against proposal 1's 3.34 s and the fit's 11.0 s on a
 loaded 2-core machine (`benchmarks/proposals.py --split 16`), so a batch of 32 costs a few
-fits, not 32. The first point of a
-batch matters most (it is what gp would run); the later ones are the exploration around it
-that the pending points' fantasies push them to.
+fits, not 32. The first point of a batch matters most (it is what gp would run); the later
+ones are the exploration around it that the pending points' fantasies push them to.
 
 Using it from workers (`hpsearch.worker`): the proposals live in the study itself, one queue
 shared by every worker. A worker that finds fewer WAITING trials than it is about to claim
