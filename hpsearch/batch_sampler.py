@@ -1,9 +1,11 @@
 """gp-batch: one GP fit proposes q points at once (a batched GP bandit, Desautels et al. 2014).
 
-`GPBatchSampler` is Optuna's `GPSampler` (Matern 5/2 ARD, its priors, its fit, its acquisition
-optimiser, its random start-up, its sharing of a RUNNING trial's parameters through the trial's
-system attrs) with one change: a fit yields a batch of q proposals, which workers queue in the
-study (or this sampler caches), and an ask takes the next one instead of fitting again.
+`GPBatchSampler` is gp (`hpsearch.gp_sampler.GPSampler`: Optuna's `GPSampler`, fitted to
+PRUNED trials too, at the value they were stopped at) with one change: a fit yields a batch of
+q proposals, which workers queue in the study (or this sampler caches), and an ask takes the
+next one instead of fitting again. The kernel (Matern 5/2 ARD), its priors, its fit, the
+acquisition optimiser, the random start-up and the sharing of a RUNNING trial's parameters
+through the trial's system attrs are GPSampler's.
 
 Method: sequential greedy q-batch log expected improvement. Proposal k maximises Optuna's
 `qLogEI` with the RUNNING trials of every worker and the proposals 1..k-1 of this batch as the
@@ -41,7 +43,8 @@ this sampler's own cache (`prepare` fills that cache outside the lock, for singl
 
 A cached proposal is dropped when it is no longer what a fresh fit would propose:
 
-- stale: more than `max_unseen_results` trials (default q) have completed since its fit. A
+- stale: more than `max_unseen_results` trials (default q) have ended with a result (COMPLETE
+  or PRUNED) since its fit. A
   batch of q is meant to be run without feedback, as q parallel evaluations would be; once it
   misses more results than that it no longer reflects the study. `prepare` applies this
   limit; an ask applies twice it, because dropping there means fitting under the lock, and
@@ -76,6 +79,8 @@ from optuna.study import StudyDirection
 from optuna.study._constrained_optimization import _is_constrained_optimization
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.gp_sampler import FIT_STATES, GPSampler, results
+
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
@@ -97,11 +102,11 @@ class _Batch:
     normalized: list[np.ndarray]
     length_scales: np.ndarray
     is_categorical: np.ndarray
-    n_complete: int
-    known: frozenset[int]  # trial numbers whose points the fit saw (complete or pending)
+    n_results: int  # COMPLETE and PRUNED trials the fit saw
+    known: frozenset[int]  # trial numbers whose points the fit saw (results or pending)
 
 
-class GPBatchSampler(optuna.samplers.GPSampler):
+class GPBatchSampler(GPSampler):
     """GPSampler whose fit proposes `q` points at once (see the module docstring).
 
     Args:
@@ -158,18 +163,17 @@ class GPBatchSampler(optuna.samplers.GPSampler):
         """Make sure proposals are cached for the next asks; returns how many are.
 
         Drops stale and taken proposals (module docstring); if none is left, fits the GP to the
-        study's COMPLETE trials and proposes `q` (default `self.q`) points that avoid its
-        RUNNING trials. Returns 0 while the study is in its random start-up, or for a study
-        this sampler does not batch (multi-objective, constrained): their asks work as gp's.
+        study's results (COMPLETE and PRUNED trials) and proposes `q` (default `self.q`) points
+        that avoid its RUNNING trials. Returns 0 while the study is in its random start-up, or
+        for a study this sampler does not batch (multi-objective, constrained): their asks
+        work as gp's.
         Reads the storage; call it outside the study's slot lock.
         """
         search_space = self._search_space(study)
         if not search_space:
             return 0
         with self._lock:
-            trials = study._get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING), use_cache=False
-            )
+            trials = study._get_trials(deepcopy=False, states=FIT_STATES, use_cache=False)
             self._drop_unusable(trials, search_space, self.max_unseen_results)
             if self.pending() == 0:
                 self._batch = self._propose(study, trials, search_space, q or self.q)
@@ -178,17 +182,17 @@ class GPBatchSampler(optuna.samplers.GPSampler):
     def propose(self, study: optuna.Study, q: int | None = None) -> Proposals | None:
         """One fit, `q` (default `self.q`) proposals for the study's shared queue, not cached.
 
-        The fit sees the study's COMPLETE trials; the proposals avoid its RUNNING trials and
-        its WAITING ones (other workers' queued proposals, queued retries) as pending points.
-        None while the study is in its random start-up, or for a study this sampler does not
-        batch. Reads the storage; call it outside the study's slot lock.
+        The fit sees the study's results (COMPLETE and PRUNED trials); the proposals avoid its
+        RUNNING trials and its WAITING ones (other workers' queued proposals, queued retries)
+        as pending points. None while the study is in its random start-up, or for a study this
+        sampler does not batch. Reads the storage; call it outside the study's slot lock.
         """
         search_space = self._search_space(study)
         if not search_space:
             return None
         trials = study._get_trials(
             deepcopy=False,
-            states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING),
+            states=(*FIT_STATES, TrialState.WAITING),
             use_cache=False,
         )
         with self._lock:
@@ -249,12 +253,12 @@ class GPBatchSampler(optuna.samplers.GPSampler):
         batch = self._batch
         if batch is None:
             return
-        n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
         if batch.search_space != search_space:
             self._drop_all("the search space changed")
             return
-        if n_complete - batch.n_complete > max_unseen_results:
-            self._drop_all(f"{n_complete - batch.n_complete} results came in since its fit")
+        n_results = len(results(trials, search_space))
+        if n_results - batch.n_results > max_unseen_results:
+            self._drop_all(f"{n_results - batch.n_results} results came in since its fit")
             return
         space = gp_search_space.SearchSpace(search_space)
         new = [
@@ -298,7 +302,7 @@ class GPBatchSampler(optuna.samplers.GPSampler):
         RUNNING and WAITING trials among `trials`)."""
         import torch
 
-        completed = [t for t in trials if t.state == TrialState.COMPLETE]
+        completed = results(trials, search_space)
         if len(completed) < self._n_startup_trials or not self._batches(study, completed):
             return None
         running = [
@@ -350,7 +354,7 @@ class GPBatchSampler(optuna.samplers.GPSampler):
             normalized=chosen,
             length_scales=gpr.length_scales,
             is_categorical=np.asarray(space.is_categorical),
-            n_complete=len(completed),
+            n_results=len(completed),
             known=frozenset(t.number for t in [*completed, *running]),
         )
 

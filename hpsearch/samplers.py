@@ -24,12 +24,15 @@ def check_sampler(name: str) -> None:
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """gp: Optuna's GPSampler (Matern 5/2 ARD, qLogEI over other workers' RUNNING trials);
-    gp-batch: the same GP, BATCH_Q proposals per fit (`hpsearch.batch_sampler`); tpe: TPE with
-    the constant liar for parallel workers; random: uniform in the space."""
+    """gp: Optuna's GPSampler (Matern 5/2 ARD, qLogEI over other workers' RUNNING trials),
+    fitted to PRUNED trials too (`hpsearch.gp_sampler`); gp-batch: the same GP, BATCH_Q
+    proposals per fit (`hpsearch.batch_sampler`); tpe: TPE with the constant liar for parallel
+    workers; random: uniform in the space."""
     check_sampler(name)
     if name == "gp":
-        return optuna.samplers.GPSampler(
+        from hpsearch.gp_sampler import GPSampler
+
+        return GPSampler(
             seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
         )
     if name == "gp-batch":
