@@ -29,6 +29,10 @@ dimensions a later point cost 0.77 s against proposal 1's 3.34 s and the fit's 1
 loaded 2-core machine (`benchmarks/proposals.py --split 16`), so a batch of 32 costs a few
 fits, not 32. The first point of a batch matters most (it is what gp would run); the later
 ones are the exploration around it that the pending points' fantasies push them to.
+No proposal repeats a result, a pending point or an earlier proposal of its batch
+(`hpsearch.gp_sampler.unrepeated`): the queue's own check (`Proposals.near`) looks only at
+trials the fit did not know, so a search that came back to its warm start would otherwise
+queue a repeat.
 
 Using it from workers (`hpsearch.worker`): the proposals live in the study itself, one queue
 shared by every worker. A worker that finds fewer WAITING trials than it is about to claim
@@ -79,7 +83,14 @@ from optuna.study import StudyDirection
 from optuna.study._constrained_optimization import _is_constrained_optimization
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.gp_sampler import FIT_STATES, GPSampler, results
+from hpsearch.gp_sampler import (
+    FIT_STATES,
+    GPSampler,
+    normalize,
+    results,
+    scaled_distances,
+    unrepeated,
+)
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -261,18 +272,20 @@ class GPBatchSampler(GPSampler):
             self._drop_all(f"{n_results - batch.n_results} results came in since its fit")
             return
         space = gp_search_space.SearchSpace(search_space)
-        new = [
-            _get_params(t)
+        unseen = [
+            t
             for t in trials
             if t.number not in batch.known and search_space.keys() <= _get_params(t).keys()
         ]
-        if not new:
+        if not unseen:
             return
-        new_points = _normalize(space, new)
+        new = [_get_params(t) for t in unseen]
+        new_points = normalize(space, new)
         kept = [
             i
             for i, x in enumerate(batch.normalized)
-            if _scaled_distances(x, new_points, batch).min() >= self.min_distance
+            if scaled_distances(x, new_points, batch.length_scales, batch.is_categorical).min()
+            >= self.min_distance
         ]
         if len(kept) < len(batch.proposals):
             logger.debug(
@@ -282,8 +295,9 @@ class GPBatchSampler(GPSampler):
             )
             batch.proposals = [batch.proposals[i] for i in kept]
             batch.normalized = [batch.normalized[i] for i in kept]
-        # Points checked once need not be checked again (the proposals do not move).
-        batch.known = batch.known | {t.number for t in trials if t.number not in batch.known}
+        # Points checked once need not be checked again (the proposals do not move). A trial
+        # without its point yet (just asked) is checked once it has one.
+        batch.known = batch.known | {t.number for t in unseen}
 
     def _drop_all(self, why: str) -> None:
         assert self._batch is not None
@@ -319,7 +333,7 @@ class GPBatchSampler(GPSampler):
             y = y[:, 0]
             gpr = self._fit(X, y, space)
             best = X[np.argmax(y), np.newaxis]
-            pending = _normalize(space, [_point(t) for t in running])
+            pending = normalize(space, [_point(t) for t in running])
             chosen: list[np.ndarray] = []
             for _ in range(q):
                 acqf: acqf_module.BaseAcquisitionFunc
@@ -335,7 +349,9 @@ class GPBatchSampler(GPSampler):
                         normalized_params_of_running_trials=pending,
                     )
                 if not chosen:
-                    x = self._optimize_acqf(acqf, best)
+                    # gp's search (GPSampler's, without gp's repeat check against its own
+                    # trials: this fit's are checked just below).
+                    x = optuna.samplers.GPSampler._optimize_acqf(self, acqf, best)
                 else:
                     x, _ = optim_mixed.optimize_acqf_mixed(
                         acqf,
@@ -345,6 +361,8 @@ class GPBatchSampler(GPSampler):
                         tol=self._tol,
                         rng=self._rng.rng,
                     )
+                # Not a repeat of a result, a pending point or an earlier proposal.
+                x = unrepeated(acqf, x, np.vstack([X, pending]), self._rng.rng)
                 chosen.append(x)
                 pending = np.vstack([pending, x[np.newaxis]])
         self.fits += 1
@@ -375,24 +393,6 @@ class GPBatchSampler(GPSampler):
         )
         self._gprs_cache_list = [gpr]
         return gpr
-
-
-def _normalize(space: gp_search_space.SearchSpace, params: list[dict[str, Any]]) -> np.ndarray:
-    """Points in the GP's [0, 1] coordinates; shape (len(params), dims)."""
-    if not params:
-        return np.zeros((0, space.dim))
-    # get_normalized_params reads the params given, not the trials' own.
-    return space.get_normalized_params([None] * len(params), params)  # type: ignore[list-item]
-
-
-def _scaled_distances(x: np.ndarray, points: np.ndarray, batch: _Batch) -> np.ndarray:
-    """Distances from x to each point in the fit's length scales (categorical: 0 or 1 per
-    dimension, as the GP's kernel counts them); +inf when there are no points."""
-    if len(points) == 0:
-        return np.array([np.inf])
-    diff = np.abs(points - x)
-    diff = np.where(batch.is_categorical, (diff > 0).astype(float), diff / batch.length_scales)
-    return np.sqrt(np.square(diff).sum(axis=1))
 
 
 def _point(trial: FrozenTrial) -> dict[str, Any]:
@@ -426,6 +426,8 @@ class Proposals:
         ]
         if not points:
             return False
-        x = _normalize(self._space, [params])[0]
-        distances = _scaled_distances(x, _normalize(self._space, points), self._batch)
+        x = normalize(self._space, [params])[0]
+        distances = scaled_distances(
+            x, normalize(self._space, points), self._batch.length_scales, self._batch.is_categorical
+        )
         return bool(distances.min() < self._min_distance)

@@ -424,8 +424,14 @@ def test_three_worker_processes_meet_the_target_exactly(sqlite_url: str):
     assert [t.number for t in trials] == list(range(30))
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 30
     points = np.array([[t.params["x0"], t.params["x1"]] for t in trials])
-    gaps = np.linalg.norm(points[:, None] - points[None], axis=-1)[np.triu_indices(30, 1)]
-    assert gaps.min() > 0.0
+    gaps = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    pairs = [(i, j) for i, j in np.argwhere(np.triu(gaps == 0.0, 1))]
+    # Which trials repeat, and how each came to be (its queue mark, if a fit proposed it).
+    assert not pairs, [
+        (int(k), trials[k].params, trials[k].system_attrs.get(PROPOSAL_ATTR))
+        for pair in pairs
+        for k in pair
+    ]
 
 
 def test_a_long_fit_keeps_its_lease(sqlite_url: str):
