@@ -23,6 +23,7 @@ class Table:
     title: str
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
+    key: str = ""  # its --table name, and its key in a JSON export of several tables
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
@@ -31,7 +32,10 @@ class Table:
 def best_table(rows: Sequence[BestRow]) -> Table:
     columns = tuple(BestRow.__dataclass_fields__)
     return Table(
-        "Best bits per (study, depth)", columns, tuple(tuple(asdict(r).values()) for r in rows)
+        "Best bits per (study, depth)",
+        columns,
+        tuple(tuple(asdict(r).values()) for r in rows),
+        key="best",
     )
 
 
@@ -41,6 +45,7 @@ def fits_table(rows: Sequence[FitRow]) -> Table:
         "Bits per parameter per (arch, depth)",
         columns,
         tuple(tuple(asdict(r).values()) for r in rows),
+        key="fits",
     )
 
 
@@ -50,6 +55,7 @@ def per_unit_table(rows: Sequence[PerUnitRow]) -> Table:
         "Best fraction reconstructed per (per-unit study, depth)",
         columns,
         tuple(tuple(asdict(r).values()) for r in rows),
+        key="per-unit",
     )
 
 
@@ -60,7 +66,10 @@ def multipliers_table(m: Multipliers) -> Table:
         for a, mean, ratios in zip(m.archs, m.mean_bits_per_param, m.ratio, strict=True)
     )
     return Table(
-        "Architecture multipliers (row / column, mean best bits per parameter)", columns, rows
+        "Architecture multipliers (row / column, mean best bits per parameter)",
+        columns,
+        rows,
+        key="multipliers",
     )
 
 
@@ -133,17 +142,19 @@ def render(tables: Sequence[Table], fmt: str) -> str:
     if fmt == "json":
         if len(tables) == 1:
             return json.dumps(tables[0].records(), indent=2) + "\n"
-        keys = ("best", "fits", "multipliers")
-        return (
-            json.dumps({k: t.records() for k, t in zip(keys, tables, strict=False)}, indent=2)
-            + "\n"
-        )
+        keys = [t.key for t in tables]
+        if "" in keys or len(set(keys)) != len(keys):
+            raise ValueError(f"tables for one JSON object need distinct keys, got {keys}")
+        return json.dumps({t.key: t.records() for t in tables}, indent=2) + "\n"
     if fmt == "csv":
         if len(tables) != 1:
-            raise HpsearchError("csv holds one table: choose --table best, fits or multipliers")
+            raise HpsearchError(
+                "csv holds one table: choose --table best, fits, multipliers or per-unit"
+            )
         return _csv(tables[0])
     one = _md if fmt == "md" else _tex
     if len(tables) == 1:
         return one(tables[0])
-    heading = "## {}\n\n" if fmt == "md" else "% {}\n"
-    return "\n".join(heading.format(t.title) + one(t) for t in tables)
+    if fmt == "md":
+        return "\n".join(f"## {t.title}\n\n" + one(t) for t in tables)
+    return "\n".join(one(t) for t in tables)  # each LaTeX table opens with its title

@@ -10,7 +10,7 @@ from optuna.trial import TrialState, create_trial
 
 from hpsearch.experiment import Experiment
 from hpsearch.export import Selection, best_rows, fit_rows, multipliers
-from hpsearch.render import best_table, fits_table, multipliers_table, render
+from hpsearch.render import best_table, fits_table, multipliers_table, per_unit_table, render
 from hpsearch.status import study_status
 from hpsearch.studies import create_studies
 from storage import open_storage
@@ -132,6 +132,25 @@ def test_renderings(storage):
     assert render(tables[2:], "csv").splitlines()[0] == "arch,mean_bits_per_param,rnn,gru"
     both = render(tables, "md")
     assert both.count("## ") == 3
+
+
+def test_all_four_tables_in_json_and_latex(storage):
+    # What `export --table all` renders: JSON keeps every table under its name, and LaTeX
+    # titles each table once.
+    rows = best_rows(storage)
+    tables = [
+        best_table(rows),
+        fits_table(fit_rows(rows)),
+        multipliers_table(multipliers(rows)),
+        per_unit_table([]),
+    ]
+    doc = json.loads(render(tables, "json"))
+    assert list(doc) == ["best", "fits", "multipliers", "per-unit"]
+    assert doc["per-unit"] == [] and len(doc["best"]) == len(rows)
+    latex = render(tables, "latex")
+    for table in tables:
+        assert latex.count(f"% {table.title}\n") == 1
+    assert latex.count("\\begin{tabular}") == 4
 
 
 def test_status_counts(storage):
