@@ -1,7 +1,7 @@
 """Benchmark for batched trials (issue 5). Prints figures; not a test.
 
 Trials per hour, batched (K trials of one shape in one BatchedTrainer) against one at a time
-(objectives.training.train_capacity), for rnn and lstm at budgets 1k and 10k, K = 1, 8, 32,
+(objectives.training.trainer.train_capacity), for rnn and lstm at budgets 1k and 10k, K = 1, 8, 32,
 128; and the achieved FLOP/s by the 6*P*T*b estimate, against the float32 rate of one large
 matmul measured on the same device (and against a nominal peak, if given). Every trial runs
 the same fixed number of steps (early stopping off) on b samples, so the work per trial is
@@ -37,11 +37,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from objectives.allocator import keep_freed_memory  # noqa: E402
-from objectives.architectures import solve_hidden_size  # noqa: E402
-from objectives.batched import BatchedTrainer, shape_key  # noqa: E402
-from objectives.capacity import CapacityConfig  # noqa: E402
-from objectives.training import train_capacity  # noqa: E402
+from objectives.networks.architectures import solve_hidden_size  # noqa: E402
+from objectives.tasks.capacity.study import CapacityConfig  # noqa: E402
+from objectives.training.allocator import keep_freed_memory  # noqa: E402
+from objectives.training.batched import BatchedTrainer, shape_key  # noqa: E402
+from objectives.training.trainer import train_capacity  # noqa: E402
 
 
 def _configs(arch: str, budget: int, k: int, b: int, steps: int) -> list[CapacityConfig]:
@@ -207,7 +207,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as a batched worker does (one trial at a time is not affected)
     if args.verdicts:
-        from objectives.precision import probe, probe_trials
+        from objectives.training.precision import probe, probe_trials
 
         for arch in args.archs.split(","):
             for budget in (int(x) for x in args.budgets.split(",")):

@@ -7,7 +7,7 @@ from a copy of it. `--workers` processes then propose for `--seconds`, as the re
 
 - gp: under the study's slot lock (storage.trial_slot), ask + suggest: the GP fit happens
   under the lock, so proposals are serialised across workers (today's figure);
-- gp-batch:Q: as the worker claims (`hpsearch.samplers.prepare_proposals`): one worker at a
+- gp-batch:Q: as the worker claims (`hpsearch.search.samplers.prepare_proposals`): one worker at a
   time (the study's fit lease) fits and proposes Q points outside the lock when the study's
   queue runs short, its claim queues them, and every worker's ask + suggest under the lock
   pops one.
@@ -46,8 +46,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 import storage.lifecycle as lifecycle
-from hpsearch.batch_sampler import GPBatchSampler
-from hpsearch.samplers import STARTUP_TRIALS, prepare_proposals
+from hpsearch.search.gp_batch import GPBatchSampler
+from hpsearch.search.samplers import STARTUP_TRIALS, prepare_proposals
 from storage import Heartbeat, HeartbeatPolicy, open_storage
 from storage.lifecycle import StudyTrials
 

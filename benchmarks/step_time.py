@@ -29,10 +29,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from objectives.architectures import solve_hidden_size  # noqa: E402
-from objectives.batched import BatchedTrainer, shape_key  # noqa: E402
-from objectives.capacity import CapacityConfig  # noqa: E402
-from objectives.training import train_capacity  # noqa: E402
+from objectives.networks.architectures import solve_hidden_size  # noqa: E402
+from objectives.tasks.capacity.study import CapacityConfig  # noqa: E402
+from objectives.training.batched import BatchedTrainer, shape_key  # noqa: E402
+from objectives.training.trainer import train_capacity  # noqa: E402
 
 
 def _config(args: argparse.Namespace, schedule: str, seed: int) -> CapacityConfig:

@@ -34,10 +34,10 @@ import sqlalchemy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpsearch.studies import create_study, find_records  # noqa: E402
-from hpsearch.worker import Worker  # noqa: E402
-from objectives.calibration import CalibrationStudy  # noqa: E402
-from objectives.capacity import build_study  # noqa: E402
+from hpsearch.studies.records import create_study, find_records  # noqa: E402
+from hpsearch.worker.loop import Worker  # noqa: E402
+from objectives.tasks.calibration.study import CalibrationStudy  # noqa: E402
+from objectives.tasks.capacity.study import build_study  # noqa: E402
 from storage import Heartbeat, HeartbeatPolicy, open_storage  # noqa: E402
 
 

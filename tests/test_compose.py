@@ -359,13 +359,13 @@ def test_dockerfile_matches_pyproject():
 
 
 def test_experiment_files_are_valid():
-    from hpsearch.experiment import load_experiments
+    from hpsearch.studies.schema import load_experiments
 
     counts = {
         path.name: sum(len(e.studies()) for e in load_experiments(path))
         for path in sorted((ROOT / "experiments").glob("*.toml"))
     }
-    # The presets (tests/hpsearch/test_presets.py checks their studies by name).
+    # The presets (tests/hpsearch/studies/test_presets.py checks their studies by name).
     assert all(counts.values()), counts
     assert (counts["capacity.toml"], counts["smoke.toml"]) == (18, 1)
     assert read_dotenv(DOTENV)["EXPERIMENT"] in counts
@@ -491,7 +491,7 @@ def test_service_commands_run_natively(postgres_url, tmp_path):
     shim.chmod(0o755)
     # The services' environment, pointed at the test database: the URL without a password,
     # and the password in a file as the secret gives it (the test server trusts local
-    # connections, so any password passes here; tests/hpsearch/test_db_startup.py checks it).
+    # connections, so any password passes here; tests/hpsearch/cli/test_db_startup.py checks it).
     password_file = tmp_path / "db_password"
     password_file.write_text("p@ss:w/rd%\n")
     service_env = {

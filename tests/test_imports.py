@@ -20,9 +20,11 @@ PACKAGES = ("objectives", "hpsearch", "storage")
 def _modules() -> dict[str, Path]:
     modules = {}
     for package in PACKAGES:
-        for path in sorted((ROOT / package).glob("*.py")):
-            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
-            modules[name] = path
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
     return modules
 
 
@@ -91,9 +93,11 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read():
     graph = import_graph()
-    assert "objectives.batched" in graph["objectives.precision"]
-    assert "objectives.batched" in graph["objectives.registry"]  # imported inside a function
-    assert "storage" in graph["hpsearch.worker"]
+    assert "objectives.training.batched" in graph["objectives.training.precision"]
+    assert (
+        "objectives.training.batched" in graph["objectives.tasks.registry"]
+    )  # imported inside a function
+    assert "storage" in graph["hpsearch.worker.loop"]
 
 
 def test_cycles_are_found_and_named():

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from objectives.capacity import CapacityConfig
+from objectives.tasks.capacity.study import CapacityConfig
 
 SMALL = dict(
     arch="rnn",

@@ -1,0 +1,407 @@
+"""`hpsearch report`: one markdown page that sets the storage's studies against the paper.
+
+The data (`Report`: the header's counts, the claims of `hpsearch.results.claims`, export's best
+rows)
+is collected first; `render_markdown` and `write_figures` only render it. Figures are PNG
+files drawn with matplotlib's Agg renderer (no browser, no network), imported inside the
+functions that draw, so that the rest of hpsearch never loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch.results.claims import (
+    DEFAULT_N_IN,
+    MIN_TRIALS,
+    NO_STUDIES,
+    NOT_ENOUGH,
+    PAPER_UNROLL,
+    RECONSTRUCTED,
+    VERDICTS,
+    Claim,
+    collect,
+    judge,
+)
+from hpsearch.results.rows import (
+    BestRow,
+    FitRow,
+    KeyedRow,
+    PerUnitRow,
+    arch_rank,
+    best_rows,
+    fit_rows,
+)
+from hpsearch.results.tables import Table, best_table, fits_table, per_unit_table, render
+from hpsearch.studies.records import list_records
+from objectives.tasks.capacity.study import default_activation
+from storage import redact_url
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+logger = logging.getLogger(__name__)
+
+REPORT_FILE = "report.md"
+# The capacity figures' n_in where studies have it: the capacity task's default.
+FIGURES: dict[str, str] = {
+    "bits_vs_params.png": "Best bits against parameters (log-log), a panel per depth",
+    "bits_per_param.png": "Bits per parameter against parameters, a panel per depth",
+    "per_unit.png": "Fraction reconstructed against units per layer (per-unit task)",
+}
+VERDICT_MEANING: dict[str, str] = {
+    "agrees": "the measurement is within the tolerance stated for the claim",
+    "differs": "it is outside that tolerance",
+    "not enough trials": "studies speak to the claim, but too few best rows have the minimum "
+    "number of complete trials, or too few such rows are left to compare; a number measured "
+    "on thinner rows is marked preliminary and earns no verdict",
+    "no studies": "nothing in this storage speaks to the claim",
+}
+
+
+@dataclass(frozen=True)
+class Report:
+    storage: str  # redacted
+    day: date
+    min_trials: int
+    studies: dict[str, int]  # by task
+    trials: int
+    trials_complete: int
+    claims: tuple[Claim, ...]
+    best: tuple[BestRow, ...]
+    fits: tuple[FitRow, ...]
+    per_unit: tuple[PerUnitRow, ...]
+    # What the capacity figures draw: the paper's setting only (see `plotted_rows`).
+    plotted: tuple[BestRow, ...] = ()
+    plotted_n_in: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_trials < 1:
+            raise ValueError(f"min_trials must be positive, got {self.min_trials}")
+
+    @property
+    def figures(self) -> tuple[str, ...]:
+        """The PNG files this report embeds: those it has data for."""
+        names = []
+        if self.plotted:
+            names += ["bits_vs_params.png", "bits_per_param.png"]
+        if self.per_unit:
+            names.append("per_unit.png")
+        return tuple(names)
+
+
+def collect_report(
+    storage: optuna.storages.BaseStorage,
+    url: str,
+    min_trials: int = MIN_TRIALS,
+    day: date | None = None,
+) -> Report:
+    studies: dict[str, int] = {}
+    trials = complete = 0
+    for record in list_records(storage):
+        studies[record.task] = studies.get(record.task, 0) + 1
+        study_id = storage.get_study_id_from_name(record.name)
+        every = storage.get_all_trials(study_id, deepcopy=False)
+        trials += len(every)
+        complete += sum(1 for t in every if t.state == TrialState.COMPLETE)
+    evidence = collect(storage)
+    best = best_rows(storage)
+    n_in, plotted = plotted_rows(evidence.rows)
+    return Report(
+        storage=redact_url(url),
+        day=day or date.today(),
+        min_trials=min_trials,
+        studies=dict(sorted(studies.items())),
+        trials=trials,
+        trials_complete=complete,
+        claims=tuple(judge(evidence, min_trials)),
+        best=tuple(best),
+        fits=tuple(fit_rows(plotted)) if plotted else (),
+        per_unit=evidence.per_unit,
+        plotted=tuple(plotted),
+        plotted_n_in=n_in,
+    )
+
+
+def plotted_rows(rows: Sequence[KeyedRow]) -> tuple[int | None, list[BestRow]]:
+    """The rows of the capacity figures: each arch's own activation, T = 5 and one n_in
+    (32, the default, where there are such rows; else the most common), and one point per
+    (arch, depth, budget), the best (a sampler comparison or an optimizer study of the same
+    budget would otherwise draw several)."""
+    mine = [
+        k
+        for k in rows
+        if k.get("activation") == default_activation(k.row.arch) and k.get("unroll") == PAPER_UNROLL
+    ]
+    if not mine:
+        return None, []
+    counts = Counter(int(k.get("n_in")) for k in mine)
+    n_in = DEFAULT_N_IN if DEFAULT_N_IN in counts else counts.most_common(1)[0][0]
+    best: dict[tuple[str, int, int], BestRow] = {}
+    for k in mine:
+        if k.get("n_in") != n_in:
+            continue
+        key = (k.row.arch, k.row.depth, k.row.budget)
+        if key not in best or k.row.best_bits > best[key].best_bits:
+            best[key] = k.row
+    return n_in, sorted(best.values(), key=lambda r: (arch_rank(r.arch), r.depth, r.budget))
+
+
+# --- markdown ---------------------------------------------------------------------------------
+
+
+def _trials_cell(claim: Claim) -> str:
+    if claim.rows == 0:
+        return "-"
+    rows = "1 row" if claim.rows == 1 else f"{claim.rows} rows"
+    return f"{rows}; {claim.trials_total} trials, fewest {claim.trials_min} per row"
+
+
+def claims_table(claims: Sequence[Claim]) -> Table:
+    return Table(
+        "Claims",
+        ("#", "claim", "source", "expected", "measured", "best rows (complete trials)", "verdict"),
+        tuple(
+            (c.number, c.claim, c.source, c.expected, c.measured, _trials_cell(c), c.verdict)
+            for c in claims
+        ),
+    )
+
+
+def _header(report: Report) -> list[str]:
+    total = sum(report.studies.values())
+    by_task = ", ".join(f"{n} {task}" for task, n in report.studies.items())
+    return [
+        "# hpsearch report",
+        "",
+        f"- Storage: `{report.storage}`",
+        f"- Date: {report.day.isoformat()}",
+        f"- Studies: {total} ({by_task}); trials: {report.trials} ({report.trials_complete} "
+        "complete)",
+        f"- A best row (the best trial of one study and depth, split by the trials' activation, "
+        f"unroll and n_in) counts towards a verdict with at least {report.min_trials} complete "
+        "trials.",
+        "",
+    ]
+
+
+def _claim_section(claim: Claim) -> list[str]:
+    lines = [
+        f"### {claim.number}. {claim.claim}: {claim.verdict}",
+        "",
+        f"- Source: {claim.source}; expected: {claim.expected}.",
+        f"- Agrees when: {claim.tolerance}.",
+        *([f"- Measured: {claim.measured}."] if claim.measured != "-" else []),
+        f"- Why this verdict: {claim.why}.",
+        "",
+    ]
+    if claim.details:
+        if claim.verdict == NOT_ENOUGH:
+            lines += ["Preliminary, from every row that speaks to the claim:", ""]
+        lines.append(render([Table("", claim.columns, claim.details)], "md"))
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    lines = _header(report)
+    lines += ["## Claims", "", render([claims_table(report.claims)], "md")]
+    lines += [f"- **{v}**: {VERDICT_MEANING[v]}." for v in VERDICTS]
+    untested = [c for c in report.claims if c.verdict == NO_STUDIES]
+    if untested:
+        lines += ["", "Studies that would test the claims with none:", ""]
+        lines += [f"- {c.number}: {c.tests_with}." for c in untested]
+    lines += ["", "## Details", ""]
+    for claim in report.claims:
+        if claim.verdict != NO_STUDIES:
+            lines += _claim_section(claim)
+    if report.figures:
+        lines += ["## Figures", ""]
+        if report.plotted:
+            lines += [
+                f"Capacity figures: {_setting(report)}; the best row per (arch, depth, budget); "
+                f"hollow points rest on fewer than {report.min_trials} complete trials; dashed "
+                "lines: bits per parameter fitted through the origin.",
+                "",
+            ]
+        lines += [f"![{FIGURES[name]}]({name})\n" for name in report.figures]
+    if report.best:
+        lines += ["## Best bits per (study, depth)", "", render([best_table(report.best)], "md")]
+        lines += [
+            "## Bits per parameter per (arch, depth)",
+            "",
+            f"The figures' rows: each arch's own activation, T = {PAPER_UNROLL}, n_in "
+            f"{report.plotted_n_in}, the best study of each (arch, depth, budget).",
+            "",
+            render([fits_table(report.fits)], "md"),
+        ]
+    if report.per_unit:
+        lines += [
+            "## Best fraction reconstructed per (per-unit study, depth)",
+            "",
+            render([per_unit_table(report.per_unit)], "md"),
+        ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# --- figures (matplotlib, Agg) ----------------------------------------------------------------
+
+_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
+
+
+def _archs(archs: Sequence[str]) -> list[str]:
+    return sorted(set(archs), key=lambda a: (arch_rank(a), a))
+
+
+def _color(arch: str, archs: Sequence[str]) -> str:
+    return _COLORS[list(archs).index(arch) % len(_COLORS)]
+
+
+def _depth_panels(rows: Sequence[BestRow], title: str) -> tuple[Any, list[Axes], list[int]]:
+    from matplotlib.figure import Figure
+
+    depths = sorted({r.depth for r in rows})
+    fig = Figure(figsize=(max(6.4, 4.2 * len(depths)), 4.6), layout="constrained")
+    axes = list(fig.subplots(1, len(depths), sharey=True, squeeze=False)[0])
+    fig.suptitle(title)
+    for ax, depth in zip(axes, depths, strict=True):
+        ax.set_title(f"depth {depth}")
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.grid(True, which="both", alpha=0.3)
+    return fig, axes, depths
+
+
+def _arch_lines(
+    axes: list[Axes], depths: list[int], rows: Sequence[BestRow], value: str, min_trials: int
+) -> None:
+    """A line per arch in each depth's panel; rows under `min_trials` trials hollow."""
+    archs = _archs([r.arch for r in rows])
+    for ax, depth in zip(axes, depths, strict=True):
+        for arch in archs:
+            mine = sorted(
+                (r for r in rows if r.arch == arch and r.depth == depth),
+                key=lambda r: r.num_params,
+            )
+            if not mine:
+                continue
+            color = _color(arch, archs)
+            xs = [r.num_params for r in mine]
+            ys = [getattr(r, value) for r in mine]
+            ax.plot(xs, ys, color=color, label=arch)
+            ax.scatter(
+                xs,
+                ys,
+                color=[color if r.trials_complete >= min_trials else "white" for r in mine],
+                edgecolors=color,
+                zorder=3,
+            )
+
+
+def _setting(report: Report) -> str:
+    return f"each arch's own activation, T {PAPER_UNROLL}, n_in {report.plotted_n_in}"
+
+
+def _bits_vs_params(report: Report, path: Path) -> None:
+    rows = report.plotted
+    fig, axes, depths = _depth_panels(rows, f"Best bits against parameters\n{_setting(report)}")
+    _arch_lines(axes, depths, rows, "best_bits", report.min_trials)
+    archs = _archs([r.arch for r in rows])
+    for fit in fit_rows(rows):
+        mine = [r.num_params for r in rows if r.arch == fit.arch and r.depth == fit.depth]
+        xs = [min(mine) * 0.8, max(mine) * 1.25]
+        axes[depths.index(fit.depth)].plot(
+            xs,
+            [fit.bits_per_param_slope * x for x in xs],
+            color=_color(fit.arch, archs),
+            linestyle="--",
+            linewidth=0.8,
+        )
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("best bits")
+    axes[-1].legend(title="arch (hollow: few trials)", fontsize="small")
+    fig.savefig(path, dpi=100)
+
+
+def _bits_per_param(report: Report, path: Path) -> None:
+    rows = report.plotted
+    fig, axes, depths = _depth_panels(
+        rows, f"Bits per parameter against parameters\n{_setting(report)}"
+    )
+    for ax in axes:
+        ax.axhspan(3.0, 6.0, color="0.9", zorder=0, label="paper: 3 to 6")
+        ax.axhline(5.0, color="0.5", linestyle=":", label="paper: ~5")
+    _arch_lines(axes, depths, rows, "bits_per_param", report.min_trials)
+    axes[0].set_ylabel("bits per parameter")
+    axes[0].set_ylim(bottom=0)
+    axes[-1].legend(fontsize="small")
+    fig.savefig(path, dpi=100)
+
+
+def _per_unit(report: Report, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    rows = report.per_unit
+    n_ins = sorted({r.n_in for r in rows})
+    fig = Figure(figsize=(max(6.4, 4.2 * len(n_ins)), 4.6), layout="constrained")
+    axes = list(fig.subplots(1, len(n_ins), sharey=True, squeeze=False)[0])
+    fig.suptitle("Per-unit capacity")
+    archs = _archs([r.arch for r in rows])
+    for ax, n_in in zip(axes, n_ins, strict=True):
+        mine = [r for r in rows if r.n_in == n_in]
+        depths = sorted({r.depth for r in mine})
+        for arch in archs:
+            for depth in depths:
+                line = sorted(
+                    (r for r in mine if r.arch == arch and r.depth == depth),
+                    key=lambda r: r.units,
+                )
+                if not line:
+                    continue
+                label = arch if len(depths) == 1 else f"{arch}, depth {depth}"
+                ax.plot(
+                    [r.units for r in line],
+                    [r.best_fraction for r in line],
+                    marker="osd^v"[depths.index(depth) % 5],
+                    linestyle=("-", "--", ":", "-.")[depths.index(depth) % 4],
+                    color=_color(arch, archs),
+                    label=label,
+                )
+        ax.axvline(n_in, color="0.3", linestyle="--", label=f"units = n_in = {n_in}")
+        ax.axhline(
+            RECONSTRUCTED, color="0.6", linestyle=":", label=f"{RECONSTRUCTED} reconstructed"
+        )
+        ax.set_title(f"n_in {n_in}")
+        ax.set_xlabel("units per layer")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("best fraction reconstructed")
+    axes[0].set_ylim(0, 1.05)
+    axes[-1].legend(fontsize="small")
+    fig.savefig(path, dpi=100)
+
+
+_DRAW = {
+    "bits_vs_params.png": _bits_vs_params,
+    "bits_per_param.png": _bits_per_param,
+    "per_unit.png": _per_unit,
+}
+
+
+def write_report(report: Report, out: Path, name: str = REPORT_FILE) -> list[Path]:
+    """Write the figures and the markdown file `name` (default report.md) into the folder
+    `out` (which must exist); returns the files written, the markdown last."""
+    written = []
+    for figure in report.figures:
+        _DRAW[figure](report, out / figure)
+        written.append(out / figure)
+    (out / name).write_text(render_markdown(report))
+    written.append(out / name)
+    return written

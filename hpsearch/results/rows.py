@@ -1,0 +1,270 @@
+"""Best-bits tables: the data. One best row per (study, depth) from COMPLETE trials (and
+PRUNED ones, if asked), and two
+summaries computed from those rows: bits per parameter per (arch, depth) and the architecture
+multiplier matrix (Collins et al. 2017, Fig. 1i). `keyed_rows` splits a (study, depth) further
+by values of the trials' config (activation, optimizer, ...), whether a study fixed or searched
+them; `per_unit_rows` are the best rows of per-unit studies, which the capacity tables leave out.
+
+Reads user attrs only (never torch). Rendering lives in `hpsearch.results.tables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.studies.records import StudyRecord, list_records
+from objectives.networks.architectures import ARCHS
+from objectives.tasks.capacity import study as capacity
+from objectives.tasks.per_unit import study as per_unit
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which studies, depths and trials to report; None means all. PRUNED trials (stopped at
+    a checkpoint, valued at the best bits they had reached) count only with `pruned`."""
+
+    tasks: tuple[str, ...] | None = None
+    archs: tuple[str, ...] | None = None
+    budgets: tuple[int, ...] | None = None
+    depths: tuple[int, ...] | None = None
+    pruned: bool = False
+
+    @property
+    def states(self) -> tuple[TrialState, ...]:
+        if self.pruned:
+            return (TrialState.COMPLETE, TrialState.PRUNED)
+        return (TrialState.COMPLETE,)
+
+    def study(self, record: StudyRecord) -> bool:
+        attrs = record.attrs
+        return (
+            (self.tasks is None or record.task in self.tasks)
+            and (self.archs is None or attrs.get("arch") in self.archs)
+            and (self.budgets is None or attrs.get("budget") in self.budgets)
+        )
+
+
+@dataclass(frozen=True)
+class BestRow:
+    study: str
+    task: str
+    arch: str
+    depth: int
+    budget: int
+    num_params: int
+    hidden_size: int
+    best_bits: float
+    bits_per_param: float
+    b: int
+    learning_rate: float
+    init_scale: float
+    trials_complete: int
+
+
+@dataclass(frozen=True)
+class FitRow:
+    """Bits per parameter of one (arch, depth) over its budgets: the least-squares slope of
+    best bits against parameters through the origin (capacity is linear in P), and the mean
+    of the best rows' bits per parameter."""
+
+    arch: str
+    depth: int
+    bits_per_param_slope: float
+    mean_bits_per_param: float
+    budgets: int
+
+
+@dataclass(frozen=True)
+class Multipliers:
+    """ratio[i][j] = mean best bits/param of archs[i] / that of archs[j] (over all depths and
+    budgets of each arch)."""
+
+    archs: tuple[str, ...]
+    mean_bits_per_param: tuple[float, ...]
+    ratio: tuple[tuple[float, ...], ...]
+
+
+@dataclass(frozen=True)
+class KeyedRow:
+    """The best row of the trials of one (study, depth) whose configs share `values` for the
+    config keys `by` (a key missing from a trial's config is read from the study's attrs)."""
+
+    by: tuple[str, ...]
+    values: tuple[Any, ...]
+    row: BestRow
+
+    def __post_init__(self) -> None:
+        if len(self.by) != len(self.values):
+            raise ValueError(f"keys {self.by} and values {self.values} differ in length")
+
+    def get(self, key: str) -> Any:
+        return self.values[self.by.index(key)]
+
+
+@dataclass(frozen=True)
+class PerUnitRow:
+    """The best trial of one (per-unit study, depth): the fraction of the input reconstructed
+    with `units` hidden units per layer (Collins et al. 2017, per-unit capacity)."""
+
+    study: str
+    arch: str
+    depth: int
+    units: int
+    n_in: int
+    unroll: int
+    num_params: int
+    best_fraction: float
+    trials_complete: int
+
+
+PER_UNIT_TASK = per_unit.TASK
+
+
+def arch_rank(arch: str) -> int:
+    return ARCHS.index(arch) if arch in ARCHS else len(ARCHS)
+
+
+def _sort_key(row: BestRow) -> tuple[str, int, str, int, int, str]:
+    return (row.task, arch_rank(row.arch), row.arch, row.budget, row.depth, row.study)
+
+
+def best_trial(trials: Iterable[FrozenTrial]) -> FrozenTrial:
+    """The trial of highest value; ties go to the earliest, so tables do not depend on
+    storage order. `trials` are COMPLETE, with values."""
+    return max(trials, key=lambda t: (t.value, -t.number))
+
+
+def _row(record: StudyRecord, depth: int, trials: list[FrozenTrial]) -> BestRow:
+    best = best_trial(trials)
+    attrs = best.user_attrs
+    config = attrs.get("config", {})
+    assert best.value is not None
+    return BestRow(
+        study=record.name,
+        task=record.task,
+        arch=str(record.attrs.get("arch", config.get("arch", ""))),
+        depth=depth,
+        budget=int(record.attrs.get("budget", config.get("budget", 0))),
+        num_params=int(attrs["num_params"]),
+        hidden_size=int(attrs["hidden_size"]),
+        best_bits=float(best.value),
+        bits_per_param=float(attrs["bits_per_param"]),
+        b=int(config["b"]),
+        learning_rate=float(config["learning_rate"]),
+        init_scale=float(config["init_scale"]),
+        trials_complete=len(trials),
+    )
+
+
+def _config_value(record: StudyRecord, trial: FrozenTrial, key: str) -> Any:
+    config = trial.user_attrs.get("config", {})
+    return config[key] if key in config else record.attrs.get(key)
+
+
+def _groups(
+    storage: optuna.storages.BaseStorage, selection: Selection, task: str, by: tuple[str, ...]
+) -> Iterator[tuple[StudyRecord, int, tuple[Any, ...], list[FrozenTrial]]]:
+    """The finished trials of each selected study of `task`, by (depth, values of `by`)."""
+    for record in list_records(storage):
+        if record.task != task or not selection.study(record):
+            continue
+        study_id = storage.get_study_id_from_name(record.name)
+        finished = storage.get_all_trials(study_id, deepcopy=False, states=selection.states)
+        groups: dict[tuple[int, tuple[Any, ...]], list[FrozenTrial]] = {}
+        for trial in finished:
+            if trial.value is None or "depth" not in trial.user_attrs:
+                continue
+            depth = int(trial.user_attrs["depth"])
+            if selection.depths is None or depth in selection.depths:
+                values = tuple(_config_value(record, trial, key) for key in by)
+                groups.setdefault((depth, values), []).append(trial)
+        for (depth, values), trials in groups.items():
+            yield record, depth, values, trials
+
+
+def best_rows(
+    storage: optuna.storages.BaseStorage, selection: Selection | None = None
+) -> list[BestRow]:
+    """One best row per (capacity study, depth); other tasks' studies are left out."""
+    rows = [
+        _row(record, depth, trials)
+        for record, depth, _, trials in _groups(
+            storage, selection or Selection(), capacity.TASK, ()
+        )
+    ]
+    return sorted(rows, key=_sort_key)
+
+
+def keyed_rows(
+    storage: optuna.storages.BaseStorage, by: tuple[str, ...], selection: Selection | None = None
+) -> list[KeyedRow]:
+    """One best row per (capacity study, depth, values of the config keys `by`)."""
+    rows = [
+        KeyedRow(by=by, values=values, row=_row(record, depth, trials))
+        for record, depth, values, trials in _groups(
+            storage, selection or Selection(), capacity.TASK, by
+        )
+    ]
+    return sorted(rows, key=lambda k: (_sort_key(k.row), repr(k.values)))
+
+
+def per_unit_rows(
+    storage: optuna.storages.BaseStorage, selection: Selection | None = None
+) -> list[PerUnitRow]:
+    """One best row per (per-unit study, depth): the highest fraction reconstructed."""
+    rows = []
+    for record, depth, _, trials in _groups(storage, selection or Selection(), PER_UNIT_TASK, ()):
+        best = best_trial(trials)
+        assert best.value is not None
+        attrs = best.user_attrs
+        rows.append(
+            PerUnitRow(
+                study=record.name,
+                arch=str(record.attrs.get("arch", "")),
+                depth=depth,
+                units=int(record.attrs.get("units", attrs.get("hidden_size", 0))),
+                n_in=int(record.attrs.get("n_in", attrs.get("n_in", 0))),
+                unroll=int(record.attrs.get("unroll", 0)),
+                num_params=int(attrs.get("num_params", 0)),
+                best_fraction=float(best.value),
+                trials_complete=len(trials),
+            )
+        )
+    return sorted(
+        rows, key=lambda r: (r.n_in, arch_rank(r.arch), r.arch, r.depth, r.units, r.study)
+    )
+
+
+def fit_rows(rows: Iterable[BestRow]) -> list[FitRow]:
+    groups: dict[tuple[str, int], list[BestRow]] = {}
+    for row in rows:
+        groups.setdefault((row.arch, row.depth), []).append(row)
+    out = []
+    for (arch, depth), group in groups.items():
+        sxy = sum(r.num_params * r.best_bits for r in group)
+        sxx = sum(r.num_params**2 for r in group)
+        out.append(
+            FitRow(
+                arch=arch,
+                depth=depth,
+                bits_per_param_slope=sxy / sxx,
+                mean_bits_per_param=sum(r.bits_per_param for r in group) / len(group),
+                budgets=len({r.budget for r in group}),
+            )
+        )
+    return sorted(out, key=lambda f: (arch_rank(f.arch), f.arch, f.depth))
+
+
+def multipliers(rows: Iterable[BestRow]) -> Multipliers:
+    per_arch: dict[str, list[float]] = {}
+    for row in rows:
+        per_arch.setdefault(row.arch, []).append(row.bits_per_param)
+    archs = tuple(sorted(per_arch, key=lambda a: (arch_rank(a), a)))
+    means = tuple(sum(per_arch[a]) / len(per_arch[a]) for a in archs)
+    ratio = tuple(tuple(mi / mj if mj > 0 else float("nan") for mj in means) for mi in means)
+    return Multipliers(archs=archs, mean_bits_per_param=means, ratio=ratio)

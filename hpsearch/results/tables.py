@@ -1,0 +1,160 @@
+"""Rendering of the best-bits tables: markdown, CSV, JSON and LaTeX. The numbers come from
+`hpsearch.results.rows`; nothing here computes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from hpsearch.errors import HpsearchError
+from hpsearch.results.rows import BestRow, FitRow, Multipliers, PerUnitRow
+
+FORMATS: tuple[str, ...] = ("md", "csv", "json", "latex")
+TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "per-unit", "all")
+
+
+@dataclass(frozen=True)
+class Table:
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    key: str = ""  # its --table name, and its key in a JSON export of several tables
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def best_table(rows: Sequence[BestRow]) -> Table:
+    columns = tuple(BestRow.__dataclass_fields__)
+    return Table(
+        "Best bits per (study, depth)",
+        columns,
+        tuple(tuple(asdict(r).values()) for r in rows),
+        key="best",
+    )
+
+
+def fits_table(rows: Sequence[FitRow]) -> Table:
+    columns = tuple(FitRow.__dataclass_fields__)
+    return Table(
+        "Bits per parameter per (arch, depth)",
+        columns,
+        tuple(tuple(asdict(r).values()) for r in rows),
+        key="fits",
+    )
+
+
+def per_unit_table(rows: Sequence[PerUnitRow]) -> Table:
+    columns = tuple(PerUnitRow.__dataclass_fields__)
+    return Table(
+        "Best fraction reconstructed per (per-unit study, depth)",
+        columns,
+        tuple(tuple(asdict(r).values()) for r in rows),
+        key="per-unit",
+    )
+
+
+def multipliers_table(m: Multipliers) -> Table:
+    columns = ("arch", "mean_bits_per_param", *m.archs)
+    rows = tuple(
+        (a, mean, *ratios)
+        for a, mean, ratios in zip(m.archs, m.mean_bits_per_param, m.ratio, strict=True)
+    )
+    return Table(
+        "Architecture multipliers (row / column, mean best bits per parameter)",
+        columns,
+        rows,
+        key="multipliers",
+    )
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
+    return str(value)
+
+
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def _latex(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _md_cell(value: object) -> str:
+    return _cell(value).replace("|", "\\|")
+
+
+def _md(table: Table) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(table: Table) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table.columns)
+    writer.writerows(table.rows)
+    return buffer.getvalue()
+
+
+def _tex(table: Table) -> str:
+    align = "".join(
+        "r" if isinstance(v, int | float) else "l"
+        for v in (table.rows[0] if table.rows else table.columns)
+    )
+    lines = [
+        f"% {table.title}",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(_latex(c) for c in table.columns) + r" \\",
+        "\\midrule",
+    ]
+    lines += [" & ".join(_latex(_cell(v)) for v in row) + r" \\" for row in table.rows]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def render(tables: Sequence[Table], fmt: str) -> str:
+    """One table in any format; several in md, latex (one after another) or json (an object
+    keyed by table)."""
+    if fmt not in FORMATS:
+        raise HpsearchError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "json":
+        if len(tables) == 1:
+            return json.dumps(tables[0].records(), indent=2) + "\n"
+        keys = [t.key for t in tables]
+        if "" in keys or len(set(keys)) != len(keys):
+            raise ValueError(f"tables for one JSON object need distinct keys, got {keys}")
+        return json.dumps({t.key: t.records() for t in tables}, indent=2) + "\n"
+    if fmt == "csv":
+        if len(tables) != 1:
+            raise HpsearchError(
+                "csv holds one table: choose --table best, fits, multipliers or per-unit"
+            )
+        return _csv(tables[0])
+    one = _md if fmt == "md" else _tex
+    if len(tables) == 1:
+        return one(tables[0])
+    if fmt == "md":
+        return "\n".join(f"## {t.title}\n\n" + one(t) for t in tables)
+    return "\n".join(one(t) for t in tables)  # each LaTeX table opens with its title

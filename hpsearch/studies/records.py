@@ -1,0 +1,173 @@
+"""Studies in the storage: create them from an experiment, find and read them back."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from hpsearch.errors import HpsearchError, StudyNotFound
+from hpsearch.search.pruners import check_pruner
+from hpsearch.search.samplers import check_sampler
+from hpsearch.studies.schema import Experiment
+from objectives.tasks.registry import StudySettings, get_task
+
+logger = logging.getLogger(__name__)
+
+# Study user attrs written by hpsearch besides the task's own settings.
+TARGET_KEY = "target_trials"
+SAMPLER_KEY = "sampler"
+PRUNER_KEY = "pruner"
+SEED_KEY = "seed"
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A study as hpsearch sees it: Optuna's name and id, the task and its settings."""
+
+    name: str
+    task: str
+    attrs: dict[str, Any]
+
+    @property
+    def target(self) -> int:
+        return int(self.attrs[TARGET_KEY])
+
+    @property
+    def sampler(self) -> str:
+        return str(self.attrs[SAMPLER_KEY])
+
+    @property
+    def pruner(self) -> str:
+        """Studies made before pruning existed have none."""
+        return str(self.attrs.get(PRUNER_KEY, "none"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.attrs[SEED_KEY])
+
+
+def plan_studies(experiments: Sequence[Experiment]) -> list[tuple[Experiment, StudySettings]]:
+    """Every study of the experiments (the variants of one file, say) with the experiment it
+    belongs to, all validated; two studies of one name are an error."""
+    plan = [(experiment, study) for experiment in experiments for study in experiment.studies()]
+    seen: set[str] = set()
+    for _, study in plan:
+        if study.name in seen:
+            raise HpsearchError(
+                f"two studies would be named {study.name}: give each group a --tag of its own"
+            )
+        seen.add(study.name)
+    return plan
+
+
+def create_studies(
+    storage: optuna.storages.BaseStorage, *experiments: Experiment
+) -> list[tuple[str, bool]]:
+    """Create the studies of every experiment: one per (arch, budget) of a capacity
+    experiment, one per (arch, units) of a per-unit one. Return (name, created) for each.
+
+    Every study's settings are validated before the first one is written. An existing study
+    is left as it is. An experiment without a seed takes one drawn at random here, the same
+    for all of them (so variants compared with each other train on the same data).
+    """
+    plan = plan_studies(experiments)
+    drawn = secrets.randbelow(2**31)
+    existing = {s.study_name for s in storage.get_all_studies()}
+    out = []
+    for experiment, study in plan:
+        if study.name in existing:
+            out.append((study.name, False))
+            continue
+        created = create_study(
+            storage,
+            study,
+            trials=experiment.trials,
+            sampler=experiment.sampler,
+            pruner=experiment.pruner,
+            seed=experiment.seed if experiment.seed is not None else drawn,
+        )
+        out.append((study.name, created))
+    return out
+
+
+def create_study(
+    storage: optuna.storages.BaseStorage,
+    settings: StudySettings,
+    *,
+    trials: int,
+    sampler: str,
+    seed: int,
+    pruner: str = "none",
+) -> bool:
+    """Create one study of any task from its settings; False if it exists already."""
+    check_sampler(sampler)
+    check_pruner(pruner)
+    attrs = {
+        **settings.to_attrs(),
+        TARGET_KEY: trials,
+        SAMPLER_KEY: sampler,
+        PRUNER_KEY: pruner,
+        SEED_KEY: seed,
+    }
+    return _create_one(storage, settings.name, attrs)
+
+
+def _create_one(storage: optuna.storages.BaseStorage, name: str, attrs: dict[str, Any]) -> bool:
+    try:
+        study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False  # another process created it a moment ago
+    try:
+        for key, value in attrs.items():
+            storage.set_study_user_attr(study_id, key, value)
+    except BaseException:
+        # Never leave a half-written study behind.
+        storage.delete_study(study_id)
+        raise
+    return True
+
+
+def read_record(summary_name: str, attrs: dict[str, Any]) -> StudyRecord | None:
+    task = attrs.get("task")
+    if not isinstance(task, str) or TARGET_KEY not in attrs:
+        return None
+    return StudyRecord(name=summary_name, task=task, attrs=attrs)
+
+
+def list_records(storage: optuna.storages.BaseStorage) -> list[StudyRecord]:
+    """Every hpsearch study in the storage, by name."""
+    records = []
+    for frozen in storage.get_all_studies():
+        record = read_record(frozen.study_name, frozen.user_attrs)
+        if record is None:
+            logger.debug("skipping study %s: not made by hpsearch", frozen.study_name)
+            continue
+        records.append(record)
+    return sorted(records, key=lambda r: r.name)
+
+
+def find_records(
+    storage: optuna.storages.BaseStorage, names: list[str] | None
+) -> list[StudyRecord]:
+    """The named studies (all of them when names is None); a missing name is an error."""
+    records = list_records(storage)
+    if names is None:
+        return records
+    by_name = {r.name: r for r in records}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise StudyNotFound(f"no hpsearch study named {missing[0]!r}; studies here: {known}")
+    return [by_name[n] for n in names]
+
+
+def check_task(record: StudyRecord) -> None:
+    try:
+        get_task(record.task)
+    except ValueError as e:
+        raise HpsearchError(f"study {record.name}: {e}") from None

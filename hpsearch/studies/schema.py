@@ -1,0 +1,531 @@
+"""An experiment: which studies to create, from command-line flags or a TOML file.
+
+`Experiment` is the one schema of `hpsearch create`: each field is a setting, its default is
+written once (on the field, or, for a setting passed on to every study, on the task's study
+class: `CapacityStudy` or `PerUnitStudy`), and its `Option` metadata says how it is read. The
+flags of `create` (`add_arguments`, `from_args`) and the keys of an experiment file
+(`load_experiment`, with its `[[variants]]`) are derived from these fields; the studies'
+settings and stored attrs from the task's study class.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from hpsearch.errors import HpsearchError, unknown_choice
+from hpsearch.search.pruners import PRUNERS, check_pruner
+from hpsearch.search.samplers import SAMPLERS, check_sampler
+from objectives.networks.architectures import ARCHS
+from objectives.tasks.capacity import study as capacity
+from objectives.tasks.capacity.study import default_depths
+from objectives.tasks.per_unit import study as per_unit
+
+
+def parse_list(text: str, what: str, kind: type[int] | type[str]) -> tuple[Any, ...]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise HpsearchError(f"{what}: empty list")
+    if kind is str:
+        return tuple(parts)
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise HpsearchError(
+            f"{what}: expected whole numbers separated by commas, got {text!r}"
+        ) from None
+
+
+def parse_space_args(items: list[str]) -> dict[str, str]:
+    """NAME=SPEC pairs from repeated --space flags."""
+    space: dict[str, str] = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise HpsearchError(
+                f"--space takes NAME=VALUE, NAME=LOW:HIGH or NAME=A,B; got {item!r}"
+            )
+        if name.strip() in space:
+            raise HpsearchError(f"--space {name.strip()} given twice")
+        space[name.strip()] = spec.strip()
+    return space
+
+
+# How a value is read: from the flag's text (after argparse's `type`), and from the file.
+# File readers raise ValueError with what is wrong; the caller names the file and key.
+
+
+def _words(text: str, flag: str) -> tuple[str, ...]:
+    return parse_list(text, flag, str)
+
+
+def _whole_numbers(text: str, flag: str) -> tuple[int, ...]:
+    return parse_list(text, flag, int)
+
+
+def _space(items: list[str], flag: str) -> dict[str, str]:
+    return parse_space_args(items)
+
+
+def _as_given(value: Any, flag: str) -> Any:
+    return value
+
+
+def _file_words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of names, got {value!r}")
+    return tuple(value)
+
+
+def _file_whole_numbers(value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise ValueError(f"expected a list of whole numbers, got {value!r}")
+    return tuple(value)
+
+
+def _file_whole(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return value
+
+
+def _file_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {value!r}")
+    return value
+
+
+def _file_table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table ([space] NAME = SPEC)")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one experiment field is given: flag `flag` on `hpsearch create`, key = the field's
+    name in an experiment file. Examples in `help` are in backquotes (a test runs them)."""
+
+    help: str
+    read_flag: Callable[[Any, str], Any]
+    read_file: Callable[[Any], Any]
+    flag: str = ""  # default: --field-name
+    type: Callable[[str], Any] = str
+    choices: tuple[str, ...] | None = None
+    repeat: bool = False
+    metavar: str | None = None
+    # Help that depends on the tasks (their own defaults, their dimensions), made from the
+    # field's name when the flags are built, so that importing this module imports no task
+    # module but capacity's.
+    more_help: Callable[[str], str] | None = None
+
+
+WORDS: dict[str, Any] = {"read_flag": _words, "read_file": _file_words}
+WHOLE_NUMBERS: dict[str, Any] = {"read_flag": _whole_numbers, "read_file": _file_whole_numbers}
+WHOLE: dict[str, Any] = {"read_flag": _as_given, "read_file": _file_whole, "type": int}
+TEXT: dict[str, Any] = {"read_flag": _as_given, "read_file": _file_text}
+TABLE: dict[str, Any] = {"read_flag": _space, "read_file": _file_table, "repeat": True}
+
+CAPACITY = capacity.TASK
+PER_UNIT = per_unit.TASK
+TASK_CHOICES: tuple[str, ...] = (CAPACITY, PER_UNIT)
+# The field that sizes a task's studies: one study per (arch, size).
+SIZE_FIELD: dict[str, str] = {CAPACITY: "budgets", PER_UNIT: "units"}
+
+
+class TaskSchema(NamedTuple):
+    """What `create` needs of a task: its study class (whose fields hold the defaults of the
+    settings passed on to every study), `build(arch, size, *, depths, overrides, **settings)`
+    that makes one study or raises ValueError, and its search dimensions."""
+
+    study: type[Any]
+    build: Callable[..., Any]
+    dimensions: tuple[str, ...]
+
+
+def task_schema(task: str) -> TaskSchema:
+    """A task's schema; objectives.tasks.per_unit.study is imported only when it is asked for."""
+    if task == PER_UNIT:
+        import objectives.tasks.per_unit.study as per_unit
+
+        return TaskSchema(per_unit.PerUnitStudy, per_unit.build_study, per_unit.DIMENSIONS)
+    if task != CAPACITY:
+        raise HpsearchError(unknown_choice("task", task, TASK_CHOICES))
+    return TaskSchema(capacity.CapacityStudy, capacity.build_study, capacity.DIMENSIONS)
+
+
+def _installed_schemas() -> dict[str, TaskSchema]:
+    """The schemas of the tasks whose module is here (for the help text only)."""
+    found = {}
+    for task in TASK_CHOICES:
+        try:
+            found[task] = task_schema(task)
+        except ModuleNotFoundError as e:
+            if e.name != "objectives.tasks.per_unit.study":
+                raise
+    return found
+
+
+def _task_defaults_help(name: str) -> str:
+    """Each task's own default of a study setting, read from its study class."""
+    defaults = {
+        task: {f.name: f for f in fields(schema.study)}[name].default
+        for task, schema in _installed_schemas().items()
+    }
+    values = list(dict.fromkeys(defaults.values()))
+    if len(values) == 1:
+        return "" if values[0] in ("", None) else f" (default {values[0]})"
+    return " (default " + ", ".join(f"{v} for {task}" for task, v in defaults.items()) + ")"
+
+
+def _dimensions_help(name: str) -> str:
+    return "; dimensions " + "; ".join(
+        f"of {task}: {', '.join(schema.dimensions)}"
+        for task, schema in _installed_schemas().items()
+    )
+
+
+def _option(help: str, kind: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return {"option": Option(help=help, **{**kind, **kwargs})}
+
+
+def _study_setting(help: str, kind: Mapping[str, Any]) -> Any:
+    """A setting passed on to every study. Left out (None), each study takes its task's own
+    default, declared once on the task's study class (the help shows it)."""
+    return field(
+        default=None,
+        metadata={**_option(help, kind, more_help=_task_defaults_help), "study_field": True},
+    )
+
+
+def _csv(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def check_sizes(task: str, given: Collection[str], word: Callable[[str], str]) -> None:
+    """A task's studies are sized by its own field only (budgets for capacity, units for
+    per-unit), which must be given. `word` spells a field as the user wrote it."""
+    for owner, size in SIZE_FIELD.items():
+        if owner != task and size in given:
+            raise HpsearchError(f"{word(size)} is for {word('task')} {owner}")
+    if SIZE_FIELD[task] not in given:
+        raise HpsearchError(f"{word('task')} {task} needs {word(SIZE_FIELD[task])}")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One study per (arch, budget) of the capacity task, or per (arch, units) of the
+    per-unit task; each with `trials` as its target."""
+
+    archs: tuple[str, ...] = field(
+        metadata=_option(
+            f"cells, comma-separated, from {', '.join(ARCHS)}: `--arch rnn,gru`",
+            WORDS,
+            flag="--arch",
+        )
+    )
+    budgets: tuple[int, ...] | None = field(
+        default=None,
+        metadata=_option(
+            "parameter budgets of --task capacity, comma-separated: `--budget 200,1000`",
+            WHOLE_NUMBERS,
+            flag="--budget",
+        ),
+    )
+    units: tuple[int, ...] | None = field(
+        default=None,
+        metadata=_option(
+            "hidden units per layer of --task per-unit, comma-separated: "
+            "`--task per-unit --units 8,16,32`",
+            WHOLE_NUMBERS,
+        ),
+    )
+    task: str = field(
+        default=CAPACITY,
+        metadata=_option(
+            "the task of the studies: capacity (bits stored per parameter, one study per "
+            "arch and --budget) or per-unit (an input reconstructed through a layer of "
+            "--units units, one study per arch and units)",
+            TEXT,
+            choices=TASK_CHOICES,
+        ),
+    )
+    depths: tuple[int, ...] | None = field(
+        default=None,  # the task's, capacity.default_depths(arch) for capacity
+        metadata=_option(
+            f"depths to search, comma-separated (default: the task's; for capacity "
+            f"{_csv(default_depths('rnn'))}, and {_csv(default_depths('+rnn'))} for +rnn): "
+            "`--depths 1,2`",
+            WHOLE_NUMBERS,
+        ),
+    )
+    trials: int = field(
+        default=100, metadata=_option("target trials per study: `--trials 20`", WHOLE)
+    )
+    n_in: int | None = _study_setting("input size: bits (capacity), dimensions (per-unit)", WHOLE)
+    unroll: int | None = _study_setting("time steps T", WHOLE)
+    patience: int | None = _study_setting("steps without improvement before a trial stops", WHOLE)
+    sampler: str = field(
+        default="gp",
+        metadata=_option("Optuna sampler: `--sampler tpe`", TEXT, choices=SAMPLERS),
+    )
+    pruner: str = field(
+        default="none",
+        metadata=_option(
+            "Optuna pruner, which may stop a trial at a checkpoint: `--pruner median`",
+            TEXT,
+            choices=PRUNERS,
+        ),
+    )
+    seed: int | None = field(
+        default=None,
+        metadata=_option("study seed (trial data and weights; default random): `--seed 0`", WHOLE),
+    )
+    space: Mapping[str, Any] = field(
+        default_factory=dict,
+        metadata=_option(
+            "search space, repeatable. Fix a value "
+            "`--space learning_rate=1e-3`, search a range on the default's scale "
+            "`--space learning_rate=1e-4:1e-1` or choose from a list "
+            "`--space optimizer=adam,sgd`",
+            TABLE,
+            metavar="NAME=SPEC",
+            more_help=_dimensions_help,
+        ),
+    )
+    tag: str | None = _study_setting(
+        "name suffix (capacity-ARCH-pBUDGET-TAG, per-unit-ARCH-nUNITS-TAG), to compare "
+        "samplers, say: `--tag tpe`",
+        TEXT,
+    )
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_CHOICES:
+            raise HpsearchError(unknown_choice("task", self.task, TASK_CHOICES))
+        given = [f.name for f in fields(self) if getattr(self, f.name) is not None]
+        check_sizes(self.task, given, _flag_of)
+        if not self.archs:
+            raise HpsearchError("give at least one arch")
+        size = _flag_of(SIZE_FIELD[self.task])
+        if not self.sizes:
+            raise HpsearchError(f"{size}: give at least one value")
+        if len(set(self.archs)) != len(self.archs) or len(set(self.sizes)) != len(self.sizes):
+            raise HpsearchError(f"--arch and {size} values must not repeat")
+        if not 1 <= self.trials <= 1_000_000:
+            raise HpsearchError(f"trials must be in [1, 1000000], got {self.trials}")
+        if self.seed is not None and not 0 <= self.seed < 2**31:
+            raise HpsearchError(f"seed must be in [0, 2^31), got {self.seed}")
+        check_sampler(self.sampler)
+        check_pruner(self.pruner)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The budgets (capacity) or units (per-unit): one study per arch and size."""
+        sizes: tuple[int, ...] | None = getattr(self, SIZE_FIELD[self.task])
+        return sizes or ()
+
+    def studies(self) -> list[Any]:
+        """Every study's settings (`CapacityStudy` or `PerUnitStudy`), validated; raises
+        before anything is written."""
+        schema = task_schema(self.task)
+        settings = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.metadata.get("study_field") and getattr(self, f.name) is not None
+        }
+        out = []
+        for arch in self.archs:
+            for size in self.sizes:
+                try:
+                    out.append(
+                        schema.build(
+                            arch, size, depths=self.depths, overrides=self.space, **settings
+                        )
+                    )
+                except ValueError as e:
+                    raise HpsearchError(str(e)) from None
+        return out
+
+
+def options() -> list[tuple[Field[Any], Option]]:
+    """Every setting of `create`, in the schema's order."""
+    return [(f, f.metadata["option"]) for f in fields(Experiment)]
+
+
+def flag(f: Field[Any], option: Option) -> str:
+    return option.flag or "--" + f.name.replace("_", "-")
+
+
+def _flag_of(name: str) -> str:
+    """The flag of the field `name`."""
+    return next(flag(f, option) for f, option in options() if f.name == name)
+
+
+def default(f: Field[Any]) -> Any:
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return f.default
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `create`, one per field. They have no defaults of their own: a flag left
+    out is left out of the `Experiment`, which then takes the field's default."""
+    for f, option in options():
+        shown = default(f)
+        help = option.help
+        if option.more_help is not None:
+            help += option.more_help(f.name)
+        if shown not in (MISSING, None, "", {}):
+            help += f" (default {shown})"
+        parser.add_argument(
+            flag(f, option),
+            dest=f.name,
+            type=option.type,
+            choices=option.choices,
+            action="append" if option.repeat else "store",
+            metavar=option.metavar,
+            default=argparse.SUPPRESS,
+            help=help.replace("%", "%%"),
+        )
+
+
+def given_flags(args: argparse.Namespace) -> list[str]:
+    return [flag(f, option) for f, option in options() if hasattr(args, f.name)]
+
+
+def from_args(args: argparse.Namespace) -> Experiment:
+    """The experiment of the flags given (see `add_arguments`)."""
+    values = {
+        f.name: option.read_flag(getattr(args, f.name), flag(f, option))
+        for f, option in options()
+        if hasattr(args, f.name)
+    }
+    if "archs" not in values:
+        raise HpsearchError(
+            "create needs --arch and --budget (or --task per-unit and --units), or --from FILE.toml"
+        )
+    return Experiment(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as e:
+        raise HpsearchError(f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise HpsearchError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise HpsearchError(f"{path}: not UTF-8 text") from None
+
+
+def _check_keys(where: str, table: Mapping[str, Any]) -> None:
+    known = sorted(f.name for f in fields(Experiment))
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise HpsearchError(f"{where}unknown keys {unknown}; known: {known}")
+
+
+def _from_table(where: str, table: Mapping[str, Any]) -> Experiment:
+    """One experiment from the keys of a file (or of a variant merged over it), every study
+    validated; `where` starts each error ("FILE: " or "FILE: variant 2: ")."""
+    known = {f.name: option for f, option in options()}
+    values = {}
+    for key, value in table.items():
+        option = known[key]
+        try:
+            values[key] = option.read_file(value)
+        except ValueError as e:
+            raise HpsearchError(f"{where}{key}: {e}") from None
+        if option.choices is not None and values[key] not in option.choices:
+            raise HpsearchError(f"{where}{unknown_choice(key, value, option.choices)}")
+    if "archs" not in values:
+        raise HpsearchError(f"{where}needs archs")
+    try:
+        check_sizes(values.get("task", CAPACITY), values, lambda key: key)
+        experiment = Experiment(**values)
+        experiment.studies()
+    except HpsearchError as e:
+        raise HpsearchError(f"{where}{e}") from None
+    return experiment
+
+
+def load_experiment(path: Path) -> Experiment:
+    """The one experiment of a file without `[[variants]]` (see `load_experiments`)."""
+    experiments = load_experiments(path)
+    if len(experiments) != 1:
+        raise HpsearchError(f"{path}: has {len(experiments)} [[variants]], not one experiment")
+    return experiments[0]
+
+
+def load_experiments(path: Path) -> tuple[Experiment, ...]:
+    """Read an experiment file (TOML): a key per `Experiment` field (archs, budgets or units,
+    task, depths, trials, ...; the flags of `create`), and a [space] table of dimension specs.
+
+    Optional `[[variants]]`, an array of tables: groups of studies that differ in some
+    settings. Each variant holds keys of the top level, which it overrides (its [variants.space]
+    is merged into [space] key by key), and must set a `tag` of its own, which ends its studies'
+    names. The file is then one experiment per variant (the top level alone is none of them),
+    all validated here, before anything is written:
+
+        archs = ["rnn", "gru"]
+        budgets = [1000]
+        [[variants]]
+        tag = "t1"
+        unroll = 1
+        [[variants]]
+        tag = "t5"
+        unroll = 5
+        [variants.space]
+        max_steps = 4000
+
+    makes capacity-rnn-p1000-t1, capacity-gru-p1000-t1, capacity-rnn-p1000-t5 and
+    capacity-gru-p1000-t5. Without variants, the file is one experiment.
+    """
+    data = _read_toml(path)
+    variants = data.pop("variants", None)
+    _check_keys(f"{path}: ", data)
+    if variants is None:
+        return (_from_table(f"{path}: ", data),)
+    if (
+        not isinstance(variants, list)
+        or not variants
+        or not all(isinstance(v, dict) for v in variants)
+    ):
+        raise HpsearchError(f"{path}: variants: give each variant as a [[variants]] table")
+    base_space = data.get("space", {})
+    out: list[Experiment] = []
+    tags: dict[str, int] = {}
+    for number, variant in enumerate(variants, 1):
+        where = f"{path}: variant {number}: "
+        _check_keys(where, variant)
+        tag = variant.get("tag")
+        if tag is None or tag == "":
+            raise HpsearchError(
+                f"{where}needs a tag of its own (its studies' names would clash otherwise)"
+            )
+        if not isinstance(tag, str):
+            raise HpsearchError(f"{where}tag: expected text, got {tag!r}")
+        if tag in tags:
+            raise HpsearchError(
+                f"{where}tag {tag!r} is variant {tags[tag]}'s too: each variant needs a tag of "
+                "its own (their studies' names would clash)"
+            )
+        tags[tag] = number
+        merged = {**data, **variant}
+        if "space" in data and "space" in variant:
+            for key, table in ((f"{path}: space", base_space), (f"{where}space", variant["space"])):
+                if not isinstance(table, dict):
+                    raise HpsearchError(f"{key}: must be a table ([space] NAME = SPEC)")
+            merged["space"] = {**base_space, **variant["space"]}
+        out.append(_from_table(where, merged))
+    return tuple(out)

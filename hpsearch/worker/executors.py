@@ -1,0 +1,284 @@
+"""How a worker trains the trials it holds: one interface, two implementations.
+
+`Executor`: `submit` a claimed trial, `advance` (train a while) and get back the trials that
+ended, each as an `Ended` (a result to tell, `pruned` if a checkpoint stopped it) or a
+`Failed` (an error to record). The worker loop (`hpsearch.worker.loop`) claims while the executor
+has `room`, and is the same for both. While training, a trial of a task with checkpoints
+(`checkpoint_steps`) is shown to the worker's `judge` every that many steps with its best
+value so far; the judge reports it and says whether it goes on (False: pruned).
+
+- `SerialExecutor`: one trial at a time through the task's `run` (every task has one).
+- `BatchedExecutor`: up to K trials at once, grouped by shape into batched trainers (tasks
+  that support batching). A trial is handed back as soon as it ends, so its slot is refilled
+  at once. A batch computes every slot, taken or not: a new batch starts with one slot and
+  doubles when a trial of its group finds it full (up to K); one that is at most half full
+  (near the target, or trials of several groups share K) is compacted to the next power of
+  two that holds its trials. Powers of two keep the number of distinct sizes, and so
+  CUDA-graph captures, small.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hpsearch.errors import HpsearchError
+from objectives.tasks.registry import (
+    Batch,
+    BatchingTask,
+    Task,
+    TrialResult,
+    supports_batching,
+    supports_checkpoints,
+)
+from objectives.training.allocator import keep_freed_memory
+
+logger = logging.getLogger(__name__)
+
+# Steps every batch trains between two looks for ended trials and free slots.
+CHUNK_STEPS = 20
+MAX_AUTO_BATCH = 128
+
+
+@dataclass(eq=False)
+class Held:
+    """A claimed trial in training: its study, task and frozen config. `claim` is the
+    worker's handle on the trial in the storage; executors never touch it."""
+
+    study: str
+    task: Task
+    config: Any
+    claim: Any
+
+
+@dataclass(frozen=True)
+class Ended:
+    held: Held
+    result: TrialResult
+    pruned: bool = False
+
+
+@dataclass(frozen=True)
+class Failed:
+    held: Held
+    error: str
+
+
+Outcome = Ended | Failed
+# (trial, steps taken, best value so far) -> whether it goes on
+Judge = Callable[[Held, int, float], bool]
+
+
+def checkpoint_steps(task: Task) -> int | None:
+    """Every how many steps a task's trials are judged (None: they are not)."""
+    return task.checkpoint_steps if supports_checkpoints(task) else None
+
+
+class Executor(Protocol):
+    @property
+    def room(self) -> int:
+        """How many more trials it takes now."""
+        ...
+
+    def submit(self, held: Held) -> None:
+        """Take a trial; raises if it cannot (the worker fails that trial alone)."""
+        ...
+
+    def advance(self, judge: Judge) -> list[Outcome]:
+        """Train a while, showing trials to `judge` at their checkpoints; the trials that
+        ended."""
+        ...
+
+    def held(self) -> list[Held]:
+        """The trials in training (the worker stops and requeues them when interrupted)."""
+        ...
+
+
+def describe_error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:1000]
+
+
+class SerialExecutor:
+    """One trial at a time, trained to its end in one `advance`."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._held: Held | None = None
+
+    @property
+    def room(self) -> int:
+        return 0 if self._held else 1
+
+    def submit(self, held: Held) -> None:
+        if self._held is not None:
+            raise RuntimeError("SerialExecutor holds one trial at a time")
+        self._held = held
+
+    def held(self) -> list[Held]:
+        return [self._held] if self._held else []
+
+    def advance(self, judge: Judge) -> list[Outcome]:
+        held = self._held
+        if held is None:
+            return []
+        outcome: Outcome
+        try:
+            task = held.task
+            checkpoint = None
+            if supports_checkpoints(task):
+                checkpoint = lambda steps, value: judge(held, steps, value)  # noqa: E731
+            result = task.run(held.config, self.device, checkpoint=checkpoint)
+            outcome = Ended(held, result, pruned=bool(getattr(result, "pruned", False)))
+        except Exception as e:
+            outcome = Failed(held, describe_error(e))
+        self._held = None  # an interrupt (KeyboardInterrupt) leaves it held, for the stop
+        return [outcome]
+
+
+def _fitting(n: int) -> int:
+    """The smallest power of two that holds n trials."""
+    return 1 << (n - 1).bit_length()
+
+
+def choose_precision(
+    task: BatchingTask, config: Any, device: str, tf32: str, chosen: dict[Any, str]
+) -> str:
+    """The float32 matmul precision for a new batch of this shape: TF32 on a CUDA device if
+    `tf32` is "on", or if it is "auto" and a probe on trials like this one finds the results
+    within tolerance (once per shape); full precision otherwise."""
+    if not device.startswith("cuda") or tf32 == "off":
+        return "ieee"
+    if tf32 == "on":
+        return "tf32"
+    key = task.batch_key(config)
+    if key not in chosen:
+        try:
+            verdict = task.probe_precision(config, device, "tf32")
+        except Exception as e:  # a probe that cannot run decides nothing: full precision
+            logger.warning("shape %s: the TF32 probe failed (%s); using ieee", key, e)
+            chosen[key] = "ieee"
+        else:
+            chosen[key] = "tf32" if verdict.within_tolerance else "ieee"
+            logger.info("shape %s: %s; using %s", key, verdict.describe(), chosen[key])
+    return chosen[key]
+
+
+class BatchedExecutor:
+    """Up to `capacity` trials in training at once, one batched trainer per group."""
+
+    def __init__(self, capacity: int, device: str, tf32: str, tasks: list[Task]) -> None:
+        for task in tasks:
+            if not supports_batching(task):
+                raise HpsearchError(f"--batch: task {task.name!r} trains one trial at a time")
+        self.capacity = capacity
+        self.device = device
+        self.tf32 = tf32
+        self._trainers: dict[Any, Batch] = {}
+        self._tasks: dict[Any, Task] = {}  # the task of each group's trials
+        self._precisions: dict[Any, str] = {}
+        self._held: dict[int, tuple[Held, Batch]] = {}  # id(config) -> trial and its batch
+        self._judged: dict[int, int] = {}  # id(config) -> checkpoints shown to the judge
+        self._most: dict[int, int] = {}  # id(config) -> most steps it can have taken
+        keep_freed_memory()
+
+    @property
+    def room(self) -> int:
+        return self.capacity - len(self._held)
+
+    def held(self) -> list[Held]:
+        return [held for held, _ in self._held.values()]
+
+    def submit(self, held: Held) -> None:
+        task = held.task
+        assert supports_batching(task)
+        key = task.batch_key(held.config)
+        trainer = self._trainers.get(key)
+        if trainer is None:
+            precision = choose_precision(
+                task, held.config, self.device, self.tf32, self._precisions
+            )
+            trainer = task.batch(held.config, 1, self.device, precision)
+            self._trainers[key] = trainer
+            self._tasks[key] = task
+        elif trainer.free == 0:
+            trainer.resize(min(self.capacity, 2 * trainer.capacity))
+        trainer.add(held.config)
+        self._held[id(held.config)] = (held, trainer)
+        self._judged[id(held.config)] = 0
+        self._most[id(held.config)] = 0
+
+    def _release(self, config: Any) -> Held:
+        held, _ = self._held.pop(id(config))
+        self._judged.pop(id(config), None)
+        self._most.pop(id(config), None)
+        return held
+
+    def _checkpoints(self, trainer: Batch, every: int, judge: Judge) -> list[Outcome]:
+        """Show the judge every trial of `trainer` that has passed a checkpoint since it was
+        last shown; stop (and hand back, pruned) those it stops. Looks (a host sync on a GPU)
+        only when one of them may have passed a checkpoint."""
+        mine = [id(h.config) for h, t in self._held.values() if t is trainer]
+        for key in mine:
+            self._most[key] += CHUNK_STEPS
+        if not any(self._most[key] // every > self._judged[key] for key in mine):
+            return []
+        pruned: list[Outcome] = []
+        for config, steps, value in trainer.progress():
+            done = steps // every
+            if done <= self._judged[id(config)]:
+                continue
+            self._judged[id(config)] = done
+            held, _ = self._held[id(config)]
+            if not judge(held, done * every, value):
+                result = trainer.stop(config)
+                pruned.append(Ended(self._release(config), result, pruned=True))
+        return pruned
+
+    def advance(self, judge: Judge) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for key, trainer in list(self._trainers.items()):
+            if trainer.occupied == 0:
+                del self._trainers[key]
+                continue
+            try:
+                if trainer.occupied <= trainer.capacity // 2:
+                    trainer.resize(_fitting(trainer.occupied))
+                ended = trainer.run(CHUNK_STEPS)
+            except Exception as e:  # the whole batch is lost: each of its trials fails
+                error = describe_error(e)
+                lost = [h for h, t in self._held.values() if t is trainer]
+                logger.error("a batch of %d trials failed: %s", len(lost), error)
+                for held in lost:
+                    outcomes.append(Failed(self._release(held.config), error))
+                del self._trainers[key]
+                continue
+            for config, result in ended:
+                pruned = bool(getattr(result, "pruned", False))
+                outcomes.append(Ended(self._release(config), result, pruned=pruned))
+            every = checkpoint_steps(self._tasks[key])
+            if every is not None and trainer.occupied:
+                outcomes += self._checkpoints(trainer, every, judge)
+        return outcomes
+
+
+def auto_batch(tasks: list[tuple[Task, Any]], device: str) -> int:
+    """K for `--batch auto`, given each study's task and settings. On a GPU, from its free
+    memory (a quarter of it) and the largest trial the studies can ask for, at most 128. On
+    a CPU, 1: there a batch gains at most 2.3x per core when every trial has the same shape
+    and b, and a whole search, whose trials spread over many groups, ran slower batched
+    (see README and benchmarks/capacity_search.py speed --batch)."""
+    if device != "cuda":
+        return 1
+    import torch
+
+    largest = 0
+    for task, settings in tasks:
+        if not supports_batching(task):
+            return 1
+        for depth in settings.depths:
+            largest = max(largest, task.batch_bytes(settings.largest_config(depth)))
+    free, _ = torch.cuda.mem_get_info()
+    k = int(0.25 * free // max(largest, 1))
+    return max(1, min(MAX_AUTO_BATCH, k))

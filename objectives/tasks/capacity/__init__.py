@@ -1,0 +1,18 @@
+"""The per-parameter capacity task: a network memorises b random binary labels; its value is
+the mutual information between true and predicted labels, in bits (docs/tasks.md)."""
+
+from objectives.tasks.description import TaskDescription
+
+DESCRIPTION = TaskDescription(
+    name="capacity",
+    metric="bits",
+    value_format="{:.1f} bits",
+    size_field="budget",
+    per_param=True,
+    summary=(
+        "**Task**: per-parameter capacity (Collins, Sohl-Dickstein & Sussillo, ICLR 2017). The "
+        "network memorises `b` random binary labels of {n_in}-bit inputs shown at the first of "
+        "{unroll} steps; the value is the mutual information between true and predicted "
+        "labels, in bits: `b * (1 - H2(p))`."
+    ),
+)

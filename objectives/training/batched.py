@@ -1,0 +1,566 @@
+"""Many trials of one trained task (capacity, per-unit) trained as one program: K networks of
+the same shape with every weight stacked along a leading model axis (the layout of
+`objectives.networks.cells`). The task's own pieces (data sets, loss, score, result record) are its
+`objectives.tasks.objective`; everything else is shared.
+
+Per trial: its own data set (padded to the largest b in the batch and masked, so padding adds
+nothing to loss, gradient or score; likewise a held-out set it is scored on), learning rate,
+init scale, gate bias, gradient clip, optimizer state, early stopping and divergence. The
+summed per-trial losses give each trial exactly its own gradient. A trial that ends
+(stopped, converged, diverged) leaves its slot, which a new trial of the same shape can take
+at once; `resize` moves the trials held into a batch of another size (to stop computing
+empty slots, or to make room).
+
+All K networks' weights live in one flat tensor of K * P numbers, of which each named weight
+is a contiguous (K, ...) view, so that the optimizer and gradient clipping are a few
+whole-tensor operations however many weights a cell has. The optimizers are written out
+over it, step for step as torch.optim computes them (Adam, RMSprop, SGD with Nesterov
+momentum, Adagrad), because torch.optim has one learning rate per parameter tensor, not per
+model.
+
+Every tensor keeps its address while trials come and go (everything is updated in place), and
+the step never waits for the host, so that on a GPU the training step is captured once as a
+CUDA graph and replayed (`objectives.training.step_graph`); only a new largest b or a resize needs a
+new capture, and on a GPU the padding grows by at least a quarter at a time so that this is
+rare. Matmuls can run at a lower float32 precision (`objectives.training.matmul`: TF32, where
+`objectives.training.precision` finds it good enough).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from objectives.networks.cells import Params, init_params, outputs
+from objectives.tasks.capacity.study import TASK as CAPACITY
+from objectives.tasks.objective import objective_of
+from objectives.training.matmul import FULL, PRECISIONS, matmul_precision
+from objectives.training.rules import DEVICE, Progress, advance, lr_factor, observe, prune
+from objectives.training.step_graph import StepGraph
+
+# The trainer's own per-model rows, first axis K (moved with the rules' rows by `resize`),
+# and the rows of the held-out set of a task scored on one.
+_ROWS = ("b", "norm", "lr", "clip", "gate_bias", "step_count", "x", "y", "mask")
+_EVAL_ROWS = ("x_eval", "y_eval", "mask_eval")
+_BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": ("sum",)}
+
+
+@dataclass(frozen=True)
+class NetworkShape:
+    """What trials must share to be trained in one batch: the task, the network's shape, its
+    activation and the optimizer (everything else may differ from trial to trial)."""
+
+    arch: str
+    n_in: int
+    hidden_size: int
+    depth: int
+    unroll: int
+    activation: str
+    optimizer: str
+    task: str = CAPACITY
+
+    def __str__(self) -> str:
+        task = "" if self.task == CAPACITY else f"{self.task} "
+        return (
+            f"{task}{self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
+            f"unroll {self.unroll} {self.activation} {self.optimizer}"
+        )
+
+
+def shape_key(config: Any) -> NetworkShape:
+    """Trials that can share one batch: same task, network shape, activation and optimizer."""
+    return NetworkShape(
+        arch=config.arch,
+        n_in=config.n_in,
+        hidden_size=config.hidden_size,
+        depth=config.depth,
+        unroll=config.unroll,
+        activation=config.activation,
+        optimizer=config.optimizer,
+        task=config.task,
+    )
+
+
+def batch_group(config: Any) -> tuple[NetworkShape, int]:
+    """Trials that share a batch: the same shape, and a training set (capacity: b) in the
+    same power-of-two range (2^(k-1), 2^k], so that padding to the largest in the batch at
+    most doubles a trial's work. (b is searched over a wide range, 5 octaves by default;
+    padded to the largest b of a mixed batch, the average trial would do several times its
+    own work.)"""
+    samples, _ = objective_of(config).sizes(config)
+    return shape_key(config), (samples - 1).bit_length()
+
+
+def bytes_per_trial(config: Any) -> int:
+    """A generous estimate of the memory one trial takes in a batch: data, and the
+    activations kept for the backward pass (every gate block of every layer at every step,
+    about 4 tensors each, and the outputs), in float32; a held-out set's forward pass keeps
+    nothing, but its data and one step's activations count."""
+    from objectives.networks.architectures import GATE_BLOCKS
+
+    objective = objective_of(config)
+    b, m = objective.sizes(config)
+    n, n_in = config.hidden_size, config.n_in
+    target = math.prod(objective.target_shape(n_in))
+    per_sample_step = config.depth * n * (GATE_BLOCKS[config.arch] + 2) * 4
+    numbers = (
+        b * (n_in + target + 3 + config.unroll * per_sample_step + 4 * objective.n_out(n_in))
+        + m * (n_in + target + 1 + per_sample_step + objective.n_out(n_in))
+        + 4 * config.num_params
+    )
+    return 4 * numbers
+
+
+@dataclass
+class _Slot:
+    config: Any
+    started: float
+
+
+class BatchedTrainer:
+    """Up to `capacity` trials of one shape (and task), trained together.
+
+    `add(config)` puts a trial in a free slot; `run(steps)` trains every occupied slot for up
+    to that many steps and returns the trials that ended, each with the same result record
+    that `objectives.training.trainer.train` gives. For a pruner, between runs:
+    `progress()` tells where every trial stands, and `stop(config)` ends one at once.
+    """
+
+    ADAM_BETAS = (0.9, 0.999)
+    RMSPROP_ALPHA = 0.99
+
+    weights: Tensor  # (K * P,): every model's weights, named weight by named weight
+    state: dict[str, Tensor]  # optimizer buffers, laid out as `weights`
+    x: Tensor  # (K, max b, n_in) data, zero-padded
+    y: Tensor  # (K, max b, *target shape) targets (capacity: labels)
+    mask: Tensor  # (K, max b) bool: which samples are real
+    x_eval: Tensor  # (K, max held-out, n_in) held-out data (a task scored on one), likewise
+    y_eval: Tensor
+    mask_eval: Tensor
+    rows: Progress  # the rules' rows (objectives.training.rules), one a model
+
+    def __init__(
+        self,
+        key: NetworkShape,
+        capacity: int,
+        device: str = "cpu",
+        check_every: int | None = None,
+        *,
+        precision: str = FULL,
+        cuda_graph: bool | None = None,
+    ) -> None:
+        """`precision`: float32 matmul precision (objectives.training.precision); `cuda_graph`:
+        capture the step as a CUDA graph (default: on a CUDA device)."""
+        if capacity < 1:
+            raise ValueError(f"capacity must be positive, got {capacity}")
+        self.key = key
+        self.objective = objective_of(key.task)
+        self.targets = self.objective.target_shape(key.n_in)
+        self.arch, self.n_in, self.hidden = key.arch, key.n_in, key.hidden_size
+        self.depth, self.unroll = key.depth, key.unroll
+        self.activation, self.optimizer = key.activation, key.optimizer
+        self.capacity = capacity
+        self.device = torch.device(device)
+        # How often the host looks for ended trials: every step on a CPU (no cost there),
+        # every 20 steps on a GPU (each look is a host sync).
+        self.check_every = check_every or (1 if self.device.type == "cpu" else 20)
+        if precision != FULL and precision not in PRECISIONS.get(self.device.type, ()):
+            raise ValueError(f"matmul precision {precision!r} is not available on {device}")
+        self.precision = precision
+        self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else cuda_graph
+        if self.cuda_graph and self.device.type != "cuda":
+            raise ValueError("cuda_graph needs a CUDA device")
+        self._graph: StepGraph | None = None
+        self.slots: list[_Slot | None] = [None] * capacity
+        self.max_b = self.max_eval = 0
+        self.n_out = self.objective.n_out(self.n_in)
+        self._rows = _ROWS + (_EVAL_ROWS if self.objective.held_out else ())
+        template = init_params(
+            self.arch,
+            self.n_in,
+            self.hidden,
+            self.depth,
+            1.0,
+            torch.Generator().manual_seed(0),
+            n_out=self.n_out,
+        )
+        # name -> shape of one model's weight; in the flat tensors, weight j of every model
+        # lies in one contiguous (K, *shape) block.
+        self.layout = {name: tuple(t.shape) for name, t in template.items()}
+        self.num_params = sum(t.numel() for t in template.values())
+        self._allocate()
+
+    # -- slots -----------------------------------------------------------------------------
+
+    @property
+    def free(self) -> int:
+        return sum(1 for s in self.slots if s is None)
+
+    @property
+    def occupied(self) -> int:
+        return self.capacity - self.free
+
+    def _grown(self, size: int, current: int) -> int:
+        """The padding for a set of `size` samples. With a captured step, each new padding
+        means a new capture: grow by a quarter at least."""
+        return max(size, -(-current * 5 // 4)) if self.cuda_graph else size
+
+    def add(self, config: Any) -> int:
+        if shape_key(config) != self.key:
+            raise ValueError(f"trial of shape {shape_key(config)} in a batch of {self.key}")
+        if None not in self.slots:
+            raise ValueError("no free slot")
+        index = self.slots.index(None)
+        data = self.objective.data(config)
+        b = len(data.x)
+        if b > self.max_b:
+            self._pad_to(self._grown(b, self.max_b))
+        sets = [("x", "y", "mask", data.x, data.y)]
+        if self.objective.held_out:
+            assert data.x_eval is not None and data.y_eval is not None
+            if len(data.x_eval) > self.max_eval:
+                self._pad_eval_to(self._grown(len(data.x_eval), self.max_eval))
+            sets.append(("x_eval", "y_eval", "mask_eval", data.x_eval, data.y_eval))
+        gen = torch.Generator().manual_seed(config.seed + 1)
+        fresh = init_params(
+            self.arch,
+            self.n_in,
+            self.hidden,
+            self.depth,
+            config.init_scale,
+            gen,
+            n_out=self.n_out,
+            scheme=config.init_scheme,
+        )
+        with torch.no_grad():
+            for name, view in self._blocks(self.weights).items():
+                view[index] = fresh[name].to(self.device)
+            for buf in self.state.values():
+                for view in self._blocks(buf).values():
+                    view[index] = 0
+            for x_name, y_name, mask_name, x, y in sets:
+                rows_x, rows_y, mask = (getattr(self, n) for n in (x_name, y_name, mask_name))
+                rows_x[index] = 0
+                rows_y[index] = 0
+                mask[index] = False
+                rows_x[index, : len(x)] = x.to(self.device)
+                rows_y[index, : len(x)] = y.to(self.device)
+                mask[index, : len(x)] = True
+            self.b[index] = b
+            self.norm[index] = data.norm
+            self.lr[index] = config.learning_rate
+            self.clip[index] = config.grad_clip
+            self.gate_bias[index] = config.gate_bias
+            self.step_count[index] = 0
+        self.rows.set_row(index, config, self.objective.start(config))
+        self.slots[index] = _Slot(config=config, started=time.perf_counter())
+        self._changed()
+        return index
+
+    def resize(self, capacity: int) -> None:
+        """Move the trials held into a batch of `capacity` slots (they keep their weights,
+        optimizer state and progress; only their slot numbers change), and trim the data's
+        padding to the largest b still held."""
+        held = [i for i, s in enumerate(self.slots) if s is not None]
+        if capacity < len(held):
+            raise ValueError(f"{len(held)} trials do not fit in {capacity} slots")
+        index = torch.tensor(held, dtype=torch.long, device=self.device)
+        sizes = [self.objective.sizes(s.config) for s in self.slots if s is not None]
+        max_b = max((b for b, _ in sizes), default=0)
+        max_eval = max((m for _, m in sizes), default=0)
+
+        def moved(t: Tensor) -> Tensor:
+            new = t.new_zeros((capacity, *t.shape[1:]))
+            new[: len(held)] = t[index]
+            return new
+
+        def moved_flat(t: Tensor) -> Tensor:
+            return torch.cat([moved(v.flatten(1)).flatten() for v in self._blocks(t).values()])
+
+        # Everything is built before anything is replaced: a resize that fails (out of
+        # memory) leaves the batch as it was.
+        with torch.no_grad():
+            rows = {name: moved(getattr(self, name)) for name in self._rows}
+            for name in ("x", "y", "mask"):
+                rows[name] = rows[name][:, :max_b].contiguous()
+            for name in _EVAL_ROWS if self.objective.held_out else ():
+                rows[name] = rows[name][:, :max_eval].contiguous()
+            weights = moved_flat(self.weights.detach()).requires_grad_(True)
+            state = {name: moved_flat(buf) for name, buf in self.state.items()}
+            progress = self.rows.moved(index, capacity)
+        for name, tensor in rows.items():
+            setattr(self, name, tensor)
+        self.rows = progress
+        self.weights, self.state, self.max_b = weights, state, max_b
+        self.max_eval = max_eval if self.objective.held_out else 0
+        self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
+        self.capacity = capacity
+        self._index_models()
+        self._graph = None
+        self._changed()
+
+    def _allocate(self) -> None:
+        k, d = self.capacity, self.device
+        size = k * self.num_params
+        self.weights = torch.zeros(size, device=d, requires_grad=True)
+        self.state = {name: torch.zeros(size, device=d) for name in _BUFFERS[self.optimizer]}
+        self._index_models()
+        self.b = torch.zeros(k, device=d)
+        self.norm = torch.zeros(k, dtype=torch.float64, device=d)
+        self.lr = torch.zeros(k, device=d)
+        self.clip = torch.zeros(k, device=d)
+        self.gate_bias = torch.zeros(k, 1, 1, device=d)
+        self.step_count = torch.zeros(k, device=d)
+        # The rules' rows (objectives.training.rules), kept on the device and updated in place.
+        self.rows = Progress.rows(k, d)
+        self.x = torch.zeros(k, 0, self.n_in, device=d)
+        self.y = torch.zeros(k, 0, *self.targets, device=d)
+        self.mask = torch.zeros(k, 0, dtype=torch.bool, device=d)
+        if self.objective.held_out:
+            self.x_eval = torch.zeros(k, 0, self.n_in, device=d)
+            self.y_eval = torch.zeros(k, 0, *self.targets, device=d)
+            self.mask_eval = torch.zeros(k, 0, dtype=torch.bool, device=d)
+
+    def _padded(self, names: tuple[str, str, str], extra: int) -> None:
+        k, d = self.capacity, self.device
+        x, y, mask = names
+        setattr(
+            self, x, torch.cat([getattr(self, x), torch.zeros(k, extra, self.n_in, device=d)], 1)
+        )
+        setattr(
+            self,
+            y,
+            torch.cat([getattr(self, y), torch.zeros(k, extra, *self.targets, device=d)], 1),
+        )
+        padding = torch.zeros(k, extra, dtype=torch.bool, device=d)
+        setattr(self, mask, torch.cat([getattr(self, mask), padding], 1))
+        self._graph = None
+
+    def _pad_to(self, b: int) -> None:
+        """Pad every slot's data to the new largest b (padding is masked out)."""
+        self._padded(("x", "y", "mask"), b - self.max_b)
+        self.max_b = b
+
+    def _pad_eval_to(self, m: int) -> None:
+        """Pad every slot's held-out set to the new largest size (masked out likewise)."""
+        self._padded(_EVAL_ROWS, m - self.max_eval)  # type: ignore[arg-type]
+        self.max_eval = m
+
+    def _index_models(self) -> None:
+        """The model each number of a flat tensor belongs to."""
+        k = torch.arange(self.capacity, device=self.device)
+        self.model_of = torch.cat(
+            [k.repeat_interleave(math.prod(shape)) for shape in self.layout.values()]
+        )
+
+    def _blocks(self, flat: Tensor) -> Params:
+        """Each named weight's (K, *shape) block of a flat tensor, as a view."""
+        out, offset, k = {}, 0, self.capacity
+        for name, shape in self.layout.items():
+            size = k * math.prod(shape)
+            out[name] = flat[offset : offset + size].view(k, *shape)
+            offset += size
+        return out
+
+    def _changed(self) -> None:
+        """Called when trials come or go: what the step needs to know from the host. (A
+        captured step clips always: a clip of 0 leaves a gradient exactly as it is.)"""
+        self._clipping = self.cuda_graph or any(
+            s is not None and s.config.grad_clip > 0 for s in self.slots
+        )
+
+    def _tensors(self) -> list[Tensor]:
+        """Every tensor the step reads or writes."""
+        return [
+            self.weights,
+            *self.state.values(),
+            *(getattr(self, name) for name in self._rows),
+            *self.rows.tensors(),
+            self.model_of,
+        ]
+
+    # -- training --------------------------------------------------------------------------
+
+    def run(self, steps: int) -> list[tuple[Any, Any]]:
+        """Train the occupied slots for up to `steps` steps; return the trials that ended.
+
+        Stopping, best-score tracking and divergence (`objectives.training.rules`, the rules that
+        `train` follows too) are decided on the device at every step (a model that
+        stops is frozen there, at exactly the step where it stops); the host
+        looks at the outcome only every `check_every` steps, so a GPU step has no host sync.
+        """
+        ended: list[tuple[Any, Any]] = []
+        done = 0
+        while done < steps and self.occupied > 0:
+            chunk = min(self.check_every, steps - done)
+            with self._precision():
+                for _ in range(chunk):
+                    self._train_step()
+            done += chunk
+            ended.extend(self._collect())
+        return ended
+
+    def _precision(self) -> AbstractContextManager[None]:
+        """The matmul precision, set for every step (full precision too, whatever the
+        process-wide setting)."""
+        if self.device.type not in PRECISIONS:
+            return nullcontext()
+        return matmul_precision(self.device, self.precision)
+
+    def _train_step(self) -> None:
+        if not self.cuda_graph:
+            self.step()
+            return
+        if self._graph is None:
+            self._graph = StepGraph(self.step, self._tensors)
+        self._graph()
+        if self._graph.failed:  # reported once; this batch trains eagerly from now on
+            self.cuda_graph = False
+            self._graph = None
+            self._changed()
+
+    def _outputs(self, params: Params, x: Tensor) -> Tensor:
+        """Every model's outputs (K, b, n_out) for its inputs x (K, b, n_in)."""
+        if self.capacity == 1:
+            # One model: its own weights, without the model axis, so that the products are
+            # plain matrix products (a batched product of one is slower on a CPU).
+            return outputs(
+                self.arch,
+                {name: w[0] for name, w in params.items()},
+                x[0],
+                depth=self.depth,
+                unroll=self.unroll,
+                activation=self.activation,
+                gate_bias=self.gate_bias[0],
+            ).unsqueeze(0)
+        return outputs(
+            self.arch,
+            params,
+            x,
+            depth=self.depth,
+            unroll=self.unroll,
+            activation=self.activation,
+            gate_bias=self.gate_bias,
+        )
+
+    def step(self) -> None:
+        """One training step of every model in the batch: score, stop or go on, update."""
+        params = self._blocks(self.weights)
+        objective = self.objective
+        out = self._outputs(params, self.x)
+        per_model = objective.loss(out, self.y, self.mask, self.b)
+        with torch.no_grad():
+            if objective.held_out:
+                scored = objective.score(
+                    self._outputs(params, self.x_eval), self.y_eval, self.mask_eval, self.norm
+                )
+            else:
+                scored = objective.score(out, self.y, self.mask, self.norm)
+            train = observe(self.rows, per_model.detach().double(), *scored, DEVICE)
+        # Each model's gradient comes from its own loss only; models that stopped or left
+        # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
+        total = torch.where(train, per_model, 0).sum()
+        # The gradient of each named weight's view, joined in the flat layout (one copy;
+        # the gradient of the flat tensor itself would add up one full-size zero-padded
+        # tensor per named weight).
+        grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(total, list(params.values()))])
+        with torch.no_grad():
+            self._update(grad)
+            advance(self.rows, train)
+
+    def progress(self) -> list[tuple[Any, int, float]]:
+        """For every occupied slot, in slot order: (its config, the optimizer steps it has
+        taken, the best value (capacity: bits) it has reached so far). One host sync."""
+        held = [(k, s) for k, s in enumerate(self.slots) if s is not None]
+        if not held:
+            return []
+        steps, kept = torch.stack([self.rows.steps.double(), self.rows.best_kept]).tolist()
+        value = self.objective.best_value
+        return [(s.config, int(steps[k]), value(s.config, kept[k])) for k, s in held]
+
+    def stop(self, config: Any) -> Any:
+        """End the trial of `config` now, as if it had ended by itself: its slot is free at
+        once, and its result has `pruned` True and the best value it reached so far. (A trial
+        that had already ended by its own rules, but that `run` has not returned yet, keeps
+        its own result, with `pruned` False.) One host sync. `config` is matched by identity
+        first, then by equality; ValueError if no slot holds it."""
+        index = self._slot_of(config)
+        with torch.no_grad():
+            which = torch.arange(self.capacity, device=self.device) == index
+            prune(self.rows, which, DEVICE)
+        ((_, result),) = self._end([index])
+        return result
+
+    def _slot_of(self, config: Any) -> int:
+        for same in (lambda c: c is config, lambda c: c == config):
+            for k, slot in enumerate(self.slots):
+                if slot is not None and same(slot.config):
+                    return k
+        raise ValueError("no slot holds this trial")
+
+    def _collect(self) -> list[tuple[Any, Any]]:
+        """The trials that stopped since the last look (one host sync)."""
+        return self._end(self.rows.ended.nonzero().flatten().tolist())
+
+    def _end(self, indices: list[int]) -> list[tuple[Any, Any]]:
+        """The results of the trials in slots `indices`, whose slots are freed."""
+        if not indices:
+            return []
+        rows = {f.name: getattr(self.rows, f.name).tolist() for f in fields(Progress)}
+        out = []
+        for k in indices:
+            slot = self.slots[k]
+            assert slot is not None
+            result = self.objective.result(
+                slot.config,
+                Progress(**{name: row[k] for name, row in rows.items()}),
+                num_params=self.num_params,
+                seconds=time.perf_counter() - slot.started,
+                device=str(self.device),
+            )
+            out.append((slot.config, result))
+            self.slots[k] = None
+            self.rows.ended[k] = False
+        self._changed()
+        return out
+
+    def _update(self, grad: Tensor) -> None:
+        """One optimizer step of every model. Models that stopped are updated too, harmlessly:
+        their result is already kept, and their slot is reset when it is taken again."""
+        model_of = self.model_of
+        if self._clipping:  # torch.nn.utils.clip_grad_norm_, per model
+            # Summed block by block along each model's row, not with index_add_: on a GPU its
+            # atomic adds make the sum's rounding differ from run to run.
+            k = self.capacity
+            sq = sum(g.reshape(k, -1).square().sum(1) for g in self._blocks(grad).values())
+            assert isinstance(sq, Tensor)
+            coef = torch.clamp(self.clip / (sq.sqrt() + 1e-6), max=1.0)
+            grad = grad * torch.where(self.clip > 0, coef, 1.0)[model_of]
+        self.step_count += 1
+        t = self.step_count
+        w, st = self.weights, self.state
+        # Each model's learning rate for this step, by its schedule (objectives.training.rules).
+        lr = self.lr * lr_factor(self.rows, DEVICE).float()
+        if self.optimizer == "adam":
+            b1, b2 = self.ADAM_BETAS
+            st["m"].lerp_(grad, 1 - b1)
+            st["v"].mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            step_size = (lr / (1 - b1**t))[model_of]
+            denom = (st["v"].sqrt() / (1 - b2**t).sqrt()[model_of]).add_(1e-8)
+            w.addcdiv_(st["m"] * step_size, denom, value=-1)
+        elif self.optimizer == "rmsprop":
+            a = self.RMSPROP_ALPHA
+            st["v"].mul_(a).addcmul_(grad, grad, value=1 - a)
+            w.addcdiv_(grad * lr[model_of], st["v"].sqrt().add_(1e-8), value=-1)
+        elif self.optimizer == "sgd":  # momentum 0.9, Nesterov; the first step sets the buffer
+            st["buf"].mul_(torch.where(t > 1, 0.9, 0.0)[model_of]).add_(grad)
+            w.sub_(lr[model_of] * grad.add(st["buf"], alpha=0.9))
+        else:  # adagrad
+            st["sum"].addcmul_(grad, grad)
+            w.addcdiv_(grad * lr[model_of], st["sum"].sqrt().add_(1e-10), value=-1)
