@@ -26,9 +26,9 @@ from hpsearch.results.claims import (
     NO_STUDIES,
     NOT_ENOUGH,
     PAPER_UNROLL,
-    RECONSTRUCTED,
+    SUCCESS_FRACTION,
     VERDICTS,
-    Claim,
+    ClaimVerdict,
     collect,
     judge,
 )
@@ -76,7 +76,7 @@ class Report:
     studies: dict[str, int]  # by task
     trials: int
     trials_complete: int
-    claims: tuple[Claim, ...]
+    claims: tuple[ClaimVerdict, ...]
     best: tuple[BestRow, ...]
     fits: tuple[FitRow, ...]
     per_unit: tuple[PerUnitRow, ...]
@@ -159,19 +159,19 @@ def plotted_rows(rows: Sequence[KeyedRow]) -> tuple[int | None, list[BestRow]]:
 # --- markdown ---------------------------------------------------------------------------------
 
 
-def _trials_cell(claim: Claim) -> str:
+def _trials_cell(claim: ClaimVerdict) -> str:
     if claim.rows == 0:
         return "-"
     rows = "1 row" if claim.rows == 1 else f"{claim.rows} rows"
     return f"{rows}; {claim.trials_total} trials, fewest {claim.trials_min} per row"
 
 
-def claims_table(claims: Sequence[Claim]) -> Table:
+def claims_table(claims: Sequence[ClaimVerdict]) -> Table:
     return Table(
         "Claims",
         ("#", "claim", "source", "expected", "measured", "best rows (complete trials)", "verdict"),
         tuple(
-            (c.number, c.claim, c.source, c.expected, c.measured, _trials_cell(c), c.verdict)
+            (c.number, c.statement, c.source, c.expected, c.measured, _trials_cell(c), c.verdict)
             for c in claims
         ),
     )
@@ -194,9 +194,9 @@ def _header(report: Report) -> list[str]:
     ]
 
 
-def _claim_section(claim: Claim) -> list[str]:
+def _claim_section(claim: ClaimVerdict) -> list[str]:
     lines = [
-        f"### {claim.number}. {claim.claim}: {claim.verdict}",
+        f"### {claim.number}. {claim.statement}: {claim.verdict}",
         "",
         f"- Source: {claim.source}; expected: {claim.expected}.",
         f"- Agrees when: {claim.tolerance}.",
@@ -377,7 +377,10 @@ def _per_unit(report: Report, path: Path) -> None:
                 )
         ax.axvline(n_in, color="0.3", linestyle="--", label=f"units = n_in = {n_in}")
         ax.axhline(
-            RECONSTRUCTED, color="0.6", linestyle=":", label=f"{RECONSTRUCTED} reconstructed"
+            SUCCESS_FRACTION,
+            color="0.6",
+            linestyle=":",
+            label=f"{SUCCESS_FRACTION} reconstructed",
         )
         ax.set_title(f"n_in {n_in}")
         ax.set_xlabel("units per layer")

@@ -1,0 +1,82 @@
+"""Claim 3 (paper): the ranking RNN > UGRNN > GRU > LSTM > +RNN.
+
+Measured pair by pair: for each two ranked archs, the mean of their best bits per parameter
+over the (budget, depth, n_in, T) cells both were searched in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+from statistics import mean
+
+from hpsearch.results.claims.judging import (
+    AGREES,
+    DIFFERS,
+    NOT_ENOUGH,
+    CapacityClaim,
+    Outcome,
+    best_by,
+    budget_cell,
+    f2,
+    is_default,
+    varied,
+)
+from hpsearch.results.rows import KeyedRow
+
+# The paper's ranking, best first.
+PAPER_RANKING: tuple[str, ...] = ("rnn", "ugrnn", "gru", "lstm", "+rnn")
+
+
+class Ranking(CapacityClaim):
+    number = "3"
+    statement = "Ranking RNN > UGRNN > GRU > LSTM > +RNN"
+    source = "paper"
+    expected = " > ".join(PAPER_RANKING)
+    tolerance = (
+        "every pair in the paper's order (mean best bits/param over shared budgets and depths)"
+    )
+    tests_with = (
+        "capacity studies of two or more of rnn, ugrnn, gru, lstm, +rnn at one budget "
+        "(experiments/capacity.toml)"
+    )
+
+    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+        mine = [r for r in rows if is_default(r) and r.row.arch in PAPER_RANKING]
+        return varied(mine, budget_cell, lambda r: r.row.arch)
+
+    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+        best = best_by(rows, lambda r: (r.row.arch, budget_cell(r)))
+        archs = [a for a in PAPER_RANKING if any(key[0] == a for key in best)]
+        details = []
+        for a, b in combinations(archs, 2):  # a is above b in the paper
+            cells = sorted(
+                {c for arch, c in best if arch == a} & {c for arch, c in best if arch == b},
+                key=repr,
+            )
+            if not cells:
+                continue
+            ma, mb = mean(best[(a, c)] for c in cells), mean(best[(b, c)] for c in cells)
+            details.append((f"{a} > {b}", len(cells), ma, mb, "yes" if ma > mb else "no"))
+        if not details:
+            return Outcome(NOT_ENOUGH, "-", None, "needs two ranked archs at one budget and depth")
+        agree = [d for d in details if d[-1] == "yes"]
+        means = {a: mean(v for (x, _), v in best.items() if x == a) for a in archs}
+        order = sorted(archs, key=lambda a: -means[a])
+        measured = (
+            f"{len(agree)} of {len(details)} pairs in the paper's order; measured "
+            + " > ".join(f"{a} {f2(means[a])}" for a in order)
+        )
+        wrong = [d[0] for d in details if d[-1] == "no"]
+        why = "every pair in order" if not wrong else "out of order: " + ", ".join(wrong)
+        return Outcome(
+            DIFFERS if wrong else AGREES,
+            measured,
+            len(agree) / len(details),
+            why,
+            ("pair", "cells", "mean b/p first", "mean b/p second", "in order"),
+            tuple(details),
+        )
+
+
+CLAIM = Ranking()
