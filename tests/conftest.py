@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +97,47 @@ def password_role(postgres_url: str) -> Iterator[tuple[str, str, str]]:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
             )
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+# The fast lane is `pytest -m "not integration"`. A test is integration when it is marked slow
+# or when it starts processes (the real command in a child, worker processes, a browser): its
+# module holds `subprocess` or `multiprocessing` or a helper that starts the command, or its
+# own source names one of them. Derived from the test's code, so it cannot drift.
+PROCESS_WORDS = re.compile(
+    r"\b(subprocess|multiprocessing|Popen)\b|\b(hpsearch|start_worker|run_workers)\("
+)
+
+
+PROCESS_HELPERS = frozenset({"hpsearch", "start_worker", "run_workers", "wait_for"})
+
+
+def _module_starts_processes(module: object) -> bool:
+    import multiprocessing
+    import subprocess
+
+    for name, value in vars(module).items():
+        if value is subprocess or value is multiprocessing:
+            return True
+        if name in PROCESS_HELPERS and callable(value):
+            return True
+    return False
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    if module is not None and _module_starts_processes(module):
+        return True
+    function = getattr(item, "function", None)
+    if function is None:
+        return False
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return PROCESS_WORDS.search(source) is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("slow") or _starts_processes(item):
+            item.add_marker(pytest.mark.integration)
