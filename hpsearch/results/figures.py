@@ -1,124 +1,142 @@
-"""Figures (plotly), built from the data layer in `hpsearch.results.rows`:
+"""The HTML figures of `hpsearch plot` (plotly), drawn from `hpsearch.results.figure_data`:
 
-1. best bits against parameters, log-log, a line per architecture, a panel per depth, with
+1. best bits against parameters, log-log, a line per (arch, tag), a panel per depth, with
    the fitted bits-per-parameter lines;
-2. bits per parameter against parameters (paper Fig. 1e-h);
+2. bits per parameter against parameters (paper Fig. 1e-h), over the paper's band and line;
 3. the architecture multiplier matrix as a heatmap (paper Fig. 1i);
-4. search progress: best value (bits, for capacity studies) so far against trial number,
-   per study; studies that differ
-   only in their sampler share a panel, one line per sampler.
+4. search progress: best value so far against trial number, per study; studies that differ
+   only in how they were searched share a panel.
+
+Points that rest on fewer than `min_trials` complete trials are hollow. Nothing here decides
+what a figure shows; it only draws.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import optuna
 import plotly.graph_objects as go
-from optuna.trial import TrialState
 from plotly.subplots import make_subplots
 
-from hpsearch.results.rows import (
-    BestRow,
-    FitRow,
-    Multipliers,
-    Selection,
-    best_rows,
-    fit_rows,
-    multipliers,
-)
-from hpsearch.studies.records import SAMPLER_KEY, SEED_KEY, StudyRecord, list_records
+from hpsearch.results import figure_data
+from hpsearch.results.claims import MIN_TRIALS
+from hpsearch.results.figure_data import Axis, PanelFigure, ProgressFigure, tick_label
+from hpsearch.results.rows import BestRow, FitRow, Multipliers, Selection, best_rows, multipliers
 
 logger = logging.getLogger(__name__)
 
-
-def _depths(rows: list[BestRow]) -> list[int]:
-    return sorted({r.depth for r in rows})
-
-
-def _archs(rows: list[BestRow]) -> list[str]:
-    from hpsearch.results.rows import arch_rank
-
-    return sorted({r.arch for r in rows}, key=lambda a: (arch_rank(a), a))
+BAND_COLOR = "rgba(128, 128, 128, 0.15)"
+RULE_COLOR = "rgb(110, 110, 110)"
 
 
-def _panels(rows: list[BestRow], title: str) -> tuple[go.Figure, list[int]]:
-    depths = _depths(rows) or [1]
+def _axis(axis: Axis) -> dict[str, Any]:
+    out: dict[str, Any] = {"title_text": axis.label}
+    if axis.log:
+        out["type"] = "log"
+    if axis.ticks:
+        out |= {
+            "tickmode": "array",
+            "tickvals": list(axis.ticks),
+            "ticktext": [tick_label(t) for t in axis.ticks],
+        }
+    if axis.from_zero:
+        out["rangemode"] = "tozero"
+    if axis.limits is not None:
+        # A log axis's range is given in powers of ten.
+        out["range"] = [math.log10(x) if axis.log else x for x in axis.limits]
+    return out
+
+
+def _legend_only(**kwargs: Any) -> go.Scatter:
+    """A legend entry with nothing drawn (for a band, a rule, hollow points)."""
+    return go.Scatter(x=[None], y=[None], showlegend=True, hoverinfo="skip", **kwargs)
+
+
+def draw_panels(data: PanelFigure) -> go.Figure:
+    """A `PanelFigure` as plotly: its panels side by side, sharing y."""
+    cols = max(1, len(data.panels))
     fig = make_subplots(
-        rows=1, cols=len(depths), shared_yaxes=True, subplot_titles=[f"depth {d}" for d in depths]
+        rows=1, cols=cols, shared_yaxes=True, subplot_titles=list(data.panels) or [""]
     )
-    fig.update_layout(
-        title=title, template="plotly_white", height=450, width=max(500, 380 * len(depths))
-    )
-    return fig, depths
-
-
-def _arch_lines(
-    fig: go.Figure, rows: list[BestRow], depths: list[int], value: str
-) -> dict[tuple[str, int], list[BestRow]]:
-    """A line per architecture in each depth's panel, of `value` against parameters; returns
-    the rows drawn, by (arch, depth)."""
-    colors = _colors(_archs(rows))
-    drawn = {}
-    for col, depth in enumerate(depths, start=1):
-        for arch in _archs(rows):
-            mine = sorted(
-                (r for r in rows if r.arch == arch and r.depth == depth), key=lambda r: r.num_params
-            )
-            if not mine:
-                continue
-            drawn[(arch, depth)] = mine
-            fig.add_trace(
-                go.Scatter(
-                    x=[r.num_params for r in mine],
-                    y=[getattr(r, value) for r in mine],
-                    mode="markers+lines",
-                    name=arch,
-                    legendgroup=arch,
-                    showlegend=col == 1,
-                    marker={"color": colors[arch]},
-                    line={"color": colors[arch]},
-                    hovertext=[r.study for r in mine],
-                ),
+    title = data.title + (f"<br><sup>{data.subtitle}</sup>" if data.subtitle else "")
+    fig.update_layout(title=title, template="plotly_white", height=450, width=max(500, 380 * cols))
+    for band in data.bands:
+        for col in range(1, cols + 1):
+            fig.add_hrect(
+                y0=band.low,
+                y1=band.high,
+                fillcolor=BAND_COLOR,
+                line_width=0,
+                layer="below",
                 row=1,
                 col=col,
+                exclude_empty_subplots=False,
             )
-        fig.update_xaxes(type="log", title_text="parameters", row=1, col=col)
-    return drawn
-
-
-def bits_vs_params(rows: list[BestRow], fits: list[FitRow]) -> go.Figure:
-    fig, depths = _panels(rows, "Best bits stored against trained parameters")
-    colors = _colors(_archs(rows))
-    for (arch, depth), mine in _arch_lines(fig, rows, depths, "best_bits").items():
-        fit = next((f for f in fits if f.arch == arch and f.depth == depth), None)
-        if fit is None:
-            continue
-        xs = [min(r.num_params for r in mine) * 0.8, max(r.num_params for r in mine) * 1.25]
+        fig.add_trace(
+            _legend_only(
+                name=band.label,
+                mode="markers",
+                marker={"symbol": "square", "size": 14, "color": BAND_COLOR},
+            )
+        )
+    for rule in data.rules:
+        cols_of = range(1, cols + 1) if rule.panel is None else [rule.panel + 1]
+        for col in cols_of:
+            line = {"color": RULE_COLOR, "dash": rule.dash, "width": 1}
+            if rule.axis == "y":
+                fig.add_hline(y=rule.value, line=line, row=1, col=col, exclude_empty_subplots=False)
+            else:
+                fig.add_vline(x=rule.value, line=line, row=1, col=col, exclude_empty_subplots=False)
+        fig.add_trace(
+            _legend_only(
+                name=rule.label, mode="lines", line={"color": RULE_COLOR, "dash": rule.dash}
+            )
+        )
+    for s in data.series:
+        symbols = [f"{s.marker}-open" if p.few else s.marker for p in s.points]
         fig.add_trace(
             go.Scatter(
-                x=xs,
-                y=[fit.bits_per_param_slope * x for x in xs],
-                mode="lines",
-                name=f"{arch}, depth {depth}: {fit.bits_per_param_slope:.2f} bits/param",
-                legendgroup=arch,
-                showlegend=True,
-                line={"color": colors[arch], "dash": "dash", "width": 1},
+                x=[p.x for p in s.points],
+                y=[p.y for p in s.points],
+                mode="markers+lines" if s.markers else "lines",
+                name=s.name,
+                legendgroup=s.group,
+                showlegend=s.in_legend,
+                line={"color": s.color, "dash": s.dash, "width": 2 if s.markers else 1},
+                marker={"color": s.color, "symbol": symbols, "size": 8},
+                hovertext=[p.study for p in s.points],
             ),
             row=1,
-            col=depths.index(depth) + 1,
+            col=s.panel + 1,
         )
-    fig.update_yaxes(type="log", title_text="best bits", row=1, col=1)
+    if data.few_trials:
+        fig.add_trace(
+            _legend_only(
+                name=data.few_trials,
+                mode="markers",
+                marker={"symbol": "circle-open", "size": 8, "color": RULE_COLOR},
+            )
+        )
+    fig.update_xaxes(**_axis(data.x))
+    fig.update_yaxes(**_axis(data.y), row=1, col=1)
+    if data.y.log:
+        fig.update_yaxes(type="log")
     return fig
 
 
-def bits_per_param_vs_params(rows: list[BestRow]) -> go.Figure:
-    fig, depths = _panels(rows, "Bits per parameter against trained parameters")
-    _arch_lines(fig, rows, depths, "bits_per_param")
-    fig.update_yaxes(title_text="bits per parameter", rangemode="tozero", row=1, col=1)
-    return fig
+def bits_vs_params(
+    rows: list[BestRow], fits: list[FitRow] | None = None, min_trials: int = MIN_TRIALS
+) -> go.Figure:
+    """`fits` is not read: each line's fit is made from its own rows (kept for callers)."""
+    return draw_panels(figure_data.bits_vs_params(rows, min_trials))
+
+
+def bits_per_param_vs_params(rows: list[BestRow], min_trials: int = MIN_TRIALS) -> go.Figure:
+    return draw_panels(figure_data.bits_per_param(rows, min_trials))
 
 
 def multiplier_heatmap(m: Multipliers) -> go.Figure:
@@ -145,70 +163,41 @@ def multiplier_heatmap(m: Multipliers) -> go.Figure:
     return fig
 
 
-def _group_key(record: StudyRecord) -> str:
-    """What a study searches, all but its sampler, seed and tag."""
-    ignore = {SAMPLER_KEY, SEED_KEY, "tag"}
-    return repr(sorted((k, repr(v)) for k, v in record.attrs.items() if k not in ignore))
-
-
-def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) -> go.Figure:
-    records = [r for r in list_records(storage) if selection.study(r)]
-    groups: dict[str, list[StudyRecord]] = {}
-    for record in records:
-        groups.setdefault(_group_key(record), []).append(record)
-    panels = list(groups.values())
-    fig = make_subplots(
-        rows=max(1, len(panels)),
-        cols=1,
-        subplot_titles=[", ".join(r.name for r in p) for p in panels] or [""],
-    )
+def draw_progress(data: ProgressFigure) -> go.Figure:
+    rows = max(1, len(data.panels))
+    fig = make_subplots(rows=rows, cols=1, subplot_titles=[p.title for p in data.panels] or [""])
     fig.update_layout(
-        title="Search progress: best value so far against trial number",
-        template="plotly_white",
-        height=max(350, 260 * len(panels)),
-        width=820,
+        title=data.title, template="plotly_white", height=max(350, 260 * rows), width=820
     )
-    for row, panel in enumerate(panels, start=1):
-        by_sampler = len({r.sampler for r in panel}) == len(panel) > 1
-        for record in panel:
-            study_id = storage.get_study_id_from_name(record.name)
-            trials = sorted(
-                storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)),
-                key=lambda t: t.number,
-            )
-            best, xs, ys = float("-inf"), [], []
-            for t in trials:
-                assert t.value is not None
-                best = max(best, t.value)
-                xs.append(t.number)
-                ys.append(best)
+    for row, panel in enumerate(data.panels, start=1):
+        for s in panel.series:
             fig.add_trace(
                 go.Scatter(
-                    x=xs,
-                    y=ys,
+                    x=[p.x for p in s.points],
+                    y=[p.y for p in s.points],
                     mode="lines",
-                    line={"shape": "hv"},
-                    name=record.sampler if by_sampler else record.name,
+                    line={"shape": "hv", "color": s.color, "dash": s.dash},
+                    name=s.name,
                 ),
                 row=row,
                 col=1,
             )
         fig.update_xaxes(title_text="trial number", row=row, col=1)
-        metric = "bits" if panel[0].task == "capacity" else "value"
-        fig.update_yaxes(title_text=f"best {metric} so far", row=row, col=1)
+        fig.update_yaxes(title_text=panel.y_label, row=row, col=1)
     return fig
 
 
-def _colors(archs: list[str]) -> dict[str, str]:
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
-    return {a: palette[i % len(palette)] for i, a in enumerate(archs)}
+def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) -> go.Figure:
+    return draw_progress(figure_data.search_progress(storage, selection))
 
 
-def figures(storage: optuna.storages.BaseStorage, selection: Selection) -> dict[str, go.Figure]:
+def figures(
+    storage: optuna.storages.BaseStorage, selection: Selection, min_trials: int = MIN_TRIALS
+) -> dict[str, go.Figure]:
     rows = best_rows(storage, selection)
     return {
-        "bits_vs_params": bits_vs_params(rows, fit_rows(rows)),
-        "bits_per_param": bits_per_param_vs_params(rows),
+        "bits_vs_params": bits_vs_params(rows, min_trials=min_trials),
+        "bits_per_param": bits_per_param_vs_params(rows, min_trials),
         "multipliers": multiplier_heatmap(multipliers(rows)),
         "progress": search_progress(storage, selection),
     }

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch.results import figure_data
 from hpsearch.results.claims import (
     DEFAULT_N_IN,
     MIN_TRIALS,
@@ -32,6 +33,7 @@ from hpsearch.results.claims import (
     collect,
     judge,
 )
+from hpsearch.results.figure_data import Axis, PanelFigure, tick_label
 from hpsearch.results.rows import (
     BestRow,
     FitRow,
@@ -254,156 +256,123 @@ def render_markdown(report: Report) -> str:
 
 # --- figures (matplotlib, Agg) ----------------------------------------------------------------
 
-_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
-
-
-def _archs(archs: Sequence[str]) -> list[str]:
-    return sorted(set(archs), key=lambda a: (arch_rank(a), a))
-
-
-def _color(arch: str, archs: Sequence[str]) -> str:
-    return _COLORS[list(archs).index(arch) % len(_COLORS)]
-
-
-def _depth_panels(rows: Sequence[BestRow], title: str) -> tuple[Any, list[Axes], list[int]]:
-    from matplotlib.figure import Figure
-
-    depths = sorted({r.depth for r in rows})
-    fig = Figure(figsize=(max(6.4, 4.2 * len(depths)), 4.6), layout="constrained")
-    axes = list(fig.subplots(1, len(depths), sharey=True, squeeze=False)[0])
-    fig.suptitle(title)
-    for ax, depth in zip(axes, depths, strict=True):
-        ax.set_title(f"depth {depth}")
-        ax.set_xscale("log")
-        ax.set_xlabel("parameters")
-        ax.grid(True, which="both", alpha=0.3)
-    return fig, axes, depths
-
-
-def _arch_lines(
-    axes: list[Axes], depths: list[int], rows: Sequence[BestRow], value: str, min_trials: int
-) -> None:
-    """A line per arch in each depth's panel; rows under `min_trials` trials hollow."""
-    archs = _archs([r.arch for r in rows])
-    for ax, depth in zip(axes, depths, strict=True):
-        for arch in archs:
-            mine = sorted(
-                (r for r in rows if r.arch == arch and r.depth == depth),
-                key=lambda r: r.num_params,
-            )
-            if not mine:
-                continue
-            color = _color(arch, archs)
-            xs = [r.num_params for r in mine]
-            ys = [getattr(r, value) for r in mine]
-            ax.plot(xs, ys, color=color, label=arch)
-            ax.scatter(
-                xs,
-                ys,
-                color=[color if r.trials_complete >= min_trials else "white" for r in mine],
-                edgecolors=color,
-                zorder=3,
-            )
+_DASHES = {"solid": "-", "dash": "--", "dot": ":", "dashdot": "-."}
+_MARKERS = {"circle": "o", "square": "s", "diamond": "d", "triangle-up": "^", "triangle-down": "v"}
 
 
 def _setting(report: Report) -> str:
     return f"each arch's own activation, T {PAPER_UNROLL}, n_in {report.plotted_n_in}"
 
 
-def _bits_vs_params(report: Report, path: Path) -> None:
-    rows = report.plotted
-    fig, axes, depths = _depth_panels(rows, f"Best bits against parameters\n{_setting(report)}")
-    _arch_lines(axes, depths, rows, "best_bits", report.min_trials)
-    archs = _archs([r.arch for r in rows])
-    for fit in fit_rows(rows):
-        mine = [r.num_params for r in rows if r.arch == fit.arch and r.depth == fit.depth]
-        xs = [min(mine) * 0.8, max(mine) * 1.25]
-        axes[depths.index(fit.depth)].plot(
-            xs,
-            [fit.bits_per_param_slope * x for x in xs],
-            color=_color(fit.arch, archs),
-            linestyle="--",
-            linewidth=0.8,
-        )
-    axes[0].set_yscale("log")
-    axes[0].set_ylabel("best bits")
-    axes[-1].legend(title="arch (hollow: few trials)", fontsize="small")
-    fig.savefig(path, dpi=100)
+def _limits(ax: Axes, axis: str, spec: Axis) -> None:
+    """Log axes get the figure data's ticks as labels (and limits); other labels are off."""
+    from matplotlib.ticker import NullFormatter
+
+    if spec.log:
+        getattr(ax, f"set_{axis}scale")("log")
+    if spec.ticks:
+        getattr(ax, f"set_{axis}ticks")(spec.ticks, [tick_label(t) for t in spec.ticks])
+        getattr(ax, f"{axis}axis").set_minor_formatter(NullFormatter())
+    if spec.limits is not None:
+        getattr(ax, f"set_{axis}lim")(*spec.limits)
+    elif spec.from_zero and axis == "y":
+        ax.set_ylim(bottom=0)
+    elif spec.from_zero:
+        ax.set_xlim(left=0)
 
 
-def _bits_per_param(report: Report, path: Path) -> None:
-    rows = report.plotted
-    fig, axes, depths = _depth_panels(
-        rows, f"Bits per parameter against parameters\n{_setting(report)}"
-    )
-    for ax in axes:
-        ax.axhspan(3.0, 6.0, color="0.9", zorder=0, label="paper: 3 to 6")
-        ax.axhline(5.0, color="0.5", linestyle=":", label="paper: ~5")
-    _arch_lines(axes, depths, rows, "bits_per_param", report.min_trials)
-    axes[0].set_ylabel("bits per parameter")
-    axes[0].set_ylim(bottom=0)
-    axes[-1].legend(fontsize="small")
-    fig.savefig(path, dpi=100)
-
-
-def _per_unit(report: Report, path: Path) -> None:
+def _draw(data: PanelFigure, path: Path) -> None:
+    """A `PanelFigure` as a PNG: its panels side by side, sharing y."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
-    rows = report.per_unit
-    n_ins = sorted({r.n_in for r in rows})
-    fig = Figure(figsize=(max(6.4, 4.2 * len(n_ins)), 4.6), layout="constrained")
-    axes = list(fig.subplots(1, len(n_ins), sharey=True, squeeze=False)[0])
-    fig.suptitle("Per-unit capacity")
-    archs = _archs([r.arch for r in rows])
-    for ax, n_in in zip(axes, n_ins, strict=True):
-        mine = [r for r in rows if r.n_in == n_in]
-        depths = sorted({r.depth for r in mine})
-        for arch in archs:
-            for depth in depths:
-                line = sorted(
-                    (r for r in mine if r.arch == arch and r.depth == depth),
-                    key=lambda r: r.units,
-                )
-                if not line:
-                    continue
-                label = arch if len(depths) == 1 else f"{arch}, depth {depth}"
-                ax.plot(
-                    [r.units for r in line],
-                    [r.best_fraction for r in line],
-                    marker="osd^v"[depths.index(depth) % 5],
-                    linestyle=("-", "--", ":", "-.")[depths.index(depth) % 4],
-                    color=_color(arch, archs),
-                    label=label,
-                )
-        ax.axvline(n_in, color="0.3", linestyle="--", label=f"units = n_in = {n_in}")
-        ax.axhline(
-            SUCCESS_FRACTION,
-            color="0.6",
-            linestyle=":",
-            label=f"{SUCCESS_FRACTION} reconstructed",
+    cols = max(1, len(data.panels))
+    fig = Figure(figsize=(max(6.4, 4.2 * cols), 4.6), layout="constrained")
+    axes: list[Axes] = list(fig.subplots(1, cols, sharey=True, squeeze=False)[0])
+    fig.suptitle(data.title + (f"\n{data.subtitle}" if data.subtitle else ""))
+    for ax, title in zip(axes, data.panels, strict=False):
+        ax.set_title(title)
+        ax.set_xlabel(data.x.label)
+        ax.grid(True, which="both", alpha=0.3)
+    for band in data.bands:
+        for i, ax in enumerate(axes):
+            ax.axhspan(
+                band.low, band.high, color="0.9", zorder=0, label=band.label if i == 0 else None
+            )
+    for rule in data.rules:
+        for i, ax in enumerate(axes):
+            if rule.panel is not None and rule.panel != i:
+                continue
+            draw = ax.axhline if rule.axis == "y" else ax.axvline
+            first = rule.panel is not None or i == 0
+            draw(
+                rule.value,
+                color="0.5",
+                linestyle=_DASHES[rule.dash],
+                linewidth=1,
+                label=rule.label if first else None,
+            )
+    for s in data.series:
+        ax = axes[s.panel]
+        xs, ys = [p.x for p in s.points], [p.y for p in s.points]
+        label = s.name if s.in_legend else None
+        if not s.markers:
+            ax.plot(xs, ys, color=s.color, linestyle=_DASHES[s.dash], linewidth=0.8, label=label)
+            continue
+        ax.plot(xs, ys, color=s.color, linestyle=_DASHES[s.dash], label=label)
+        ax.scatter(
+            xs,
+            ys,
+            marker=_MARKERS[s.marker],
+            color=[s.color if not p.few else "white" for p in s.points],
+            edgecolors=s.color,
+            zorder=3,
         )
-        ax.set_title(f"n_in {n_in}")
-        ax.set_xlabel("units per layer")
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("best fraction reconstructed")
-    axes[0].set_ylim(0, 1.05)
-    axes[-1].legend(fontsize="small")
+    _limits(axes[0], "x", data.x)
+    for ax in axes[1:]:
+        _limits(ax, "x", data.x)
+    _limits(axes[0], "y", data.y)
+    axes[0].set_ylabel(data.y.label)
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if data.few_trials:
+        handles.append(
+            Line2D([], [], marker="o", linestyle="", markerfacecolor="white", color="0.3")
+        )
+        labels.append(data.few_trials)
+    axes[-1].legend(handles, labels, fontsize="small")
     fig.savefig(path, dpi=100)
 
 
-_DRAW = {
-    "bits_vs_params.png": _bits_vs_params,
-    "bits_per_param.png": _bits_per_param,
-    "per_unit.png": _per_unit,
-}
+def figure_data_of(report: Report) -> dict[str, PanelFigure]:
+    """What each of the report's PNG files shows, by file name."""
+    out = {}
+    if report.plotted:
+        setting = _setting(report)
+        out["bits_vs_params.png"] = figure_data.bits_vs_params(
+            report.plotted, report.min_trials, setting
+        )
+        out["bits_per_param.png"] = figure_data.bits_per_param(
+            report.plotted, report.min_trials, setting
+        )
+    if report.per_unit:
+        out["per_unit.png"] = figure_data.per_unit(
+            report.per_unit, report.min_trials, SUCCESS_FRACTION
+        )
+    return out
 
 
 def write_report(report: Report, out: Path, name: str = REPORT_FILE) -> list[Path]:
     """Write the figures and the markdown file `name` (default report.md) into the folder
     `out` (which must exist); returns the files written, the markdown last."""
     written = []
+    data = figure_data_of(report)
     for figure in report.figures:
-        _DRAW[figure](report, out / figure)
+        _draw(data[figure], out / figure)
         written.append(out / figure)
     (out / name).write_text(render_markdown(report))
     written.append(out / name)
