@@ -191,16 +191,31 @@ def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) 
     return draw_progress(figure_data.search_progress(storage, selection))
 
 
+# The figures, by file stem, in the order they are written.
+FIGURES: tuple[str, ...] = ("bits_vs_params", "bits_per_param", "multipliers", "progress")
+# The one copy of plotly.js in a folder of figures, which each HTML file loads.
+PLOTLY_JS = "plotly.min.js"
+
+
 def figures(
     storage: optuna.storages.BaseStorage, selection: Selection, min_trials: int = MIN_TRIALS
 ) -> dict[str, go.Figure]:
+    """The figures that have data to show, by file stem (a figure with none is left out)."""
     rows = best_rows(storage, selection)
-    return {
-        "bits_vs_params": bits_vs_params(rows, min_trials=min_trials),
-        "bits_per_param": bits_per_param_vs_params(rows, min_trials),
-        "multipliers": multiplier_heatmap(multipliers(rows)),
-        "progress": search_progress(storage, selection),
-    }
+    out: dict[str, go.Figure] = {}
+    for data in (
+        figure_data.bits_vs_params(rows, min_trials),
+        figure_data.bits_per_param(rows, min_trials),
+    ):
+        if not data.empty:
+            out[data.name] = draw_panels(data)
+    m = multipliers(rows)
+    if m.archs:
+        out["multipliers"] = multiplier_heatmap(m)
+    progress = figure_data.search_progress(storage, selection)
+    if not progress.empty:
+        out[progress.name] = draw_progress(progress)
+    return out
 
 
 def _png_renderer() -> Any:
@@ -211,24 +226,51 @@ def _png_renderer() -> Any:
     return True
 
 
+def _write_plotly_js(out: Path) -> Path:
+    """plotly.js from the installed plotly package, once per folder (rewritten when another
+    version of plotly left a different copy there)."""
+    from plotly.offline import get_plotlyjs
+
+    path = out / PLOTLY_JS
+    text = get_plotlyjs()
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
 def write_figures(
-    storage: optuna.storages.BaseStorage, out: Path, selection: Selection
+    storage: optuna.storages.BaseStorage,
+    out: Path,
+    selection: Selection,
+    min_trials: int = MIN_TRIALS,
 ) -> tuple[list[Path], str]:
-    """Write each figure as self-contained HTML (plotly.js inside), and as PNG where a
-    renderer (kaleido) is installed. Returns the files written and why PNGs were skipped."""
+    """Write each figure that has data as an HTML file that loads plotly.js from the one copy
+    beside it (`PLOTLY_JS`, so the folder works offline), and as PNG where a renderer
+    (kaleido) is installed. Returns the files written and one line on what was not: the
+    figures without data, and PNGs without a renderer ("" when nothing was left out)."""
     written: list[Path] = []
-    skipped = ""
+    notes = []
+    drawn = figures(storage, selection, min_trials)
+    empty = [name for name in FIGURES if name not in drawn]
+    if empty:
+        notes.append(f"not written, no data: {', '.join(empty)}")
+    if drawn:
+        written.append(_write_plotly_js(out))
     png = _png_renderer() is not None
-    for name, fig in figures(storage, selection).items():
+    png_note = ""
+    for name, fig in drawn.items():
         html = out / f"{name}.html"
-        fig.write_html(html, include_plotlyjs=True, full_html=True)
+        fig.write_html(html, include_plotlyjs="directory", full_html=True)
         written.append(html)
         if png:
             try:
                 fig.write_image(out / f"{name}.png")
                 written.append(out / f"{name}.png")
             except Exception as e:  # a renderer that cannot start (no browser for kaleido)
-                png, skipped = False, f"PNG skipped: {type(e).__name__}: {e}".splitlines()[0]
-        elif not skipped:
-            skipped = "PNG skipped: no renderer (pip install kaleido for PNG files)"
-    return written, skipped
+                png = False
+                png_note = f"PNG skipped: {type(e).__name__}: {e}".splitlines()[0]
+        elif not png_note:
+            png_note = "PNG skipped: no renderer (pip install kaleido for PNG files)"
+    if png_note:
+        notes.append(png_note)
+    return written, "; ".join(notes)

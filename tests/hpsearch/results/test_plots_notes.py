@@ -4,6 +4,7 @@ import optuna
 import pytest
 from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import SYSTEM_ATTR_PLOT_DATA
+from plotly.offline import get_plotlyjs
 
 from hpsearch.cli import main
 from hpsearch.dashboard.notes import FIGURE_ID, publish
@@ -95,7 +96,7 @@ def _script_sources(html: str) -> list[str]:
     return sources
 
 
-def test_write_figures_self_contained(storage, tmp_path):
+def test_write_figures_share_one_plotly_js(storage, tmp_path):
     written, skipped = write_figures(storage, tmp_path, Selection())
     names = sorted(p.name for p in written if p.suffix == ".html")
     assert names == [
@@ -104,11 +105,44 @@ def test_write_figures_self_contained(storage, tmp_path):
         "multipliers.html",
         "progress.html",
     ]
-    html = (tmp_path / "bits_vs_params.html").read_text()
-    assert _script_sources(html) == []  # nothing is loaded from elsewhere
-    assert len(html) > 1_000_000  # plotly.js is inside the file
-    assert "capacity-rnn-p500" in html
-    assert skipped == "" or "PNG skipped" in skipped
+    assert tmp_path / "plotly.min.js" in written
+    # One copy of plotly.js, from the installed package, which every figure loads.
+    assert (tmp_path / "plotly.min.js").read_text() == get_plotlyjs()
+    for name in names:
+        html = (tmp_path / name).read_text()
+        assert _script_sources(html) == ["plotly.min.js"]  # beside it: works offline
+        assert len(html) < 200_000  # plotly.js is not inside the file
+    assert "capacity-rnn-p500" in (tmp_path / "bits_vs_params.html").read_text()
+    assert skipped == "" or skipped.startswith("PNG skipped")
+    # Written again into the same folder: the copy is left as it is.
+    before = (tmp_path / "plotly.min.js").stat().st_mtime_ns
+    write_figures(storage, tmp_path, Selection())
+    assert (tmp_path / "plotly.min.js").stat().st_mtime_ns == before
+
+
+def test_a_figure_without_data_is_not_written(sqlite_url, tmp_path):
+    from storage import open_storage
+
+    storage = open_storage(sqlite_url, create=True)
+    create_studies(storage, Experiment(archs=("rnn",), budgets=(500,), trials=3, seed=0))
+    out = tmp_path / "figs"
+    out.mkdir()
+    written, skipped = write_figures(storage, out, Selection())
+    assert written == [] and list(out.iterdir()) == []
+    assert skipped.startswith(
+        "not written, no data: bits_vs_params, bits_per_param, multipliers, progress"
+    )
+    study = optuna.load_study(study_name="capacity-rnn-p500", storage=storage)
+    study.add_trial(_trial(1200.0, 1, 1300, 400))
+    written, skipped = write_figures(storage, out, Selection())
+    assert sorted(p.name for p in written) == [
+        "bits_per_param.html",
+        "bits_vs_params.html",
+        "multipliers.html",
+        "plotly.min.js",
+        "progress.html",
+    ]
+    assert "no data" not in skipped
 
 
 def test_note_and_figure_on_the_dashboard(storage):
@@ -188,5 +222,5 @@ def test_export_and_plot_commands(storage, tmp_path, capsys):
     capsys.readouterr()
     assert main(["plot", "--storage", url, "--out", str(tmp_path / "figs")]) == 0
     printed = capsys.readouterr().out.split()
-    assert len(printed) >= 4 and all(p.endswith((".html", ".png")) for p in printed)
+    assert len(printed) >= 5 and all(p.endswith((".html", ".png", ".js")) for p in printed)
     assert main(["plot", "--storage", url, "--out", str(tmp_path / "no" / "figs")]) == 2
