@@ -16,7 +16,15 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.results.rows import BestRow, PerUnitRow, Selection, arch_rank, fit_rows
-from hpsearch.studies.records import SAMPLER_KEY, SEED_KEY, StudyRecord, list_records
+from hpsearch.studies.records import (
+    PRUNER_KEY,
+    SAMPLER_KEY,
+    SEED_KEY,
+    TARGET_KEY,
+    StudyRecord,
+    list_records,
+)
+from objectives.tasks.description import describe
 
 PALETTE: tuple[str, ...] = (
     "#1f77b4",
@@ -339,24 +347,35 @@ class ProgressFigure:
         return not any(s.points for p in self.panels for s in p.series)
 
 
+# Study attrs that say how a study was searched, not what: studies that differ in these
+# alone (a sampler comparison, replicate seeds) share a progress panel, a line per tag.
+SEARCH_KEYS = frozenset({SAMPLER_KEY, PRUNER_KEY, SEED_KEY, TARGET_KEY, "tag"})
+
+
 def _group_key(record: StudyRecord) -> str:
-    """What a study searches, all but its sampler, seed and tag."""
-    ignore = {SAMPLER_KEY, SEED_KEY, "tag"}
-    return repr(sorted((k, repr(v)) for k, v in record.attrs.items() if k not in ignore))
+    """What a study searches: all its attrs but how it was searched."""
+    return repr(sorted((k, repr(v)) for k, v in record.attrs.items() if k not in SEARCH_KEYS))
+
+
+def _metric(task: str) -> str:
+    try:
+        return describe(task).metric
+    except ValueError:  # a task this version does not know
+        return "value"
 
 
 def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) -> ProgressFigure:
     """The best value so far against trial number, a line per study; studies that differ
-    only in their sampler share a panel, one line per sampler."""
+    only in how they were searched (their tag, sampler, pruner, seed or target) share a
+    panel, a line per tag, each in its own colour."""
     records = [r for r in list_records(storage) if selection.study(r)]
     groups: dict[str, list[StudyRecord]] = {}
     for record in records:
         groups.setdefault(_group_key(record), []).append(record)
     panels = []
     for index, group in enumerate(groups.values()):
-        by_sampler = len({r.sampler for r in group}) == len(group) > 1
         series = []
-        for i, record in enumerate(group):
+        for i, record in enumerate(sorted(group, key=lambda r: str(r.attrs.get("tag", "")))):
             study_id = storage.get_study_id_from_name(record.name)
             trials = sorted(
                 storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)),
@@ -367,11 +386,12 @@ def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) 
                 assert t.value is not None
                 best = max(best, t.value)
                 points.append(Point(float(t.number), best, record.name, 0, False))
-            name = record.sampler if by_sampler else record.name
+            tag = str(record.attrs.get("tag", ""))
+            name = (tag or "no tag") if len(group) > 1 else record.name
             series.append(
                 Series(name, name, PALETTE[i % len(PALETTE)], index, tuple(points), markers=False)
             )
-        metric = "bits" if group[0].task == "capacity" else "value"
+        metric = _metric(group[0].task)
         panels.append(
             ProgressPanel(", ".join(r.name for r in group), f"best {metric} so far", tuple(series))
         )

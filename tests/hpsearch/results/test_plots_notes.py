@@ -82,6 +82,39 @@ def test_progress_puts_samplers_side_by_side(sqlite_url):
     assert lines["gp"].xaxis == lines["random"].xaxis != lines["capacity-gru-p500"].xaxis
 
 
+def test_progress_a_line_per_tag_whatever_the_search(sqlite_url):
+    """Replicates of one sampler (tags s1, s2, seeds 1, 2) and a pruned tpe arm differ only
+    in how they were searched: one panel, a line per tag."""
+    from storage import open_storage
+
+    storage = open_storage(sqlite_url, create=True)
+    for tag, sampler, pruner, seed in (
+        ("s1", "gp", "none", 1),
+        ("s2", "gp", "none", 2),
+        ("tpe", "tpe", "median", 1),
+    ):
+        experiment = Experiment(
+            archs=("rnn",),
+            budgets=(500,),
+            depths=(1,),
+            trials=5,
+            sampler=sampler,
+            pruner=pruner,
+            seed=seed,
+            tag=tag,
+        )
+        create_studies(storage, experiment)
+        study = optuna.load_study(study_name=f"capacity-rnn-p500-{tag}", storage=storage)
+        for v in (1.0, 2.0):
+            study.add_trial(_trial(v * seed, 1, 10, 100))
+    fig = search_progress(storage, Selection())
+    assert len(fig.layout.annotations) == 1
+    assert [t.name for t in fig.data] == ["s1", "s2", "tpe"]
+    assert len({t.line.color for t in fig.data}) == 3
+    assert list(fig.data[1].y) == [2.0, 4.0]
+    assert fig.layout.yaxis.title.text == "best bits so far"
+
+
 def _script_sources(html: str) -> list[str]:
     from html.parser import HTMLParser
 

@@ -284,7 +284,7 @@ def test_export_keeps_per_unit_studies_apart(memory):
     )
     assert "per-unit" not in render([best_table(best_rows(memory))], "md")
     progress = figures(memory, Selection())["progress"]  # every study, per-unit too
-    assert progress.layout.yaxis2.title.text == "best value so far"
+    assert progress.layout.yaxis2.title.text == "best fraction reconstructed so far"
 
 
 def test_keyed_rows_split_a_searched_setting(memory):
