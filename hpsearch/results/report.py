@@ -168,12 +168,28 @@ def _trials_cell(claim: ClaimVerdict) -> str:
     return f"{rows}; {claim.trials_total} trials, fewest {claim.trials_min} per row"
 
 
+def _measured_cell(claim: ClaimVerdict) -> str:
+    """What was measured; for a claim without a verdict, also why (too few budgets, rows
+    under the minimum of trials), so that its row says what is missing."""
+    if claim.verdict != NOT_ENOUGH:
+        return claim.measured
+    return claim.why if claim.measured == "-" else f"{claim.measured}; {claim.why}"
+
+
 def claims_table(claims: Sequence[ClaimVerdict]) -> Table:
     return Table(
         "Claims",
         ("#", "claim", "source", "expected", "measured", "best rows (complete trials)", "verdict"),
         tuple(
-            (c.number, c.statement, c.source, c.expected, c.measured, _trials_cell(c), c.verdict)
+            (
+                c.number,
+                c.statement,
+                c.source,
+                c.expected,
+                _measured_cell(c),
+                _trials_cell(c),
+                c.verdict,
+            )
             for c in claims
         ),
     )

@@ -7,6 +7,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
+from statistics import linear_regression
 
 import optuna
 import pytest
@@ -113,8 +114,10 @@ def _agreeing(storage, trials=MIN):
         overrides={"activation": "tanh,relu"},
     )
     _capacity(storage, "rnn", 5000, [(5.2, t, {})])
+    _capacity(storage, "rnn", 10000, [(5.3, t, {})])
     _capacity(storage, "gru", 1000, [(4.5, t, {})])
     _capacity(storage, "gru", 5000, [(4.6, t, {})])
+    _capacity(storage, "gru", 10000, [(4.7, t, {})])
     _capacity(storage, "irnn", 1000, [(3.4, t, {})])
     # T: 3.0, 5.0 (the p1000 study above), 5.3: gains per step 0.5 then 0.06.
     _capacity(storage, "rnn", 1000, [(3.0, t, {})], tag="t1", unroll=1)
@@ -147,6 +150,7 @@ def _differing(storage):
         overrides={"activation": "tanh,relu"},
     )
     _capacity(storage, "rnn", 5000, [(4.0, MIN, {})])
+    _capacity(storage, "rnn", 10000, [(6.0, MIN, {})])
     _capacity(storage, "gru", 1000, [(2.2, MIN, {})])
     # T: the project's own 1.48 / 2.75 / 1.83 (T 1 / 5 / 10) falls after T 5.
     _capacity(storage, "lstm", 1000, [(1.48, MIN, {})], tag="t1", unroll=1)
@@ -171,6 +175,12 @@ def memory():
     return optuna.storages.InMemoryStorage()
 
 
+def _slope(points):
+    """Least squares of log(bits) against log(P), by the standard library."""
+    xs, ys = [math.log(x) for x, _ in points], [math.log(y) for _, y in points]
+    return linear_regression(xs, ys).slope
+
+
 def _claims(storage, min_trials=MIN):
     return {c.number: c for c in judge(collect(storage), min_trials)}
 
@@ -182,16 +192,16 @@ def test_agreeing_studies(memory):
         ("1", "2", "3", "4", "5", "6a", "6b", "7", "8"), AGREES
     )
     # Claim 1, least squares in log-log: rnn at 1000 twice (5.0, and 5.1 from the optimizer
-    # study) and at 5000 (5.2); gru at 1000 (4.5) and 5000 (4.6).
+    # study), at 5000 (5.2) and 10000 (5.3); gru at 1000 (4.5), 5000 (4.6) and 10000 (4.7).
     # rnn p1000: the best of its cell's two studies (5.0, and 5.1 in the optimizer study).
-    rnn = math.log(5.2 * 5000 / (5.1 * 1000)) / math.log(5)
-    gru = math.log(4.6 * 5000 / (4.5 * 1000)) / math.log(5)
-    assert claims["1"].value == pytest.approx((rnn + gru) / 2, rel=1e-3)
-    assert claims["1"].rows == 4  # one per cell
-    # Claim 2: tanh rows at T 5: 5.0, 5.2, 4.5, 4.6, 3.4 (irnn), 5.4, 4.4, 5.1.
+    rnn = _slope([(1000, 5.1 * 1000), (5000, 5.2 * 5000), (10000, 5.3 * 10000)])
+    gru = _slope([(1000, 4.5 * 1000), (5000, 4.6 * 5000), (10000, 4.7 * 10000)])
+    assert claims["1"].value == pytest.approx((rnn + gru) / 2, rel=1e-9)
+    assert claims["1"].rows == 6  # one per cell
+    # Claim 2: tanh rows at T 5: 5.0, 5.2, 5.3, 4.5, 4.6, 4.7, 3.4 (irnn), 5.4, 4.4, 5.1.
     # One row per cell at its best, at n_in 32 (the n16 and n64 studies are claim 8's).
-    assert claims["2"].value == pytest.approx((5.1 + 5.2 + 4.5 + 4.6 + 3.4) / 5)
-    assert claims["3"].value == 1.0 and "rnn > gru" in claims["3"].details[0][0]
+    assert claims["2"].value == pytest.approx((5.1 + 5.2 + 5.3 + 4.5 + 4.6 + 4.7 + 3.4) / 7)
+    assert claims["3"].value == 1.0 and claims["3"].details[0][:2] == ("rnn > gru", 3)
     # Claim 4: relu rnn 3.5 and irnn 3.4 against rnn tanh 5.1 (best of the two p1000 studies).
     assert claims["4"].value == pytest.approx((3.5 + 3.4) / 2)
     assert [d[2:] for d in claims["4"].details] == [(3.4, 5.1, "yes"), (3.5, 5.1, "yes")]
@@ -210,7 +220,9 @@ def test_differing_studies(memory):
     assert {n: c.verdict for n, c in claims.items()} == dict.fromkeys(
         ("1", "2", "3", "4", "5", "6a", "6b", "7", "8"), DIFFERS
     )
-    assert claims["1"].value == pytest.approx(math.log(4.0 * 5 / 2.0) / math.log(5))
+    assert claims["1"].value == pytest.approx(
+        _slope([(1000, 2000.0), (5000, 20000.0), (10000, 60000.0)])
+    )
     assert "outside" in claims["2"].why
     # rnn 2.0, gru 2.2, lstm 2.9 (its optimizer study's best, rmsprop): every pair reversed.
     assert claims["3"].details[0] == ("rnn > gru", 1, 2.0, 2.2, "no")
@@ -232,8 +244,8 @@ def test_too_few_trials_earn_no_verdict(memory):
     assert {c.verdict for c in claims.values()} == {NOT_ENOUGH}
     first = claims["1"]
     assert first.value is None and first.measured.startswith("preliminary: slope")
-    assert "4 of 4 rows have fewer than 7 complete trials" in first.why
-    assert (first.rows, first.trials_min, first.trials_total) == (4, MIN, 5 * MIN)  # opt: 2x
+    assert "6 of 6 rows have fewer than 7 complete trials" in first.why
+    assert (first.rows, first.trials_min, first.trials_total) == (6, MIN, 7 * MIN)  # opt: 2x
 
 
 def test_one_thin_study_leaves_the_rest(memory):
@@ -324,7 +336,8 @@ def test_markdown_matches_golden(memory):
     _mixed(memory)
     report = collect_report(memory, "sqlite:///report.db", MIN, day=date(2026, 1, 2))
     verdicts = [c.verdict for c in report.claims]
-    assert verdicts[:6] == [AGREES, AGREES, DIFFERS, AGREES, NOT_ENOUGH, NOT_ENOUGH]
+    # Claim 1: two budgets, 5x apart, give no verdict.
+    assert verdicts[:6] == [NOT_ENOUGH, AGREES, DIFFERS, AGREES, NOT_ENOUGH, NOT_ENOUGH]
     assert verdicts[6:] == [NO_STUDIES, NO_STUDIES, AGREES]  # 6b, 7, 8
     text = render_markdown(report)
     if os.environ.get("HPSEARCH_UPDATE_GOLDEN"):  # rewrite it, then review the diff
@@ -428,9 +441,40 @@ def test_claims_1_and_2_count_each_cell_once_at_its_best(memory):
     _capacity(memory, "rnn", 1000, [(1.0, MIN, {})], tag="n64", n_in=64)
     _capacity(memory, "rnn", 5000, [(5.0, MIN, {})])
     _capacity(memory, "rnn", 5000, [(2.0, MIN, {"optimizer": "sgd"})], tag="sgd")
+    _capacity(memory, "rnn", 10000, [(5.0, MIN, {})])
     claims = _claims(memory, MIN)
     assert claims["2"].verdict == AGREES
     assert claims["2"].value == pytest.approx(5.0)
     # One point per budget: the slope of best bits against P is exactly 1.
     assert claims["1"].verdict == AGREES
     assert claims["1"].value == pytest.approx(1.0)
+
+
+def test_claim_1_needs_three_budgets_spanning_ten_times(memory):
+    """Two budgets a factor of 2 apart let any curve pass for a line: no verdict until three
+    budgets span 10x; a short series beside a long one is shown but not judged."""
+    _capacity(memory, "rnn", 1000, [(5.0, MIN, {})])
+    _capacity(memory, "rnn", 2000, [(5.0, MIN, {})])
+    first = _claims(memory)["1"]
+    assert first.verdict == NOT_ENOUGH
+    assert first.why == (
+        "needs 3 budgets spanning 10x in P in one (arch, depth); the most here: 2 budgets "
+        "spanning 2x (rnn depth 1)"
+    )
+    _capacity(memory, "rnn", 5000, [(5.0, MIN, {})])
+    first = _claims(memory)["1"]
+    assert first.verdict == NOT_ENOUGH and "3 budgets spanning 5x" in first.why
+    assert first.details[0][4:6] == (3, "5x") and first.details[0][-1] == "-"
+    _capacity(memory, "rnn", 10000, [(5.0, MIN, {})])
+    _capacity(memory, "gru", 1000, [(4.0, MIN, {})])
+    _capacity(memory, "gru", 2000, [(4.0, MIN, {})])
+    first = _claims(memory)["1"]
+    assert first.verdict == AGREES and first.value == pytest.approx(1.0)
+    assert first.why == (
+        "every slope within 1 +- 0.2; not judged, fewer than 3 budgets spanning 10x in P: "
+        "gru depth 1"
+    )
+    assert [(d[0], d[4], d[5], d[-1]) for d in first.details] == [
+        ("rnn", 4, "10x", "yes"),
+        ("gru", 2, "2x", "-"),
+    ]
