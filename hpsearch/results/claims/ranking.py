@@ -26,15 +26,19 @@ from hpsearch.results.rows import KeyedRow
 
 # The paper's ranking, best first.
 PAPER_RANKING: tuple[str, ...] = ("rnn", "ugrnn", "gru", "lstm", "+rnn")
+# Two archs whose mean best bits/param differ by at most this fraction of the larger tie: the
+# paper's point is that the cells store nearly the same, and a search's noise is of this order.
+TIE_BAND = 0.05
 
 
 class Ranking(CapacityClaim):
     number = "3"
     statement = "Ranking RNN > UGRNN > GRU > LSTM > +RNN"
     source = "paper"
-    expected = " > ".join(PAPER_RANKING)
+    expected = " > ".join(PAPER_RANKING) + f"; pairs within {TIE_BAND:.0%} tie"
     tolerance = (
-        "every pair in the paper's order (mean best bits/param over shared budgets and depths)"
+        f"every pair in the paper's order or tied, within {TIE_BAND:.0%} of the larger (mean "
+        "best bits/param over shared budgets and depths)"
     )
     tests_with = (
         "capacity studies of two or more of rnn, ugrnn, gru, lstm, +rnn at one budget "
@@ -57,22 +61,31 @@ class Ranking(CapacityClaim):
             if not cells:
                 continue
             ma, mb = mean(best[(a, c)] for c in cells), mean(best[(b, c)] for c in cells)
-            details.append((f"{a} > {b}", len(cells), ma, mb, "yes" if ma > mb else "no"))
+            tied = abs(ma - mb) <= TIE_BAND * max(ma, mb)
+            order = "tie" if tied else "yes" if ma > mb else "no"
+            details.append((f"{a} > {b}", len(cells), ma, mb, order))
         if not details:
             return Outcome(NOT_ENOUGH, "-", None, "needs two ranked archs at one budget and depth")
         agree = [d for d in details if d[-1] == "yes"]
+        ties = [d for d in details if d[-1] == "tie"]
         means = {a: mean(v for (x, _), v in best.items() if x == a) for a in archs}
         order = sorted(archs, key=lambda a: -means[a])
+        tied = f", {len(ties)} tied within {TIE_BAND:.0%}" if ties else ""
         measured = (
-            f"{len(agree)} of {len(details)} pairs in the paper's order; measured "
+            f"{len(agree)} of {len(details)} pairs in the paper's order{tied}; measured "
             + " > ".join(f"{a} {f2(means[a])}" for a in order)
         )
         wrong = [d[0] for d in details if d[-1] == "no"]
-        why = "every pair in order" if not wrong else "out of order: " + ", ".join(wrong)
+        if wrong:
+            why = "out of order: " + ", ".join(wrong)
+        elif ties:
+            why = f"every pair in order or tied within {TIE_BAND:.0%}"
+        else:
+            why = "every pair in order"
         return Outcome(
             DIFFERS if wrong else AGREES,
             measured,
-            len(agree) / len(details),
+            (len(agree) + len(ties)) / len(details),
             why,
             ("pair", "cells", "mean b/p first", "mean b/p second", "in order"),
             tuple(details),

@@ -478,3 +478,23 @@ def test_claim_1_needs_three_budgets_spanning_ten_times(memory):
         ("rnn", 4, "10x", "yes"),
         ("gru", 2, "2x", "-"),
     ]
+
+
+def test_claim_3_counts_pairs_within_the_tie_band_as_ties(memory):
+    """The cells store nearly the same: a pair within 5% of the larger is a tie, not a
+    reversal; beyond it, a reversal still differs."""
+    _capacity(memory, "rnn", 1000, [(5.0, MIN, {})])
+    _capacity(memory, "gru", 1000, [(5.2, MIN, {})])  # 0.2 < 5% of 5.2: a tie
+    _capacity(memory, "lstm", 1000, [(4.0, MIN, {})])
+    third = _claims(memory)["3"]
+    assert third.verdict == AGREES
+    assert [d[-1] for d in third.details] == ["tie", "yes", "yes"]
+    assert third.why == "every pair in order or tied within 5%"
+    assert third.measured.startswith("2 of 3 pairs in the paper's order, 1 tied within 5%;")
+    assert "pairs within 5% tie" in third.expected and "within 5%" in third.tolerance
+    _capacity(memory, "lstm", 1000, [(5.5, MIN, {})], tag="b")  # lstm's best now 5.5
+    third = _claims(memory)["3"]
+    assert third.verdict == DIFFERS
+    # 5.0 and 5.2 against 5.5: 0.5 and 0.3, both above 5% of 5.5 (0.275).
+    assert [d[-1] for d in third.details] == ["tie", "no", "no"]
+    assert third.why == "out of order: rnn > lstm, gru > lstm"
