@@ -213,10 +213,10 @@ def split(base: Path, q: int) -> dict[str, Any]:
     study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{base}", sampler=sampler)
     fits: list[float] = []
     searches: list[float] = []
-    fit, search = sampler._fit, optim_mixed.optimize_acqf_mixed
+    fit, search = sampler.fit_gp, optim_mixed.optimize_acqf_mixed
 
     timed_fit, timed_search = _timed(fit, fits), _timed(search, searches)
-    sampler._fit = timed_fit  # type: ignore[method-assign]
+    sampler.fit_gp = timed_fit  # type: ignore[method-assign]
     # GPSampler reaches it through a lazy import that holds its own copy of the names.
     import optuna.samplers._gp.sampler as gp_sampler
 

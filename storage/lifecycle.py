@@ -23,6 +23,7 @@ import optuna
 from optuna.trial import TrialState
 
 from storage.heartbeat import Heartbeat, fail_orphaned_trials
+from storage.optuna_compat import study_id, trial_id
 from storage.retry import retry_transient
 from storage.slots import trial_slot
 
@@ -58,7 +59,7 @@ class Claim(Generic[T]):
 
     @property
     def trial_id(self) -> int:
-        return self.trial._trial_id
+        return trial_id(self.trial)
 
 
 class Proposals(Protocol):
@@ -112,7 +113,7 @@ class StudyTrials:
 
     @property
     def study_id(self) -> int:
-        return self.study._study_id
+        return study_id(self.study)
 
     # -- the shared queue's fit lease ------------------------------------------------------
 
@@ -303,9 +304,9 @@ class StudyTrials:
         would exceed the target (given back); _Lost: a sweep failed it first (ask again)."""
         trial = self.study.ask()
         try:
-            heartbeat.hold(trial._trial_id)
+            heartbeat.hold(trial_id(trial))
             # Who runs it: for the dashboard, and for finding a dead worker's trial.
-            self.storage.set_trial_user_attr(trial._trial_id, "worker", worker)
+            self.storage.set_trial_user_attr(trial_id(trial), "worker", worker)
             prepared = prepare(trial)
             # Safety net: should the lock ever have been lost (its connection killed), a trial
             # beyond the target is given back rather than run.
@@ -313,7 +314,7 @@ class StudyTrials:
                 raise _OverTarget
         except optuna.exceptions.UpdateFinishedTrialError:
             # Possible only when the lock's connection was killed, which releases the lock.
-            heartbeat.release(trial._trial_id)
+            heartbeat.release(trial_id(trial))
             logger.warning(
                 "%s #%d was failed by another worker's sweep while being claimed (lock lost "
                 "with its connection); asking again",
@@ -322,7 +323,7 @@ class StudyTrials:
             )
             return _Lost()
         except BaseException as e:
-            heartbeat.release(trial._trial_id)
+            heartbeat.release(trial_id(trial))
             over = isinstance(e, _OverTarget)
             self._give_back(trial, "over_target" if over else None)
             if over:
@@ -335,8 +336,8 @@ class StudyTrials:
         fails, the orphan and stale sweeps fail it later)."""
         try:
             if reason:
-                self.storage.set_trial_system_attr(trial._trial_id, f"hpsearch:{reason}", True)
-            self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+                self.storage.set_trial_system_attr(trial_id(trial), f"hpsearch:{reason}", True)
+            self.storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
         except Exception as e:
             logger.warning("could not give back trial #%d: %s", trial.number, e)
 

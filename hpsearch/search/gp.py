@@ -28,15 +28,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-import optuna._gp.search_space as gp_search_space
-from optuna.samplers._gp.sampler import _RELATIVE_PARAMS_KEY, _SYSTEM_ATTR_MAX_LENGTH, _get_params
 from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.search.optuna_compat import (
+    RELATIVE_PARAMS_KEY,
+    SYSTEM_ATTR_MAX_LENGTH,
+    GPSamplerBase,
+    get_params,
+    gp_search_space,
+    study_storage,
+    trial_id,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    import optuna._gp.acqf as acqf_module
     from optuna.distributions import BaseDistribution
+
+    from hpsearch.search.optuna_compat import acqf_module
 
 logger = logging.getLogger(__name__)
 
@@ -72,16 +81,14 @@ def results(
     ]
 
 
-class GPSampler(optuna.samplers.GPSampler):
+class GPSampler(GPSamplerBase):
     """optuna.samplers.GPSampler whose fit, start-up count and improvement threshold include
     PRUNED trials at their last reported value (module docstring), as does the search space
     (the intersection of the parameters of COMPLETE and PRUNED trials). Same arguments."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._intersection_search_space = optuna.search_space.IntersectionSearchSpace(
-            include_pruned=True
-        )
+        self.search_space_includes_pruned()
         # The normalized points an acquisition search must not repeat (`_optimize_acqf`).
         self._known = np.zeros((0, 0))
 
@@ -90,14 +97,14 @@ class GPSampler(optuna.samplers.GPSampler):
     ) -> dict[str, Any]:
         if search_space == {}:
             return {}
-        trials = study._get_trials(deepcopy=False, states=FIT_STATES, use_cache=False)
+        trials = study.get_trials(deepcopy=False, states=FIT_STATES)
         fitted = results(trials, search_space)
         running = [
             t
             for t in trials
-            if t.state == TrialState.RUNNING and search_space.keys() <= _get_params(t).keys()
+            if t.state == TrialState.RUNNING and search_space.keys() <= get_params(t).keys()
         ]
-        if len(fitted) < self._n_startup_trials:
+        if len(fitted) < self.n_startup_trials:
             return {}
         import torch
 
@@ -107,31 +114,31 @@ class GPSampler(optuna.samplers.GPSampler):
         self._known = np.vstack(
             [
                 space.get_normalized_params(fitted),
-                normalize(space, [_get_params(t) for t in running]),
+                normalize(space, [get_params(t) for t in running]),
             ]
         )
         try:
             with torch.device("cpu"):
-                params = self._sample_relative_impl(study, fitted, running, search_space)
+                params = self.sample_relative_impl(study, fitted, running, search_space)
         finally:
             self._known = np.zeros((0, space.dim))
         if params:
             text = json.dumps(params)
-            for i in range(0, len(text), _SYSTEM_ATTR_MAX_LENGTH):
-                study._storage.set_trial_system_attr(
-                    trial._trial_id,
-                    f"{_RELATIVE_PARAMS_KEY}:{i // _SYSTEM_ATTR_MAX_LENGTH}",
-                    text[i : i + _SYSTEM_ATTR_MAX_LENGTH],
+            for i in range(0, len(text), SYSTEM_ATTR_MAX_LENGTH):
+                study_storage(study).set_trial_system_attr(
+                    trial_id(trial),
+                    f"{RELATIVE_PARAMS_KEY}:{i // SYSTEM_ATTR_MAX_LENGTH}",
+                    text[i : i + SYSTEM_ATTR_MAX_LENGTH],
                 )
         return params
 
-    def _optimize_acqf(
+    def optimize_acqf(
         self, acqf: acqf_module.BaseAcquisitionFunc, best_params: np.ndarray | None
     ) -> np.ndarray:
         # GPSampler's acquisition search, then the repeat check against `self._known`: the
         # normalized points of the trials of this fit (set around the search that calls this).
-        x = super()._optimize_acqf(acqf, best_params)
-        return unrepeated(acqf, x, self._known, self._rng.rng)
+        x = self.gp_search(acqf, best_params)
+        return unrepeated(acqf, x, self._known, self.rng)
 
 
 def normalize(space: gp_search_space.SearchSpace, params: list[dict[str, Any]]) -> np.ndarray:

@@ -74,13 +74,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-import optuna._gp.acqf as acqf_module
-import optuna._gp.gp as gp
-import optuna._gp.optim_mixed as optim_mixed
-import optuna._gp.search_space as gp_search_space
-from optuna.samplers._gp.sampler import _MAX_QMC_SEED_VALUE, _get_params, _standardize_values
 from optuna.study import StudyDirection
-from optuna.study._constrained_optimization import _is_constrained_optimization
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.gp import (
@@ -90,6 +84,15 @@ from hpsearch.search.gp import (
     results,
     scaled_distances,
     unrepeated,
+)
+from hpsearch.search.optuna_compat import (
+    MAX_QMC_SEED_VALUE,
+    acqf_module,
+    get_params,
+    gp_search_space,
+    is_constrained_optimization,
+    optim_mixed,
+    standardize_values,
 )
 
 if TYPE_CHECKING:
@@ -184,7 +187,7 @@ class GPBatchSampler(GPSampler):
         if not search_space:
             return 0
         with self._lock:
-            trials = study._get_trials(deepcopy=False, states=FIT_STATES, use_cache=False)
+            trials = study.get_trials(deepcopy=False, states=FIT_STATES)
             self._drop_unusable(trials, search_space, self.max_unseen_results)
             if self.pending() == 0:
                 self._batch = self._propose(study, trials, search_space, q or self.q)
@@ -201,11 +204,7 @@ class GPBatchSampler(GPSampler):
         search_space = self._search_space(study)
         if not search_space:
             return None
-        trials = study._get_trials(
-            deepcopy=False,
-            states=(*FIT_STATES, TrialState.WAITING),
-            use_cache=False,
-        )
+        trials = study.get_trials(deepcopy=False, states=(*FIT_STATES, TrialState.WAITING))
         with self._lock:
             batch = self._propose(study, trials, search_space, q or self.q)
         if batch is None or not batch.proposals:
@@ -224,17 +223,17 @@ class GPBatchSampler(GPSampler):
             return {}
         return super().sample_relative(study, trial, search_space)
 
-    def _sample_relative_impl(
+    def sample_relative_impl(
         self,
         study: optuna.Study,
         completed_trials: list[FrozenTrial],
         running_trials: list[FrozenTrial],
         search_space: dict[str, BaseDistribution],
     ) -> dict[str, Any]:
-        # GPSampler.sample_relative calls this after its start-up check, under torch's CPU
+        # gp's sample_relative calls this after its start-up check, under torch's CPU
         # device, and shares the result with other workers through the trial's system attrs.
         if not self._batches(study, completed_trials):
-            return super()._sample_relative_impl(
+            return super().sample_relative_impl(
                 study, completed_trials, running_trials, search_space
             )
         with self._lock:
@@ -253,7 +252,7 @@ class GPBatchSampler(GPSampler):
         return self.infer_relative_search_space(study, None)  # type: ignore[arg-type]
 
     def _batches(self, study: optuna.Study, completed: list[FrozenTrial]) -> bool:
-        return len(study.directions) == 1 and not _is_constrained_optimization(completed)
+        return len(study.directions) == 1 and not is_constrained_optimization(completed)
 
     def _drop_unusable(
         self,
@@ -275,11 +274,11 @@ class GPBatchSampler(GPSampler):
         unseen = [
             t
             for t in trials
-            if t.number not in batch.known and search_space.keys() <= _get_params(t).keys()
+            if t.number not in batch.known and search_space.keys() <= get_params(t).keys()
         ]
         if not unseen:
             return
-        new = [_get_params(t) for t in unseen]
+        new = [get_params(t) for t in unseen]
         new_points = normalize(space, new)
         kept = [
             i
@@ -317,7 +316,7 @@ class GPBatchSampler(GPSampler):
         import torch
 
         completed = results(trials, search_space)
-        if len(completed) < self._n_startup_trials or not self._batches(study, completed):
+        if len(completed) < self.n_startup_trials or not self._batches(study, completed):
             return None
         running = [
             t
@@ -329,9 +328,9 @@ class GPBatchSampler(GPSampler):
         with torch.device("cpu"):
             X = space.get_normalized_params(completed)
             sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-            y, _, _ = _standardize_values(sign * np.array([[t.value] for t in completed]))
+            y, _, _ = standardize_values(sign * np.array([[t.value] for t in completed]))
             y = y[:, 0]
-            gpr = self._fit(X, y, space)
+            gpr = self.fit_gp(X, y, space)
             best = X[np.argmax(y), np.newaxis]
             pending = normalize(space, [_point(t) for t in running])
             chosen: list[np.ndarray] = []
@@ -344,25 +343,25 @@ class GPBatchSampler(GPSampler):
                         gpr=gpr,
                         search_space=space,
                         threshold=y.max(),
-                        n_qmc_samples=self._n_qmc_samples_qei,
-                        qmc_seed=self._rng.rng.randint(_MAX_QMC_SEED_VALUE),
+                        n_qmc_samples=self.n_qmc_samples_qei,
+                        qmc_seed=self.rng.randint(MAX_QMC_SEED_VALUE),
                         normalized_params_of_running_trials=pending,
                     )
                 if not chosen:
                     # gp's search (GPSampler's, without gp's repeat check against its own
                     # trials: this fit's are checked just below).
-                    x = optuna.samplers.GPSampler._optimize_acqf(self, acqf, best)
+                    x = self.gp_search(acqf, best)
                 else:
                     x, _ = optim_mixed.optimize_acqf_mixed(
                         acqf,
                         warmstart_normalized_params_array=np.vstack([best, chosen[-1]]),
                         n_preliminary_samples=self.later_samples,
                         n_local_search=self.later_local_searches,
-                        tol=self._tol,
-                        rng=self._rng.rng,
+                        tol=self.tol,
+                        rng=self.rng,
                     )
                 # Not a repeat of a result, a pending point or an earlier proposal.
-                x = unrepeated(acqf, x, np.vstack([X, pending]), self._rng.rng)
+                x = unrepeated(acqf, x, np.vstack([X, pending]), self.rng)
                 chosen.append(x)
                 pending = np.vstack([pending, x[np.newaxis]])
         self.fits += 1
@@ -376,31 +375,13 @@ class GPBatchSampler(GPSampler):
             known=frozenset(t.number for t in [*completed, *running]),
         )
 
-    def _fit(
-        self, X: np.ndarray, y: np.ndarray, space: gp_search_space.SearchSpace
-    ) -> gp.GPRegressor:
-        cache = self._gprs_cache_list
-        if cache is not None and len(cache[0].inverse_squared_lengthscales) != space.dim:
-            cache = None
-        gpr = gp.fit_kernel_params(
-            X=X,
-            Y=y,
-            is_categorical=space.is_categorical,
-            log_prior=self._log_prior,
-            minimum_noise=self._minimum_noise,
-            gpr_cache=cache[0] if cache is not None else None,
-            deterministic_objective=self._deterministic,
-        )
-        self._gprs_cache_list = [gpr]
-        return gpr
-
 
 def _point(trial: FrozenTrial) -> dict[str, Any]:
     """A trial's point: a WAITING trial's fixed (queued) parameters, else its parameters (with
     a RUNNING trial's relative ones, as GPSampler shares them)."""
     if trial.state == TrialState.WAITING:
         return dict(trial.system_attrs.get("fixed_params") or {})
-    return _get_params(trial)
+    return get_params(trial)
 
 
 class Proposals:

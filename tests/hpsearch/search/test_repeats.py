@@ -87,7 +87,7 @@ def _acquisition(study: optuna.Study) -> tuple[acqf_module.LogEI, np.ndarray]:
     X = space.get_normalized_params(study.trials)
     y, _, _ = _standardize_values(np.array([[t.value] for t in study.trials]))
     sampler = GPBatchSampler(seed=0, n_startup_trials=STARTUP_TRIALS)
-    gpr = sampler._fit(X, y[:, 0], space)
+    gpr = sampler.fit_gp(X, y[:, 0], space)
     return acqf_module.LogEI(gpr=gpr, search_space=space, threshold=y.max()), X
 
 
