@@ -61,9 +61,9 @@ class Ranking(CapacityClaim):
             if not cells:
                 continue
             ma, mb = mean(best[(a, c)] for c in cells), mean(best[(b, c)] for c in cells)
-            tied = abs(ma - mb) <= TIE_BAND * max(ma, mb)
-            order = "tie" if tied else "yes" if ma > mb else "no"
-            details.append((f"{a} > {b}", len(cells), ma, mb, order))
+            tie = abs(ma - mb) <= TIE_BAND * max(ma, mb)
+            in_order = "tie" if tie else "yes" if ma > mb else "no"
+            details.append((f"{a} > {b}", len(cells), ma, mb, in_order))
         if not details:
             return Outcome(NOT_ENOUGH, "-", None, "needs two ranked archs at one budget and depth")
         agree = [d for d in details if d[-1] == "yes"]
