@@ -34,6 +34,7 @@ from hpsearch.results.claims import (
     judge,
 )
 from hpsearch.results.figure_data import Axis, PanelFigure, tick_label
+from hpsearch.results.provenance import Settings, settings_by_task, versions
 from hpsearch.results.rows import (
     BestRow,
     FitRow,
@@ -85,6 +86,10 @@ class Report:
     # What the capacity figures draw: the paper's setting only (see `plotted_rows`).
     plotted: tuple[BestRow, ...] = ()
     plotted_n_in: int | None = None
+    # The settings and versions behind the numbers, and the trials the studies were to have.
+    settings: tuple[Settings, ...] = ()
+    versions: tuple[tuple[str, str], ...] = ()
+    targets: int = 0
 
     def __post_init__(self) -> None:
         if self.min_trials < 1:
@@ -109,7 +114,8 @@ def collect_report(
 ) -> Report:
     studies: dict[str, int] = {}
     trials = complete = 0
-    for record in list_records(storage):
+    records = list_records(storage)
+    for record in records:
         studies[record.task] = studies.get(record.task, 0) + 1
         study_id = storage.get_study_id_from_name(record.name)
         every = storage.get_all_trials(study_id, deepcopy=False)
@@ -131,6 +137,9 @@ def collect_report(
         per_unit=evidence.per_unit,
         plotted=tuple(plotted),
         plotted_n_in=n_in,
+        settings=settings_by_task(records),
+        versions=versions(),
+        targets=sum(r.target for r in records),
     )
 
 
@@ -195,6 +204,25 @@ def claims_table(claims: Sequence[ClaimVerdict]) -> Table:
     )
 
 
+def _pairs(pairs: Sequence[tuple[str, str]], sep: str = " ") -> str:
+    return "; ".join(f"{key}{sep}{value}" for key, value in pairs)
+
+
+def _settings_lines(report: Report) -> list[str]:
+    """The settings behind the numbers, which the verdicts are to be read against."""
+    lines = []
+    for s in report.settings:
+        lines.append(f"- Settings of the {s.task} studies: {_pairs(s.stated)}.")
+        if s.varying:
+            lines.append(f"  - Settings that vary between them: {_pairs(s.varying)}.")
+        elif s.studies > 1:
+            lines.append("  - No other setting varies between them.")
+    if report.versions:
+        versions = ", ".join(f"{name} {version}" for name, version in report.versions)
+        lines.append(f"- Versions: {versions}.")
+    return lines
+
+
 def _header(report: Report) -> list[str]:
     total = sum(report.studies.values())
     by_task = ", ".join(f"{n} {task}" for task, n in report.studies.items())
@@ -204,7 +232,8 @@ def _header(report: Report) -> list[str]:
         f"- Storage: `{report.storage}`",
         f"- Date: {report.day.isoformat()}",
         f"- Studies: {total} ({by_task}); trials: {report.trials} ({report.trials_complete} "
-        "complete)",
+        f"complete) of {report.targets} targeted",
+        *_settings_lines(report),
         f"- A best row (the best trial of one study and depth, split by the trials' activation, "
         f"unroll and n_in) counts towards a verdict with at least {report.min_trials} complete "
         "trials.",

@@ -5,7 +5,9 @@ markdown against a golden file, per-unit studies in export, and the command end 
 import math
 import os
 import re
+from dataclasses import replace
 from datetime import date
+from importlib.metadata import version
 from pathlib import Path
 from statistics import linear_regression
 
@@ -13,6 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from hpsearch import __version__ as hpsearch_version
 from hpsearch.cli import main
 from hpsearch.results.claims import (
     AGREES,
@@ -28,6 +31,7 @@ from hpsearch.results.rows import Selection, best_rows, keyed_rows, per_unit_row
 from hpsearch.results.tables import best_table, render
 from hpsearch.studies.records import create_study
 from objectives.tasks.capacity.study import build_study
+from objectives.tasks.space import fixed, to_attrs
 from storage import open_storage
 from tests.hpsearch.helpers import hpsearch
 
@@ -81,7 +85,8 @@ def _per_unit(storage, arch, units, fraction, trials=MIN, n_in=8):
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
     attrs = {"task": "per-unit", "arch": arch, "units": units, "n_in": n_in, "unroll": 5}
     attrs |= {"tag": "", "space": {}, "target_trials": 10, "sampler": "random"}
-    attrs |= {"pruner": "none", "seed": 0}
+    attrs |= {"pruner": "none", "seed": 0, "patience": 200}
+    attrs["space"] = {"max_steps": to_attrs(fixed(2000))}
     for key, value in attrs.items():
         study.set_user_attr(key, value)
     for i in range(trials):
@@ -335,6 +340,15 @@ def _mixed(storage):
 def test_markdown_matches_golden(memory):
     _mixed(memory)
     report = collect_report(memory, "sqlite:///report.db", MIN, day=date(2026, 1, 2))
+    # The versions installed here; the golden file names fixed ones.
+    assert dict(report.versions) == {
+        "hpsearch": hpsearch_version,
+        "Optuna": optuna.__version__,
+        "torch": version("torch"),
+    }
+    report = replace(
+        report, versions=(("hpsearch", "0.1.0"), ("Optuna", "5.1.0"), ("torch", "2.6.0"))
+    )
     verdicts = [c.verdict for c in report.claims]
     # Claim 1: two budgets, 5x apart, give no verdict.
     assert verdicts[:6] == [NOT_ENOUGH, AGREES, DIFFERS, AGREES, NOT_ENOUGH, NOT_ENOUGH]
