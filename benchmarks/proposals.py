@@ -7,7 +7,7 @@ from a copy of it. `--workers` processes then propose for `--seconds`, as the re
 
 - gp: under the study's slot lock (storage.trial_slot), ask + suggest: the GP fit happens
   under the lock, so proposals are serialised across workers (today's figure);
-- gp-batch:Q: as the worker claims (`hpsearch.search.samplers.prepare_proposals`): one worker at a
+- gp-batch:Q: as the worker claims (`hpsearch.search.proposals.claim`): one worker at a
   time (the study's fit lease) fits and proposes Q points outside the lock when the study's
   queue runs short, its claim queues them, and every worker's ask + suggest under the lock
   pops one.
@@ -45,9 +45,10 @@ import numpy as np
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
+import hpsearch.search.proposals as protocol
 import storage.lifecycle as lifecycle
 from hpsearch.search.gp_batch import GPBatchSampler
-from hpsearch.search.samplers import STARTUP_TRIALS, prepare_proposals
+from hpsearch.search.samplers import STARTUP_TRIALS
 from storage import Heartbeat, HeartbeatPolicy, open_storage
 from storage.lifecycle import StudyTrials
 
@@ -129,6 +130,7 @@ def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out
     sampler = make(sampler_name, seed)
     study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler)
     trials = StudyTrials(storage, study, target=10**9, max_retry=policy.max_retry)
+    queue = protocol.ProposalQueue(trials)
     locked = [0.0]
     slot = lifecycle.trial_slot
 
@@ -141,16 +143,15 @@ def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out
             finally:
                 locked[0] += time.perf_counter() - t0
 
+    # The claim's lock and the fit lease's (taken, renewed and ended under the same lock).
     lifecycle.trial_slot = timed_slot  # type: ignore[assignment]
+    protocol.trial_slot = timed_slot  # type: ignore[assignment]
     ready.wait()  # every worker (and the parent) has warmed up and loaded the study
     deadline = time.time() + seconds
     proposals = 0
     with Heartbeat(storage, policy.interval) as heartbeat:
         while time.time() < deadline:
-            how = prepare_proposals(sampler, trials, 1, f"bench-{seed}")
-            claims = trials.claim(
-                heartbeat, f"bench-{seed}", suggest, how.n, how.proposals, how.queued_only
-            )
+            claims = protocol.claim(queue, heartbeat, f"bench-{seed}", suggest, 1) or []
             asked = time.time()
             for claim in claims:
                 trials.complete(claim, heartbeat, value(claim.prepared), {})

@@ -1,6 +1,6 @@
-"""The trial lifecycle, the same for every task and every worker loop: claim a trial under the
-study's slot lock, complete it, fail it, stop it and queue it again exactly once, and tell
-whether other workers still hold trials.
+"""The trial lifecycle, the same for every task, sampler and worker loop: claim a trial under
+the study's slot lock, complete it, prune it, fail it, stop it and queue it again exactly once,
+and tell whether other workers still hold trials.
 
 Every step is retried on transient database errors and written so that a retry neither loses
 nor double-counts a trial. Sweeps of stale and orphaned trials run only under the slot lock:
@@ -10,14 +10,11 @@ at once would each queue a retry of the same dead trial.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 import optuna
 from optuna.trial import TrialState
@@ -33,17 +30,8 @@ T = TypeVar("T")
 # The trials that take a place of a study's target: run (to the end, or until pruned), running,
 # or queued.
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-# The system attr that marks a queued proposal (WAITING, asked like a retry): "<fit id>/<index>".
-PROPOSAL_ATTR = "hpsearch:proposal"
 # Seconds a stop may spend writing (a stopping worker should not hang on a dead database).
 STOP_DEADLINE = 30.0
-# The study system attr that says one worker is fitting proposals for the queue:
-# {"by": worker, "until": unix time}. While it holds, other workers wait for those proposals
-# instead of fitting the same GP side by side; a lease whose worker died runs out by itself.
-FIT_ATTR = "hpsearch:fitting"
-FIT_LEASE_SECONDS = 120.0
-# How often a worker waiting for another's proposals looks at the fit lease.
-QUEUE_POLL_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -60,30 +48,6 @@ class Claim(Generic[T]):
     @property
     def trial_id(self) -> int:
         return trial_id(self.trial)
-
-
-class Proposals(Protocol):
-    """Points a sampler proposed in one fit, for the study's shared queue."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def params(self) -> Sequence[dict[str, Any]]: ...
-
-    def near(self, params: dict[str, Any], trials: list[optuna.trial.FrozenTrial]) -> bool:
-        """Whether a proposal is (nearly) the point of one of these trials (queued or run by
-        another worker since the fit): it is then not queued."""
-        ...
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """What a study's queue holds: WAITING trials (queued proposals and retries; an ask takes
-    them first), and room: trials that may still be added before the target."""
-
-    queued: int
-    room: int
 
 
 class _OverTarget(Exception):
@@ -115,91 +79,7 @@ class StudyTrials:
     def study_id(self) -> int:
         return study_id(self.study)
 
-    # -- the shared queue's fit lease ------------------------------------------------------
-
-    def start_fit(self, worker: str, seconds: float = FIT_LEASE_SECONDS) -> bool:
-        """Take the study's fit lease for `seconds`, under the slot lock: True if this worker
-        may now fit proposals for the queue, False while another worker's lease holds. The
-        claim that queues the proposals ends it (`claim(..., proposals)`), else `end_fit`."""
-
-        def take() -> bool:
-            with trial_slot(self.storage, self.name):
-                now = time.time()
-                if self._fitter(now) not in (None, worker):
-                    return False
-                lease: dict[str, Any] = {"by": worker, "until": now + seconds}
-                self.storage.set_study_system_attr(self.study_id, FIT_ATTR, lease)
-                return True
-
-        return retry_transient(take, f"taking the fit lease of {self.name}")
-
-    @contextlib.contextmanager
-    def keep_fit(self, worker: str, seconds: float = FIT_LEASE_SECONDS) -> Iterator[None]:
-        """Renew this worker's fit lease every `seconds` / 3 while the body runs, so that a
-        fit longer than the lease (a large study on a busy machine) is not taken for a dead
-        one; a worker that dies stops renewing, and its lease runs out."""
-        stop = threading.Event()
-
-        def renew() -> None:
-            while not stop.wait(seconds / 3):
-                try:
-                    with trial_slot(self.storage, self.name):
-                        if self._fitter(time.time()) == worker:
-                            lease: dict[str, Any] = {"by": worker, "until": time.time() + seconds}
-                            self.storage.set_study_system_attr(self.study_id, FIT_ATTR, lease)
-                except Exception as e:  # the lease then runs out; others fit instead
-                    logger.debug("%s: could not renew the fit lease: %s", self.name, e)
-
-        thread = threading.Thread(target=renew, name=f"fit-lease {self.name}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=10)
-
-    def end_fit(self, worker: str) -> None:
-        """Give the fit lease back (if this worker holds it), under the slot lock."""
-
-        def give() -> None:
-            with trial_slot(self.storage, self.name):
-                self._end_fit(worker)
-
-        retry_transient(give, f"ending the fit lease of {self.name}")
-
-    def fitting(self) -> bool:
-        """Whether some worker's fit lease holds (read without the lock)."""
-        return self._fitter(time.time()) is not None
-
-    def wait_for_queue(self, seconds: float = FIT_LEASE_SECONDS) -> Backlog:
-        """While another worker fits: wait until its lease ends (its claim queues all its
-        proposals, then ends the lease in the same hold of the lock) or runs out, for at most
-        `seconds`; returns the queue then. It looks only at the lease while it waits (one
-        small read every QUEUE_POLL_SECONDS), not at the study's trials: many waiting
-        workers must not starve the one that fits."""
-        deadline = time.monotonic() + seconds
-        while self.fitting() and time.monotonic() < deadline:
-            time.sleep(QUEUE_POLL_SECONDS)
-        return self.backlog()
-
-    def _fitter(self, now: float) -> str | None:
-        lease = self.storage.get_study_system_attrs(self.study_id).get(FIT_ATTR)
-        if not isinstance(lease, dict) or float(lease.get("until", 0)) <= now:
-            return None
-        return str(lease.get("by"))
-
-    def _end_fit(self, worker: str) -> None:
-        """Call with the slot lock held."""
-        if self._fitter(time.time()) == worker:
-            self.storage.set_study_system_attr(self.study_id, FIT_ATTR, {"by": worker, "until": 0})
-
     # -- claiming --------------------------------------------------------------------------
-
-    def backlog(self) -> Backlog:
-        """The queue as it stands (read without the lock: other workers may change it)."""
-        trials = self.study.get_trials(deepcopy=False, states=COUNTED)
-        queued = sum(t.state == TrialState.WAITING for t in trials)
-        return Backlog(queued=queued, room=max(0, self.target - len(trials)))
 
     def claim(
         self,
@@ -207,20 +87,20 @@ class StudyTrials:
         worker: str,
         prepare: Callable[[optuna.trial.Trial], T],
         n: int = 1,
-        proposals: Proposals | None = None,
+        *,
         queued_only: bool = False,
+        under_lock: Callable[[], None] | None = None,
     ) -> list[Claim[T]]:
         """Up to `n` new trials (queued ones first, oldest first) while the study has room, in
-        one hold of the slot lock; none if it is full. `proposals` (a sampler's fit, made
-        outside the lock) are queued first, as WAITING trials any worker's ask takes: only
-        as many as the study has room for, and none near a trial queued or run since the fit.
-        `prepare` runs under the lock with each trial asked (the task's suggest: trial ->
-        config). Queueing ends this worker's fit lease (`start_fit`), in the same hold.
-        `queued_only`: take only queued trials, fewer (or none) if other workers took the
-        queue first, so that no ask samples under the lock (gp-batch's fit belongs outside)."""
+        one hold of the slot lock; none if it is full. `prepare` runs under the lock with each
+        trial asked (the task's suggest: trial -> config). `queued_only`: take only queued
+        (WAITING) trials, fewer (or none) if other workers took them first, so that no ask
+        samples under the lock. `under_lock` runs in the same hold, after the sweep and before
+        the asks (a sampler's queue adds its proposals there: `hpsearch.search.proposals`);
+        like the whole claim it is retried on a transient error, so it must be idempotent."""
         return retry_transient(
             functools.partial(
-                self._claim_once, heartbeat, worker, prepare, n, proposals, queued_only
+                self._claim_once, heartbeat, worker, prepare, n, queued_only, under_lock
             ),
             f"claiming trials of {self.name}",
         )
@@ -231,15 +111,14 @@ class StudyTrials:
         worker: str,
         prepare: Callable[[optuna.trial.Trial], T],
         n: int,
-        proposals: Proposals | None = None,
-        queued_only: bool = False,
+        queued_only: bool,
+        under_lock: Callable[[], None] | None,
     ) -> list[Claim[T]]:
         claims: list[Claim[T]] = []
         with trial_slot(self.storage, self.name):
             self._sweep()
-            if proposals is not None:
-                self._queue(proposals)
-                self._end_fit(worker)
+            if under_lock is not None:
+                under_lock()
             try:
                 while len(claims) < n:
                     trials = self.study.get_trials(deepcopy=False, states=COUNTED)
@@ -258,43 +137,6 @@ class StudyTrials:
                     self._give_back(claim.trial, None)
                 raise
         return claims
-
-    def _queue(self, proposals: Proposals) -> int:
-        """Queue proposals as WAITING trials (call with the slot lock held); returns how many.
-        Idempotent: a proposal queued by an earlier attempt (same mark) is not queued again."""
-        trials = self.study.get_trials(deepcopy=False)
-        counted = [t for t in trials if t.state in COUNTED]
-        marks = {t.system_attrs.get(PROPOSAL_ATTR) for t in trials}
-        room = self.target - len(counted)
-        # The batch's own points (queued by an earlier attempt) were chosen knowing each other.
-        others = [
-            t
-            for t in counted
-            if not str(t.system_attrs.get(PROPOSAL_ATTR, "")).startswith(f"{proposals.id}/")
-        ]
-        queued = 0
-        for index, params in enumerate(proposals.params):
-            if queued >= room:
-                break
-            mark = f"{proposals.id}/{index}"
-            if mark in marks or proposals.near(params, others):
-                continue
-            self.study.add_trial(
-                optuna.trial.create_trial(
-                    state=TrialState.WAITING,
-                    system_attrs={"fixed_params": dict(params), PROPOSAL_ATTR: mark},
-                )
-            )
-            queued += 1
-        skipped = len(proposals.params) - queued
-        if skipped:
-            logger.debug(
-                "%s: queued %d proposals, %d not (no room, or near a trial queued or run)",
-                self.name,
-                queued,
-                skipped,
-            )
-        return queued
 
     def _ask(
         self, heartbeat: Heartbeat, worker: str, prepare: Callable[[optuna.trial.Trial], T]

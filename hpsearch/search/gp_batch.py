@@ -94,6 +94,7 @@ from hpsearch.search.optuna_compat import (
     optim_mixed,
     standardize_values,
 )
+from hpsearch.search.proposals import Proposals, point
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -209,7 +210,15 @@ class GPBatchSampler(GPSampler):
             batch = self._propose(study, trials, search_space, q or self.q)
         if batch is None or not batch.proposals:
             return None
-        return Proposals(uuid.uuid4().hex, list(batch.proposals), batch, self.min_distance)
+        return Proposals(
+            id=uuid.uuid4().hex,
+            params=list(batch.proposals),
+            search_space=batch.search_space,
+            length_scales=batch.length_scales,
+            is_categorical=batch.is_categorical,
+            known=batch.known,
+            min_distance=self.min_distance,
+        )
 
     # -- the sampler ----------------------------------------------------------------------------
 
@@ -322,7 +331,7 @@ class GPBatchSampler(GPSampler):
             t
             for t in trials
             if t.state in (TrialState.RUNNING, TrialState.WAITING)
-            and search_space.keys() <= _point(t).keys()
+            and search_space.keys() <= point(t).keys()
         ]
         space = gp_search_space.SearchSpace(search_space)
         with torch.device("cpu"):
@@ -332,7 +341,7 @@ class GPBatchSampler(GPSampler):
             y = y[:, 0]
             gpr = self.fit_gp(X, y, space)
             best = X[np.argmax(y), np.newaxis]
-            pending = normalize(space, [_point(t) for t in running])
+            pending = normalize(space, [point(t) for t in running])
             chosen: list[np.ndarray] = []
             for _ in range(q):
                 acqf: acqf_module.BaseAcquisitionFunc
@@ -374,41 +383,3 @@ class GPBatchSampler(GPSampler):
             n_results=len(completed),
             known=frozenset(t.number for t in [*completed, *running]),
         )
-
-
-def _point(trial: FrozenTrial) -> dict[str, Any]:
-    """A trial's point: a WAITING trial's fixed (queued) parameters, else its parameters (with
-    a RUNNING trial's relative ones, as GPSampler shares them)."""
-    if trial.state == TrialState.WAITING:
-        return dict(trial.system_attrs.get("fixed_params") or {})
-    return get_params(trial)
-
-
-class Proposals:
-    """One fit's proposals for the study's shared queue (`storage.lifecycle.Proposals`)."""
-
-    def __init__(
-        self, id: str, params: list[dict[str, Any]], batch: _Batch, min_distance: float
-    ) -> None:
-        self.id = id
-        self.params = params
-        self._batch = batch
-        self._space = gp_search_space.SearchSpace(batch.search_space)
-        self._min_distance = min_distance
-
-    def near(self, params: dict[str, Any], trials: list[FrozenTrial]) -> bool:
-        """Whether `params` lies within min_distance length scales of the point of a trial the
-        fit did not know (another worker's queued batch, or a trial asked since the fit)."""
-        keys = self._batch.search_space.keys()
-        points = [
-            _point(t)
-            for t in trials
-            if t.number not in self._batch.known and keys <= _point(t).keys()
-        ]
-        if not points:
-            return False
-        x = normalize(self._space, [params])[0]
-        distances = scaled_distances(
-            x, normalize(self._space, points), self._batch.length_scales, self._batch.is_categorical
-        )
-        return bool(distances.min() < self._min_distance)

@@ -13,7 +13,6 @@ of `--n-trials` are this loop's, once.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import secrets
@@ -26,8 +25,10 @@ from typing import Any
 import optuna
 
 from hpsearch.errors import HpsearchError
+from hpsearch.search import proposals
+from hpsearch.search.proposals import ProposalQueue
 from hpsearch.search.pruners import make_pruner
-from hpsearch.search.samplers import make_sampler, prepare_proposals
+from hpsearch.search.samplers import make_sampler
 from hpsearch.studies.records import StudyRecord
 from hpsearch.worker.executors import (
     BatchedExecutor,
@@ -82,6 +83,11 @@ class _Study:
     trials: StudyTrials
     settings: Any
     task: Task
+
+    @property
+    def queue(self) -> ProposalQueue:
+        """The study's queue of proposals (gp-batch), over its trials."""
+        return ProposalQueue(self.trials)
 
 
 @dataclass
@@ -206,33 +212,14 @@ class Worker:
                 seed = trial_seed(entry.record.seed, trial.number)
                 return entry.task.suggest(trial, entry.settings, seed)
 
-            # The expensive part of proposing (gp-batch's GP fit) happens here, outside the
-            # slot lock, by one worker at a time and only when the study's queue of proposals
-            # runs short; the claim queues them in the study, where any worker's ask takes them.
-            while True:
-                how = retry_transient(
-                    functools.partial(
-                        prepare_proposals,
-                        entry.trials.study.sampler,
-                        entry.trials,
-                        n,
-                        self.name,
-                        wait=wait,
-                    ),
-                    f"proposing trials of {entry.record.name}",
-                )
-                if how.n == 0:
-                    break
-                claims = entry.trials.claim(
-                    heartbeat, self.name, prepare, how.n, how.proposals, how.queued_only
-                )
-                if claims:
-                    self._next = (index + 1) % count
-                    return [Held(entry.record.name, entry.task, c.prepared, c) for c in claims]
-                if not how.queued_only:
-                    break  # the study is full
-                # Other workers took the queue between looking and claiming: plan again.
-            if how.n == 0 and not deferred:
+            # The expensive part of proposing (gp-batch's GP fit) happens outside the slot lock,
+            # by one worker at a time and only when the study's queue of proposals runs short
+            # (`hpsearch.search.proposals`); None: passed over while another worker fits.
+            claims = proposals.claim(entry.queue, heartbeat, self.name, prepare, n, wait=wait)
+            if claims:
+                self._next = (index + 1) % count
+                return [Held(entry.record.name, entry.task, c.prepared, c) for c in claims]
+            if claims is None and not deferred:
                 plan.append((index, True))
                 deferred = True
         return []

@@ -16,13 +16,14 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from hpsearch.search.gp_batch import GPBatchSampler
-from hpsearch.search.samplers import SAMPLERS, STARTUP_TRIALS, make_sampler, prepare_proposals
+from hpsearch.search.proposals import FIT_ATTR, PROPOSAL_ATTR, ProposalQueue, plan_claim
+from hpsearch.search.samplers import SAMPLERS, STARTUP_TRIALS, make_sampler
 from hpsearch.studies.records import create_study, find_records
 from hpsearch.studies.schema import Experiment, load_experiment
 from hpsearch.worker.loop import Worker
 from objectives.tasks.calibration.study import HIGH, LOW, CalibrationStudy
 from storage import Heartbeat, open_storage
-from storage.lifecycle import FIT_ATTR, PROPOSAL_ATTR, StudyTrials
+from storage.lifecycle import StudyTrials
 from tests.hpsearch.helpers import start_worker, wait_for
 
 # The capacity task's four searched dimensions, with their kinds of distribution.
@@ -221,7 +222,7 @@ def test_gp_batch_is_a_sampler_name_like_gp(tmp_path: Path):
     assert "gp-batch" in SAMPLERS
     sampler = make_sampler("gp-batch", 0)
     assert isinstance(sampler, GPBatchSampler) and sampler.q >= 2
-    assert prepare_proposals(make_sampler("gp", 0), _NoQueue(), 3, "w") == (None, 3, False)
+    assert plan_claim(make_sampler("gp", 0), _NoQueue(), 3, "w") == (None, 3, False)
     assert Experiment(archs=("rnn",), budgets=(300,), sampler="gp-batch").sampler == "gp-batch"
     path = tmp_path / "experiment.toml"
     path.write_text('archs = ["rnn"]\nbudgets = [300]\nsampler = "gp-batch"\n')
@@ -287,8 +288,8 @@ def test_two_workers_share_one_fit_through_the_study_queue(sqlite_url: str):
     assert len(_waiting(study)) == 5
 
 
-def _trials(storage: Any, study: optuna.Study) -> StudyTrials:
-    return StudyTrials(storage, study, target=10**6, max_retry=3)
+def _trials(storage: Any, study: optuna.Study) -> ProposalQueue:
+    return ProposalQueue(StudyTrials(storage, study, target=10**6, max_retry=3))
 
 
 def test_while_one_worker_fits_another_waits_for_its_proposals(sqlite_url: str):
@@ -305,7 +306,8 @@ def test_while_one_worker_fits_another_waits_for_its_proposals(sqlite_url: str):
         time.sleep(0.5)
         assert thread.is_alive() and not claimed  # waiting for the fitter, not fitting
         proposals = _proposals(study, storage, 2)
-        assert fitter.claim(beat, "fitter", lambda t: None, n=0, proposals=proposals) == []
+        queueing = fitter.queueing(proposals, "fitter")
+        assert fitter.trials.claim(beat, "fitter", lambda t: None, n=0, under_lock=queueing) == []
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert not fitter.fitting()  # the claim that queued the proposals ended the lease
@@ -333,7 +335,9 @@ def test_a_dead_fitters_lease_runs_out(sqlite_url: str):
 def test_a_short_queue_is_refilled_before_it_runs_dry(sqlite_url: str):
     study, storage = _started(sqlite_url, trials=40)
     with Heartbeat(storage, 1) as beat:
-        _trials(storage, study).claim(beat, "w", lambda t: None, 0, _proposals(study, storage, 3))
+        queue = _trials(storage, study)
+        queueing = queue.queueing(_proposals(study, storage, 3), "w")
+        queue.trials.claim(beat, "w", lambda t: None, 0, under_lock=queueing)
     assert len(_waiting(study)) == 3  # under half a fit of 8: the next claim refills
     worker = Worker(storage, find_records(storage, None), device="cpu", seed=2)
     with Heartbeat(storage, 1) as beat:
@@ -351,11 +355,10 @@ def _proposals(study: optuna.Study, storage: Any, q: int, **kwargs: Any) -> Any:
 
 
 def _queue(storage: Any, study: optuna.Study, target: int, proposals: Any) -> None:
-    from storage.lifecycle import StudyTrials
-
-    trials = StudyTrials(storage, study, target=target, max_retry=3)
+    queue = ProposalQueue(StudyTrials(storage, study, target=target, max_retry=3))
     with Heartbeat(storage, 1) as beat:
-        assert trials.claim(beat, "w", lambda t: None, n=0, proposals=proposals) == []
+        queueing = queue.queueing(proposals, "w")
+        assert queue.trials.claim(beat, "w", lambda t: None, n=0, under_lock=queueing) == []
 
 
 def test_proposals_beyond_the_target_are_not_queued(sqlite_url: str):
@@ -513,7 +516,7 @@ def test_a_worker_that_loses_the_queue_before_its_claim_fits_outside_the_lock(
     worker = Worker(storage, find_records(storage, None), device="cpu", seed=2)
     entry = worker.studies[0]
     claim = entry.trials.claim
-    rival = _trials(storage, study)
+    rival = _trials(storage, study).trials
 
     def raced(*args: Any, **kwargs: Any) -> Any:
         # Another worker takes the whole queue between this worker's look and its claim.
