@@ -117,16 +117,3 @@ def test_gp_batch_proposals_avoid_points_pruned_before():
     assert proposals is not None and len(proposals.params) == 8
     gaps = [_gap(p, taken) for p in proposals.params]
     assert min(gaps) > 0.1, gaps
-
-
-def test_a_cached_batch_is_stale_after_q_pruned_results():
-    sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
-    assert sampler.prepare(study) == 4 and sampler.fits == 1
-    # Up to q results since the fit (here PRUNED ones, at points the fit knew): kept.
-    for t in study.trials[:4]:
-        _pruned(study, t.params, t.value - 1.0)
-        assert sampler.prepare(study) == 4 and sampler.fits == 1
-    # One more: stale, fitted again.
-    _pruned(study, study.trials[4].params, study.trials[4].value - 1.0)
-    assert sampler.prepare(study) == 4 and sampler.fits == 2

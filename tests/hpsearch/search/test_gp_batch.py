@@ -1,5 +1,6 @@
-"""gp-batch: q proposals from one GP fit, aware of each other and of RUNNING trials; asks after
-`prepare` pop them cheaply; studies run through the real worker, alone and in parallel."""
+"""gp-batch: q proposals from one GP fit, aware of each other and of RUNNING trials; asks of
+queued proposals take them cheaply; studies run through the real worker, alone and in
+parallel."""
 
 from __future__ import annotations
 
@@ -109,17 +110,27 @@ def _in_space(p: dict[str, Any]) -> bool:
     )
 
 
+def _enqueue(study: optuna.Study, params: Any) -> None:
+    """Queue points as the study's queue holds them: WAITING trials with fixed parameters."""
+    for p in params:
+        study.enqueue_trial(dict(p))
+
+
 def test_one_fit_proposes_q_distinct_points_in_the_space():
     sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
     study = _study(20, sampler)
-    assert sampler.prepare(study) == 8 and sampler.pending() == 8
-    proposals = _ask_all(study, 8)
-    assert sampler.fits == 1 and sampler.pending() == 0
+    batch = sampler.propose(study)
+    assert batch is not None and sampler.fits == 1
+    proposals = list(batch.params)
+    assert len(proposals) == 8
     assert all(_in_space(p) for p in proposals), proposals
     points = _normalized(proposals)
     distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
     assert distances[np.triu_indices(8, 1)].min() > 1e-3, proposals
-    # The asked trials carry the proposals as their parameters, as any Optuna trial does.
+    # Queued, the asks take them without fitting, and the asked trials carry them as their
+    # parameters, as any Optuna trial does.
+    _enqueue(study, proposals)
+    assert _ask_all(study, 8) == proposals and sampler.fits == 1
     running = study.get_trials(states=(TrialState.RUNNING,))
     assert [t.params for t in running] == proposals
 
@@ -134,8 +145,9 @@ def test_proposals_avoid_running_trials():
     taken = [best, _suggest(probe.ask())]
     for params in taken:
         _running(study, params)
-    assert sampler.prepare(study) == 8
-    proposals = _ask_all(study, 8)
+    batch = sampler.propose(study)
+    assert batch is not None
+    proposals = list(batch.params)
     gaps = np.linalg.norm(_normalized(proposals)[:, None] - _normalized(taken)[None], axis=-1)
     assert gaps.min() > 1e-3, (taken, proposals)
     points = _normalized(proposals)
@@ -143,54 +155,14 @@ def test_proposals_avoid_running_trials():
     assert spread.min() > 1e-3, proposals
 
 
-def test_a_proposal_another_worker_runs_meanwhile_is_dropped():
-    sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
-    assert sampler.prepare(study) == 4
-    assert sampler._batch is not None
-    first, *rest = sampler._batch.proposals
-    _running(study, first)  # another worker, with the same idea, got there first
-    asked = _suggest(study.ask())
-    assert asked != first and asked == rest[0]
-    assert sampler.pending() == 2 and sampler.fits == 1
-
-
-def _results(study: optuna.Study, n: int) -> None:
-    """Results of other workers' trials."""
-    for _ in range(n):
-        params = _suggest(optuna.create_study().ask())
-        study.add_trial(
-            optuna.trial.create_trial(params=params, distributions=SPACE, value=_value(params))
-        )
-
-
-def test_a_batch_that_missed_more_than_q_results_is_refitted():
-    sampler = GPBatchSampler(q=3, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
-    assert sampler.prepare(study) == 3
-    _results(study, 4)
-    assert sampler.prepare(study) == 3 and sampler.fits == 2
-
-
-def test_an_ask_refits_only_past_twice_the_limit():
-    # Refitting in an ask means fitting under the slot lock: it tolerates twice as many.
-    sampler = GPBatchSampler(q=3, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
-    assert sampler.prepare(study) == 3
-    _results(study, 6)
-    _ask_all(study, 1)
-    assert sampler.fits == 1 and sampler.pending() == 2
-    _results(study, 1)
-    _ask_all(study, 1)
-    assert sampler.fits == 2 and sampler.pending() == 2
-
-
-def test_asks_after_prepare_take_well_under_a_fit():
+def test_asks_of_queued_proposals_take_well_under_a_fit():
     sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
     study = _study(20, sampler)
     start = time.perf_counter()
-    assert sampler.prepare(study) == 8
-    prepare_seconds = time.perf_counter() - start
+    batch = sampler.propose(study)
+    propose_seconds = time.perf_counter() - start
+    assert batch is not None
+    _enqueue(study, batch.params)
     asks = []
     for _ in range(8):
         start = time.perf_counter()
@@ -199,22 +171,23 @@ def test_asks_after_prepare_take_well_under_a_fit():
         study.tell(trial, _value(trial.params))
         asks.append(time.perf_counter() - start)
     assert sampler.fits == 1
-    # One fit and eight acquisition optimisations against a pop and a storage read.
-    assert max(asks) < prepare_seconds / 8, (prepare_seconds, asks)
+    # One fit and eight acquisition optimisations against a queued trial and a storage read.
+    assert max(asks) < propose_seconds / 8, (propose_seconds, asks)
 
 
-def test_an_ask_without_prepare_fits_a_batch_itself():
+def test_an_ask_with_nothing_queued_samples_as_gp_does():
     sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
     study = _study(20, sampler)
-    proposals = _ask_all(study, 5)
-    assert all(_in_space(p) for p in proposals)
-    assert sampler.fits == 2 and sampler.pending() == 3
+    gp = _study(20, make_sampler("gp", 0))
+    proposals = _ask_all(study, 2)
+    assert proposals == _ask_all(gp, 2)
+    assert all(_in_space(p) for p in proposals) and sampler.fits == 0
 
 
-def test_random_start_up_prepares_nothing():
+def test_random_start_up_proposes_nothing():
     sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
     study = _study(STARTUP_TRIALS - 1, sampler)
-    assert sampler.prepare(study) == 0
+    assert sampler.propose(study) is None
     assert _in_space(_ask_all(study, 1)[0]) and sampler.fits == 0
 
 
@@ -479,11 +452,12 @@ def test_proposal_one_is_searched_as_gp_searches_and_the_rest_more_cheaply(
     monkeypatch.setattr(gp_sampler_module.optim_mixed, "optimize_acqf_mixed", counted)
     sampler = GPBatchSampler(q=5, seed=0, n_startup_trials=STARTUP_TRIALS)
     study = _study(20, sampler)
-    assert sampler.prepare(study) == 5
+    batch = sampler.propose(study)
+    assert batch is not None and len(batch.params) == 5
     # GPSampler's own search for the first (as gp's next trial), then the batch's cheaper one,
     # started from the best trial and the previous proposal.
     assert searches == [(2048, 10, 1)] + [(512, 3, 2)] * 4
-    assert all(_in_space(p) for p in _ask_all(study, 5))
+    assert all(_in_space(p) for p in batch.params)
 
 
 @pytest.mark.parametrize("kwargs", [{"later_samples": 0}, {"later_local_searches": 2}, {"q": 0}])

@@ -107,16 +107,17 @@ def test_a_point_that_repeats_none_is_kept_and_a_repeat_replaced():
     assert values[0] >= np.median(values[1:])
 
 
-def test_a_cached_proposal_is_checked_against_a_trial_that_had_no_point_yet():
+def test_a_proposal_is_checked_against_a_trial_that_had_no_point_at_the_fit():
     sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
     study = _study(20, sampler)
-    assert sampler.prepare(study) == 4
     storage = study._storage
     trial_id = storage.create_new_trial(study._study_id)  # RUNNING, its point not chosen yet
-    # A result that came in meanwhile, at a point of its own: this look checks it.
-    study.add_trial(study.trials[0])
-    assert sampler.prepare(study) == 4
-    # It takes the point of a cached proposal: the next look must drop that proposal.
-    for name, value in sampler._batch.proposals[0].items():  # type: ignore[union-attr]
+    proposals = sampler.propose(study)
+    assert proposals is not None
+    (fresh,) = study.get_trials(states=(TrialState.RUNNING,))
+    assert not proposals.near(proposals.params[0], [fresh])  # no point: nothing to be near
+    # It takes the point of a proposal after the fit: queueing that proposal would repeat it.
+    for name, value in proposals.params[0].items():
         storage.set_trial_param(trial_id, name, SPACE[name].to_internal_repr(value), SPACE[name])
-    assert sampler.prepare(study) == 3
+    (taken,) = study.get_trials(states=(TrialState.RUNNING,))
+    assert proposals.near(proposals.params[0], [taken])
