@@ -12,8 +12,8 @@ from a copy of it. `--workers` processes then propose for `--seconds`, as the re
   queue runs short, its claim queues them, and every worker's ask + suggest under the lock
   pops one.
 
-Each proposal is told at once (value of the synthetic function), so other workers' caches go
-stale as results come in, as they would with short trials. Printed per configuration:
+Each proposal is told at once (value of the synthetic function), so results come in while
+other workers' proposals wait in the queue, as they would with short trials. Printed per configuration:
 proposals/s over the window (a proposal counts if its ask ended in the window; the window
 starts once every worker has loaded the study), GP fits, and the mean time the lock was held
 per proposal (1 / that is the rate the lock allows, whatever the number of cores).

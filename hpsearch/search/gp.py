@@ -2,14 +2,13 @@
 
 Optuna's GPSampler fits only COMPLETE trials. In a study with a pruner most proposals end
 PRUNED, so the GP never learns where they went: it keeps proposing points like those just
-pruned, and they are pruned in turn (benchmarks/capacity_search.py pruning, 2 CPU-hours:
-1,206 pruned against 11 complete, nothing better than the random start-up). Here a PRUNED
+pruned, and they are pruned in turn (`benchmarks/capacity_search.py pruning` shows it; the
+figures, with and without PRUNED trials fitted, are in docs/benchmarks.md). Here a PRUNED
 trial counts with the value it was stopped at, its last report: the best bits the network had
 stored by then. That is a measurement, not a guess (the network did store those bits), and a
 lower bound on what the trial would have reached, so it pulls the GP down where the pruner
 judged the runs poor, which is the verdict the pruner made. Everything else (the kernel, its
-priors, the acquisition, the sharing of RUNNING trials' points) is GPSampler's. The same
-benchmark with PRUNED trials fitted: 126 complete, 698 pruned, best 3.49 bits/param.
+priors, the acquisition, the sharing of RUNNING trials' points) is GPSampler's.
 
 A proposal never repeats a point: the acquisition search's result is checked against the
 points of the trials it was fitted to, the pending ones and (gp-batch) the batch's earlier
