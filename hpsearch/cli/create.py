@@ -17,7 +17,8 @@ logger = logging.getLogger("hpsearch")
 
 
 def create_args(parser: argparse.ArgumentParser) -> None:
-    from hpsearch.studies.schema import add_arguments, options
+    from hpsearch.cli.flags import add_arguments
+    from hpsearch.studies.schema import options
 
     storage_arg(parser)
     keys = ", ".join(f.name for f, _ in options())
@@ -37,8 +38,9 @@ def create_args(parser: argparse.ArgumentParser) -> None:
 
 
 def create(args: argparse.Namespace) -> int:
+    from hpsearch.cli.flags import from_args, given_flags
+    from hpsearch.studies.loader import load_experiments
     from hpsearch.studies.records import create_studies, plan_studies
-    from hpsearch.studies.schema import from_args, given_flags, load_experiments
 
     if args.from_file is not None:
         given = given_flags(args)

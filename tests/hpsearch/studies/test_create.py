@@ -11,10 +11,12 @@ import pytest
 from optuna.distributions import json_to_distribution
 
 from hpsearch.cli import COMMANDS, main
+from hpsearch.cli.flags import add_arguments, from_args
 from hpsearch.dashboard.notes import note_text
 from hpsearch.results.rows import Selection, best_rows
+from hpsearch.studies.loader import load_experiment
 from hpsearch.studies.records import create_study, list_records
-from hpsearch.studies.schema import Experiment, add_arguments, from_args, load_experiment
+from hpsearch.studies.schema import Experiment
 from objectives.tasks.capacity.study import CapacityStudy, build_study
 from storage import open_storage
 from tests.hpsearch.helpers import ROOT, create_args, hpsearch, snapshot

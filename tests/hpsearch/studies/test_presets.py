@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 from hpsearch.cli import main
-from hpsearch.studies.schema import load_experiment, load_experiments
+from hpsearch.studies.loader import load_experiment, load_experiments
 from objectives.tasks.capacity import study as capacity
 from objectives.tasks.capacity.study import CapacityStudy
 from tests.hpsearch.helpers import ROOT, create_args, hpsearch, snapshot
