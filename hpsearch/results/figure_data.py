@@ -16,14 +16,8 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.results.rows import BestRow, PerUnitRow, Selection, arch_rank, fit_rows
-from hpsearch.studies.records import (
-    PRUNER_KEY,
-    SAMPLER_KEY,
-    SEED_KEY,
-    TARGET_KEY,
-    StudyRecord,
-    list_records,
-)
+from hpsearch.results.runs import settings_key, tag_of
+from hpsearch.studies.records import StudyRecord, list_records
 from objectives.tasks.description import describe
 
 PALETTE: tuple[str, ...] = (
@@ -347,16 +341,6 @@ class ProgressFigure:
         return not any(s.points for p in self.panels for s in p.series)
 
 
-# Study attrs that say how a study was searched, not what: studies that differ in these
-# alone (a sampler comparison, replicate seeds) share a progress panel, a line per tag.
-SEARCH_KEYS = frozenset({SAMPLER_KEY, PRUNER_KEY, SEED_KEY, TARGET_KEY, "tag"})
-
-
-def _group_key(record: StudyRecord) -> str:
-    """What a study searches: all its attrs but how it was searched."""
-    return repr(sorted((k, repr(v)) for k, v in record.attrs.items() if k not in SEARCH_KEYS))
-
-
 def _metric(task: str) -> str:
     try:
         return describe(task).metric
@@ -371,11 +355,11 @@ def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) 
     records = [r for r in list_records(storage) if selection.study(r)]
     groups: dict[str, list[StudyRecord]] = {}
     for record in records:
-        groups.setdefault(_group_key(record), []).append(record)
+        groups.setdefault(settings_key(record), []).append(record)
     panels = []
     for index, group in enumerate(groups.values()):
         series = []
-        for i, record in enumerate(sorted(group, key=lambda r: str(r.attrs.get("tag", "")))):
+        for i, record in enumerate(sorted(group, key=tag_of)):
             study_id = storage.get_study_id_from_name(record.name)
             trials = sorted(
                 storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)),
@@ -386,8 +370,7 @@ def search_progress(storage: optuna.storages.BaseStorage, selection: Selection) 
                 assert t.value is not None
                 best = max(best, t.value)
                 points.append(Point(float(t.number), best, record.name, 0, False))
-            tag = str(record.attrs.get("tag", ""))
-            name = (tag or "no tag") if len(group) > 1 else record.name
+            name = (tag_of(record) or "no tag") if len(group) > 1 else record.name
             series.append(
                 Series(name, name, PALETTE[i % len(PALETTE)], index, tuple(points), markers=False)
             )

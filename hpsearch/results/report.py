@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,16 +33,18 @@ from hpsearch.results.claims import (
     collect,
     judge,
 )
+from hpsearch.results.claims.judging import KeyedRun
 from hpsearch.results.figure_data import Axis, PanelFigure, tick_label
 from hpsearch.results.provenance import Settings, settings_by_task, versions
 from hpsearch.results.rows import (
     BestRow,
     FitRow,
-    KeyedRow,
     PerUnitRow,
+    Selection,
     arch_rank,
     best_rows,
     fit_rows,
+    per_unit_rows,
 )
 from hpsearch.results.tables import Table, best_table, fits_table, per_unit_table, render
 from hpsearch.studies.records import list_records
@@ -81,11 +83,14 @@ class Report:
     trials_complete: int
     claims: tuple[ClaimVerdict, ...]
     best: tuple[BestRow, ...]
-    fits: tuple[FitRow, ...]
+    fits: tuple[tuple[str, FitRow], ...]  # (run, fit): a fit per run
     per_unit: tuple[PerUnitRow, ...]
     # What the capacity figures draw: the paper's setting only (see `plotted_rows`).
     plotted: tuple[BestRow, ...] = ()
     plotted_n_in: int | None = None
+    # The run of each capacity study (`hpsearch.results.runs`): the figures draw a line per
+    # (arch, run), the fits are made per run.
+    runs: Mapping[str, str] = field(default_factory=dict)
     # The settings and versions behind the numbers, and the trials the studies were to have.
     settings: tuple[Settings, ...] = ()
     versions: tuple[tuple[str, str], ...] = ()
@@ -110,20 +115,30 @@ def collect_report(
     storage: optuna.storages.BaseStorage,
     url: str,
     min_trials: int = MIN_TRIALS,
+    selection: Selection | None = None,
     day: date | None = None,
 ) -> Report:
+    """The report on the studies `selection` picks (all by default): every number, claim
+    and figure is read through that one selection of rows (`hpsearch.results.rows`)."""
+    selection = selection or Selection()
     studies: dict[str, int] = {}
     trials = complete = 0
-    records = list_records(storage)
+    records = [r for r in list_records(storage) if selection.study(r)]
     for record in records:
         studies[record.task] = studies.get(record.task, 0) + 1
         study_id = storage.get_study_id_from_name(record.name)
         every = storage.get_all_trials(study_id, deepcopy=False)
         trials += len(every)
         complete += sum(1 for t in every if t.state == TrialState.COMPLETE)
-    evidence = collect(storage)
-    best = best_rows(storage)
+    evidence = collect(storage, selection)
+    best = best_rows(storage, selection)
     n_in, plotted = plotted_rows(evidence.rows)
+    runs = {k.row.study: k.run for k in evidence.rows}
+    fits = [
+        (run, fit)
+        for run in sorted({runs[r.study] for r in plotted})
+        for fit in fit_rows([r for r in plotted if runs[r.study] == run])
+    ]
     return Report(
         storage=redact_url(url),
         day=day or date.today(),
@@ -133,21 +148,22 @@ def collect_report(
         trials_complete=complete,
         claims=tuple(judge(evidence, min_trials)),
         best=tuple(best),
-        fits=tuple(fit_rows(plotted)) if plotted else (),
-        per_unit=evidence.per_unit,
+        fits=tuple(fits),
+        per_unit=tuple(per_unit_rows(storage, selection)),
         plotted=tuple(plotted),
         plotted_n_in=n_in,
+        runs=runs,
         settings=settings_by_task(records),
         versions=versions(),
         targets=sum(r.target for r in records),
     )
 
 
-def plotted_rows(rows: Sequence[KeyedRow]) -> tuple[int | None, list[BestRow]]:
+def plotted_rows(rows: Sequence[KeyedRun]) -> tuple[int | None, list[BestRow]]:
     """The rows of the capacity figures: each arch's own activation, T = 5 and one n_in
     (32, the default, where there are such rows; else the most common), and one point per
-    (arch, depth, budget), the best (a sampler comparison or an optimizer study of the same
-    budget would otherwise draw several)."""
+    (arch, depth, budget, run), the best (an optimizer study of the same budget would
+    otherwise draw several; the runs of a sampler comparison are drawn apart)."""
     mine = [
         k
         for k in rows
@@ -157,17 +173,26 @@ def plotted_rows(rows: Sequence[KeyedRow]) -> tuple[int | None, list[BestRow]]:
         return None, []
     counts = Counter(int(k.get("n_in")) for k in mine)
     n_in = DEFAULT_N_IN if DEFAULT_N_IN in counts else counts.most_common(1)[0][0]
-    best: dict[tuple[str, int, int], BestRow] = {}
+    best: dict[tuple[str, int, int, str], BestRow] = {}
     for k in mine:
         if k.get("n_in") != n_in:
             continue
-        key = (k.row.arch, k.row.depth, k.row.budget)
+        key = (k.row.arch, k.row.depth, k.row.budget, k.run)
         if key not in best or k.row.best_bits > best[key].best_bits:
             best[key] = k.row
     return n_in, sorted(best.values(), key=lambda r: (arch_rank(r.arch), r.depth, r.budget))
 
 
 # --- markdown ---------------------------------------------------------------------------------
+
+
+def _fits_table(fits: Sequence[tuple[str, FitRow]]) -> Table:
+    """The fits, with a column naming the run where there are runs."""
+    table = fits_table([fit for _, fit in fits])
+    if not any(run for run, _ in fits):
+        return table
+    rows = tuple((run, *row) for (run, _), row in zip(fits, table.rows, strict=True))
+    return replace(table, columns=("tag", *table.columns), rows=rows)
 
 
 def _trials_cell(claim: ClaimVerdict) -> str:
@@ -288,7 +313,7 @@ def render_markdown(report: Report) -> str:
             f"The figures' rows: each arch's own activation, T = {PAPER_UNROLL}, n_in "
             f"{report.plotted_n_in}, the best study of each (arch, depth, budget).",
             "",
-            render([fits_table(report.fits)], "md"),
+            render([_fits_table(report.fits)], "md"),
         ]
     if report.per_unit:
         lines += [
@@ -398,11 +423,15 @@ def figure_data_of(report: Report) -> dict[str, PanelFigure]:
     out = {}
     if report.plotted:
         setting = _setting(report)
+
+        def run(row: BestRow) -> str:
+            return report.runs.get(row.study, "")
+
         out["bits_vs_params.png"] = figure_data.bits_vs_params(
-            report.plotted, report.min_trials, setting
+            report.plotted, report.min_trials, setting, tag_of=run
         )
         out["bits_per_param.png"] = figure_data.bits_per_param(
-            report.plotted, report.min_trials, setting
+            report.plotted, report.min_trials, setting, tag_of=run
         )
     if report.per_unit:
         out["per_unit.png"] = figure_data.per_unit(

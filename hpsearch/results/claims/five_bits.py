@@ -16,13 +16,14 @@ from hpsearch.results.claims.judging import (
     NOT_ENOUGH,
     PAPER_UNROLL,
     CapacityClaim,
+    KeyedRun,
     Outcome,
     best_per_cell,
     by,
     f2,
     is_default,
+    with_run,
 )
-from hpsearch.results.rows import KeyedRow
 
 # "About 5" bits per parameter on average agrees within [4, 6].
 MEAN_BITS_PER_PARAM_RANGE = (4.0, 6.0)
@@ -36,7 +37,7 @@ class FiveBits(CapacityClaim):
     tolerance = "mean over best rows in [{:g}, {:g}]".format(*MEAN_BITS_PER_PARAM_RANGE)
     tests_with = f"capacity studies at T = {PAPER_UNROLL} (experiments/capacity.toml)"
 
-    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+    def relevant(self, rows: Sequence[KeyedRun]) -> list[KeyedRun]:
         return best_per_cell(
             [
                 r
@@ -47,7 +48,7 @@ class FiveBits(CapacityClaim):
             ]
         )
 
-    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+    def measure(self, rows: Sequence[KeyedRun]) -> Outcome:
         if not rows:
             return Outcome(NOT_ENOUGH, "-", None, "needs one best row")
         bpp = [r.row.bits_per_param for r in rows]
@@ -55,7 +56,7 @@ class FiveBits(CapacityClaim):
         low, high = MEAN_BITS_PER_PARAM_RANGE
         details = tuple(
             (arch, len(group), mean(b := [r.row.bits_per_param for r in group]), min(b), max(b))
-            for arch, group in by(rows, lambda r: r.row.arch).items()
+            for arch, group in by(rows, lambda r: f"{r.row.arch}{with_run(r.run)}").items()
         )
         inside = low <= avg <= high
         return Outcome(

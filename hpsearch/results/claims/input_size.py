@@ -16,6 +16,7 @@ from hpsearch.results.claims.judging import (
     DIFFERS,
     NOT_ENOUGH,
     CapacityClaim,
+    KeyedRun,
     Outcome,
     best_by,
     by,
@@ -23,11 +24,10 @@ from hpsearch.results.claims.judging import (
     f2,
     varied,
 )
-from hpsearch.results.rows import KeyedRow
 
 
-def _cell(k: KeyedRow) -> tuple[Any, ...]:
-    return (k.row.arch, k.row.budget, k.row.depth, k.get("activation"), k.get("unroll"))
+def _cell(k: KeyedRun) -> tuple[Any, ...]:
+    return (k.row.arch, k.row.budget, k.row.depth, k.get("activation"), k.get("unroll"), k.run)
 
 
 class FallsWithInputSize(CapacityClaim):
@@ -38,10 +38,10 @@ class FallsWithInputSize(CapacityClaim):
     tolerance = "best bits/param fall with every step up in n_in, in every cell"
     tests_with = "studies of one arch and budget at two or more values of n_in"
 
-    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+    def relevant(self, rows: Sequence[KeyedRun]) -> list[KeyedRun]:
         return varied(rows, _cell, lambda r: r.get("n_in"))
 
-    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+    def measure(self, rows: Sequence[KeyedRun]) -> Outcome:
         details = []
         for cell, group in sorted(by(rows, _cell).items(), key=repr):
             best = sorted(best_by(group, lambda r: int(r.get("n_in"))).items())
@@ -51,7 +51,7 @@ class FallsWithInputSize(CapacityClaim):
             falls = all(b < a for a, b in pairwise(vs))
             details.append(
                 (
-                    cell_name(cell[0], cell[1], cell[2], act=cell[3], T=cell[4]),
+                    cell_name(cell[0], cell[1], cell[2], cell[5], act=cell[3], T=cell[4]),
                     " / ".join(str(n) for n, _ in best),
                     " / ".join(f2(v) for v in vs),
                     "yes" if falls else "no",

@@ -15,7 +15,10 @@ agrees, which best rows speak to it (`relevant`) and how it is measured on them 
 
 A best row is the best trial of one (study, depth), split further by the trial configs' values
 of activation, unroll and n_in (and optimizer, for the optimizer claim): so a study that
-searched the activation gives a tanh row and a relu row, each counting its own trials.
+searched the activation gives a tanh row and a relu row, each counting its own trials. Each
+row carries the run of its study (`hpsearch.results.runs`): studies that differ only in how
+they were searched (a sampler comparison) are measured side by side, a row per run, never
+pooled; the claims' cells include the run, and their tables name it where it is not "".
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import optuna
 
-from hpsearch.results.rows import KeyedRow, PerUnitRow, keyed_rows, per_unit_rows
+from hpsearch.results.rows import KeyedRow, PerUnitRow, Selection, keyed_rows, per_unit_rows
+from hpsearch.results.runs import runs
+from hpsearch.studies.records import list_records
 from objectives.tasks.capacity.study import CapacityStudy, default_activation
 
 AGREES = "agrees"
@@ -79,23 +84,48 @@ class ClaimVerdict:
 
 
 @dataclass(frozen=True)
+class KeyedRun(KeyedRow):
+    """A capacity best row with the run of its study ("" for none)."""
+
+    run: str = ""
+
+
+@dataclass(frozen=True)
+class PerUnitRun(PerUnitRow):
+    """A per-unit best row with the run of its study ("" for none)."""
+
+    run: str = ""
+
+
+@dataclass(frozen=True)
 class Evidence:
     """The best rows the claims are measured on."""
 
-    rows: tuple[KeyedRow, ...]
-    optimizer_rows: tuple[KeyedRow, ...]
-    per_unit: tuple[PerUnitRow, ...]
+    rows: tuple[KeyedRun, ...]
+    optimizer_rows: tuple[KeyedRun, ...]
+    per_unit: tuple[PerUnitRun, ...]
 
 
-def collect(storage: optuna.storages.BaseStorage) -> Evidence:
-    return Evidence(
-        rows=tuple(keyed_rows(storage, SETTINGS)),
-        optimizer_rows=tuple(keyed_rows(storage, OPTIMIZER_SETTINGS)),
-        per_unit=tuple(per_unit_rows(storage)),
+def collect(storage: optuna.storages.BaseStorage, selection: Selection | None = None) -> Evidence:
+    """The best rows of the studies `selection` picks (all by default), read through
+    `hpsearch.results.rows`, each with its study's run."""
+    selection = selection or Selection()
+    run = runs([r for r in list_records(storage) if selection.study(r)])
+
+    def keyed(by: tuple[str, ...]) -> tuple[KeyedRun, ...]:
+        return tuple(
+            KeyedRun(k.by, k.values, k.row, run=run.get(k.row.study, ""))
+            for k in keyed_rows(storage, by, selection)
+        )
+
+    per_unit = tuple(
+        PerUnitRun(**{f.name: getattr(r, f.name) for f in fields(r)}, run=run.get(r.study, ""))
+        for r in per_unit_rows(storage, selection)
     )
+    return Evidence(keyed(SETTINGS), keyed(OPTIMIZER_SETTINGS), per_unit)
 
 
-Row = TypeVar("Row", KeyedRow, PerUnitRow)
+Row = TypeVar("Row", KeyedRun, PerUnitRun)
 
 
 @dataclass(frozen=True)
@@ -198,37 +228,38 @@ class PaperClaim(ABC, Generic[Row]):
         )
 
 
-class CapacityClaim(PaperClaim[KeyedRow]):
+class CapacityClaim(PaperClaim[KeyedRun]):
     """A claim measured on capacity best rows split by activation, unroll and n_in."""
 
-    def rows(self, evidence: Evidence) -> Sequence[KeyedRow]:
+    def rows(self, evidence: Evidence) -> Sequence[KeyedRun]:
         return evidence.rows
 
-    def trials(self, row: KeyedRow) -> int:
+    def trials(self, row: KeyedRun) -> int:
         return row.row.trials_complete
 
 
-class PerUnitClaim(PaperClaim[PerUnitRow]):
+class PerUnitClaim(PaperClaim[PerUnitRun]):
     """A claim measured on per-unit best rows."""
 
-    def rows(self, evidence: Evidence) -> Sequence[PerUnitRow]:
+    def rows(self, evidence: Evidence) -> Sequence[PerUnitRun]:
         return evidence.per_unit
 
-    def trials(self, row: PerUnitRow) -> int:
+    def trials(self, row: PerUnitRun) -> int:
         return row.trials_complete
 
 
 # --- helpers over best rows ----------------------------------------------------------------
 
 
-def is_default(k: KeyedRow) -> bool:
+def is_default(k: KeyedRun) -> bool:
     """Whether the row has its arch's own activation (tanh; relu for the IRNN)."""
     return bool(k.get("activation") == default_activation(k.row.arch))
 
 
-def budget_cell(k: KeyedRow) -> tuple[Any, ...]:
-    """Where two archs or activations are set against each other: one budget, depth, n_in, T."""
-    return (k.row.budget, k.row.depth, k.get("n_in"), k.get("unroll"))
+def budget_cell(k: KeyedRun) -> tuple[Any, ...]:
+    """Where two archs or activations are set against each other: one budget, depth, n_in, T,
+    in one run."""
+    return (k.row.budget, k.row.depth, k.get("n_in"), k.get("unroll"), k.run)
 
 
 def by(rows: Sequence[Row], key: Callable[[Row], Any]) -> dict[Any, list[Row]]:
@@ -239,8 +270,8 @@ def by(rows: Sequence[Row], key: Callable[[Row], Any]) -> dict[Any, list[Row]]:
 
 
 def varied(
-    rows: Sequence[KeyedRow], cell: Callable[[KeyedRow], Any], varies: Callable[[KeyedRow], Any]
-) -> list[KeyedRow]:
+    rows: Sequence[KeyedRun], cell: Callable[[KeyedRun], Any], varies: Callable[[KeyedRun], Any]
+) -> list[KeyedRun]:
     """Rows of the cells in which `varies` takes two or more values."""
     return [
         r
@@ -250,21 +281,21 @@ def varied(
     ]
 
 
-def best_per_cell(rows: Sequence[KeyedRow]) -> list[KeyedRow]:
-    """The best row (highest bits per parameter) of each (arch, depth, budget, n_in, T):
-    studies of one budget that differ in something else (an optimizer, an init scheme, a
-    sampler) count once, as the best the search found there."""
-    best: dict[tuple[Any, ...], KeyedRow] = {}
+def best_per_cell(rows: Sequence[KeyedRun]) -> list[KeyedRun]:
+    """The best row (highest bits per parameter) of each (arch, depth, budget, n_in, T, run):
+    studies of one budget that differ in their space (an optimizer or an init scheme fixed)
+    count once, as the best the search found there; runs (a sampler comparison) count apart."""
+    best: dict[tuple[Any, ...], KeyedRun] = {}
     for r in rows:
-        key = (r.row.arch, r.row.depth, r.row.budget, r.get("n_in"), r.get("unroll"))
+        key = (r.row.arch, r.row.depth, r.row.budget, r.get("n_in"), r.get("unroll"), r.run)
         if key not in best or r.row.bits_per_param > best[key].row.bits_per_param:
             best[key] = r
     return list(best.values())
 
 
-def best_by(rows: Sequence[KeyedRow], key: Callable[[KeyedRow], Any]) -> dict[Any, float]:
-    """The highest bits per parameter for each value of `key` (two studies of the same arch
-    and budget, say with different samplers, count as one)."""
+def best_by(rows: Sequence[KeyedRun], key: Callable[[KeyedRun], Any]) -> dict[Any, float]:
+    """The highest bits per parameter for each value of `key` (studies that share it count
+    as one: put the run in the key to keep runs apart)."""
     out: dict[Any, float] = {}
     for r in rows:
         k = key(r)
@@ -272,9 +303,14 @@ def best_by(rows: Sequence[KeyedRow], key: Callable[[KeyedRow], Any]) -> dict[An
     return out
 
 
-def cell_name(arch: str, budget: int, depth: int, **settings: Any) -> str:
+def cell_name(arch: str, budget: int, depth: int, run: str = "", **settings: Any) -> str:
     extra = "".join(f" {k} {v}" for k, v in settings.items())
-    return f"{arch} p{budget} depth {depth}{extra}"
+    return f"{arch} p{budget} depth {depth}{extra}{with_run(run)}"
+
+
+def with_run(run: str) -> str:
+    """The words that name a run in a label: "" for none, " tag gp" for run gp."""
+    return f" tag {run}" if run else ""
 
 
 def f2(x: float) -> str:

@@ -16,6 +16,7 @@ from hpsearch.results.claims.judging import (
     DIFFERS,
     NOT_ENOUGH,
     CapacityClaim,
+    KeyedRun,
     Outcome,
     best_per_cell,
     by,
@@ -23,8 +24,8 @@ from hpsearch.results.claims.judging import (
     is_default,
     log_slope,
     varied,
+    with_run,
 )
-from hpsearch.results.rows import KeyedRow
 
 # Every (arch, depth) slope must lie within 1 +- this.
 SLOPE_TOLERANCE = 0.2
@@ -35,16 +36,16 @@ MIN_BUDGETS = 3
 MIN_SPAN = 10.0
 
 
-def _series(k: KeyedRow) -> tuple[Any, ...]:
-    return (k.row.arch, k.row.depth, k.get("n_in"), k.get("unroll"))
+def _series(k: KeyedRun) -> tuple[Any, ...]:
+    return (k.row.arch, k.row.depth, k.get("n_in"), k.get("unroll"), k.run)
 
 
-def _span(group: Sequence[KeyedRow]) -> float:
+def _span(group: Sequence[KeyedRun]) -> float:
     budgets = [r.row.budget for r in group]
     return max(budgets) / min(budgets)
 
 
-def _judged(group: Sequence[KeyedRow]) -> bool:
+def _judged(group: Sequence[KeyedRun]) -> bool:
     """Whether a series has budgets enough, and far enough apart, for its slope to count."""
     return len({r.row.budget for r in group}) >= MIN_BUDGETS and _span(group) >= MIN_SPAN
 
@@ -63,30 +64,31 @@ class LinearInP(CapacityClaim):
         "or more (experiments/capacity.toml)"
     )
 
-    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+    def relevant(self, rows: Sequence[KeyedRun]) -> list[KeyedRun]:
         mine = best_per_cell([r for r in rows if is_default(r) and r.row.best_bits > 0])
         # Budgets that solve to the same network (same P) give no slope: vary P itself.
         return varied(mine, _series, lambda r: r.row.num_params)
 
-    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+    def measure(self, rows: Sequence[KeyedRun]) -> Outcome:
         details = []
         slopes = []
         short = []
         reach = []  # (budgets, span, series) of each series
-        for (arch, depth, n_in, unroll), group in by(rows, _series).items():
+        for (arch, depth, n_in, unroll, run), group in by(rows, _series).items():
+            label = f"{arch}{with_run(run)}"
             slope = log_slope([(r.row.num_params, r.row.best_bits) for r in group])
             bpp = [r.row.bits_per_param for r in group]
             judged = _judged(group)
             budgets = len({r.row.budget for r in group})
-            reach.append((budgets, _span(group), f"{arch} depth {depth}"))
+            reach.append((budgets, _span(group), f"{label} depth {depth}"))
             if judged:
                 slopes.append(slope)
             else:
-                short.append(f"{arch} depth {depth}")
+                short.append(f"{label} depth {depth}")
             within = "yes" if abs(slope - 1) <= SLOPE_TOLERANCE else "no"
             details.append(
                 (
-                    arch,
+                    label,
                     depth,
                     n_in,
                     unroll,

@@ -15,18 +15,18 @@ from hpsearch.results.claims.judging import (
     NOT_ENOUGH,
     Outcome,
     PerUnitClaim,
+    PerUnitRun,
     by,
     f2,
 )
-from hpsearch.results.rows import PerUnitRow
 
 # Archs lie on one curve below n_in if their best fractions at the same number of units
 # differ by at most this.
 ONE_CURVE_SPREAD = 0.1
 
 
-def _cell(r: PerUnitRow) -> tuple[int, int, int]:
-    return (r.n_in, r.depth, r.units)
+def _cell(r: PerUnitRun) -> tuple[int, int, int, str]:
+    return (r.n_in, r.depth, r.units, r.run)
 
 
 class OneCurve(PerUnitClaim):
@@ -39,7 +39,7 @@ class OneCurve(PerUnitClaim):
     )
     tests_with = "per-unit studies of two or more archs at the same units < n_in"
 
-    def relevant(self, rows: Sequence[PerUnitRow]) -> list[PerUnitRow]:
+    def relevant(self, rows: Sequence[PerUnitRun]) -> list[PerUnitRun]:
         below = [r for r in rows if r.units < r.n_in]
         return [
             r
@@ -48,9 +48,9 @@ class OneCurve(PerUnitClaim):
             for r in group
         ]
 
-    def measure(self, rows: Sequence[PerUnitRow]) -> Outcome:
+    def measure(self, rows: Sequence[PerUnitRun]) -> Outcome:
         details = []
-        for (n_in, depth, units), group in sorted(by(rows, _cell).items()):
+        for (n_in, depth, units, run), group in sorted(by(rows, _cell).items()):
             best: dict[str, float] = {}
             for r in group:
                 best[r.arch] = max(best.get(r.arch, -math.inf), r.best_fraction)
@@ -67,12 +67,13 @@ class OneCurve(PerUnitClaim):
                     max(best.values()),
                     spread,
                     "yes" if spread <= ONE_CURVE_SPREAD else "no",
+                    run or "-",
                 )
             )
         if not details:
             return Outcome(NOT_ENOUGH, "-", None, "needs two archs at one number of units < n_in")
         worst = max(d[6] for d in details)
-        wrong = [d for d in details if d[-1] == "no"]
+        wrong = [d for d in details if d[-2] == "no"]
         return Outcome(
             DIFFERS if wrong else AGREES,
             f"largest spread between archs {f2(worst)} over {len(details)} values of units < n_in",
@@ -82,7 +83,7 @@ class OneCurve(PerUnitClaim):
             else "spread above {} at units {}".format(
                 ONE_CURVE_SPREAD, ", ".join(str(d[2]) for d in wrong)
             ),
-            ("n_in", "depth", "units", "archs", "lowest", "highest", "spread", "within"),
+            ("n_in", "depth", "units", "archs", "lowest", "highest", "spread", "within", "tag"),
             tuple(details),
         )
 

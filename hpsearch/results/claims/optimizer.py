@@ -17,17 +17,17 @@ from hpsearch.results.claims.judging import (
     SETTINGS,
     CapacityClaim,
     Evidence,
+    KeyedRun,
     Outcome,
     best_by,
     by,
     cell_name,
     varied,
 )
-from hpsearch.results.rows import KeyedRow
 
 
-def _cell(k: KeyedRow) -> tuple[Any, ...]:
-    return (k.row.arch, k.row.budget, k.row.depth, *k.values[: len(SETTINGS)])
+def _cell(k: KeyedRun) -> tuple[Any, ...]:
+    return (k.row.arch, k.row.budget, k.row.depth, *k.values[: len(SETTINGS)], k.run)
 
 
 class AdamBest(CapacityClaim):
@@ -41,15 +41,15 @@ class AdamBest(CapacityClaim):
         "same arch and budget"
     )
 
-    def rows(self, evidence: Evidence) -> Sequence[KeyedRow]:
+    def rows(self, evidence: Evidence) -> Sequence[KeyedRun]:
         return evidence.optimizer_rows
 
-    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+    def relevant(self, rows: Sequence[KeyedRun]) -> list[KeyedRun]:
         mixed = varied(rows, _cell, lambda r: r.get("optimizer"))
         cells = {_cell(r) for r in mixed if r.get("optimizer") == "adam"}
         return [r for r in mixed if _cell(r) in cells]
 
-    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+    def measure(self, rows: Sequence[KeyedRun]) -> Outcome:
         details = []
         for cell, group in sorted(by(rows, _cell).items(), key=repr):
             best = best_by(group, lambda r: str(r.get("optimizer")))
@@ -59,7 +59,9 @@ class AdamBest(CapacityClaim):
             rival = max(others, key=lambda k: others[k])
             details.append(
                 (
-                    cell_name(cell[0], cell[1], cell[2], act=cell[3], T=cell[4], n_in=cell[5]),
+                    cell_name(
+                        cell[0], cell[1], cell[2], cell[6], act=cell[3], T=cell[4], n_in=cell[5]
+                    ),
                     best["adam"],
                     rival,
                     others[rival],

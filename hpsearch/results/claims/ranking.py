@@ -15,14 +15,15 @@ from hpsearch.results.claims.judging import (
     DIFFERS,
     NOT_ENOUGH,
     CapacityClaim,
+    KeyedRun,
     Outcome,
     best_by,
     budget_cell,
     f2,
     is_default,
     varied,
+    with_run,
 )
-from hpsearch.results.rows import KeyedRow
 
 # The paper's ranking, best first.
 PAPER_RANKING: tuple[str, ...] = ("rnn", "ugrnn", "gru", "lstm", "+rnn")
@@ -45,25 +46,28 @@ class Ranking(CapacityClaim):
         "(experiments/capacity.toml)"
     )
 
-    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+    def relevant(self, rows: Sequence[KeyedRun]) -> list[KeyedRun]:
         mine = [r for r in rows if is_default(r) and r.row.arch in PAPER_RANKING]
         return varied(mine, budget_cell, lambda r: r.row.arch)
 
-    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+    def measure(self, rows: Sequence[KeyedRun]) -> Outcome:
         best = best_by(rows, lambda r: (r.row.arch, budget_cell(r)))
         archs = [a for a in PAPER_RANKING if any(key[0] == a for key in best)]
         details = []
-        for a, b in combinations(archs, 2):  # a is above b in the paper
-            cells = sorted(
-                {c for arch, c in best if arch == a} & {c for arch, c in best if arch == b},
-                key=repr,
-            )
-            if not cells:
-                continue
-            ma, mb = mean(best[(a, c)] for c in cells), mean(best[(b, c)] for c in cells)
-            tie = abs(ma - mb) <= TIE_BAND * max(ma, mb)
-            in_order = "tie" if tie else "yes" if ma > mb else "no"
-            details.append((f"{a} > {b}", len(cells), ma, mb, in_order))
+        # A pair per run: the archs of one sampler comparison's arm against each other.
+        for run in sorted({c[-1] for _, c in best}):
+            for a, b in combinations(archs, 2):  # a is above b in the paper
+                cells = sorted(
+                    {c for arch, c in best if arch == a and c[-1] == run}
+                    & {c for arch, c in best if arch == b},
+                    key=repr,
+                )
+                if not cells:
+                    continue
+                ma, mb = mean(best[(a, c)] for c in cells), mean(best[(b, c)] for c in cells)
+                tie = abs(ma - mb) <= TIE_BAND * max(ma, mb)
+                in_order = "tie" if tie else "yes" if ma > mb else "no"
+                details.append((f"{a} > {b}{with_run(run)}", len(cells), ma, mb, in_order))
         if not details:
             return Outcome(NOT_ENOUGH, "-", None, "needs two ranked archs at one budget and depth")
         agree = [d for d in details if d[-1] == "yes"]

@@ -15,9 +15,9 @@ from hpsearch.results.claims.judging import (
     NOT_ENOUGH,
     Outcome,
     PerUnitClaim,
+    PerUnitRun,
     f2,
 )
-from hpsearch.results.rows import PerUnitRow
 
 # A best fraction reconstructed at or above this counts as success. (The per-unit task's own
 # RECONSTRUCTED, all but 1e-4 of the input, is when a trial stops early: a stricter mark.)
@@ -35,10 +35,10 @@ class ReconstructionThreshold(PerUnitClaim):
     )
     tests_with = "per-unit studies at units both below and at or above n_in"
 
-    def relevant(self, rows: Sequence[PerUnitRow]) -> list[PerUnitRow]:
+    def relevant(self, rows: Sequence[PerUnitRun]) -> list[PerUnitRun]:
         return list(rows)
 
-    def measure(self, rows: Sequence[PerUnitRow]) -> Outcome:
+    def measure(self, rows: Sequence[PerUnitRun]) -> Outcome:
         above = [r for r in rows if r.units >= r.n_in]
         below = [r for r in rows if r.units < r.n_in]
         details = tuple(

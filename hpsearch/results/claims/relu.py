@@ -15,12 +15,13 @@ from hpsearch.results.claims.judging import (
     DIFFERS,
     NOT_ENOUGH,
     CapacityClaim,
+    KeyedRun,
     Outcome,
     best_by,
     budget_cell,
     f2,
+    with_run,
 )
-from hpsearch.results.rows import KeyedRow
 
 # (arch, activation) of a relu row -> (arch, activation) of the tanh row it is set against.
 RELU_PAIRS: dict[tuple[str, str], tuple[str, str]] = {
@@ -30,7 +31,7 @@ RELU_PAIRS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def _pairs(rows: Sequence[KeyedRow]) -> list[tuple[Any, Any, Any, float, float]]:
+def _pairs(rows: Sequence[KeyedRun]) -> list[tuple[Any, Any, Any, float, float]]:
     """(relu key, tanh key, cell, relu bits/param, tanh bits/param) for each relu row that has
     its tanh row in the same cell; a key is (arch, activation)."""
     best = best_by(rows, lambda r: ((r.row.arch, r.get("activation")), budget_cell(r)))
@@ -56,13 +57,13 @@ class ReluLower(CapacityClaim):
         "beside tanh ones at the same budget"
     )
 
-    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+    def relevant(self, rows: Sequence[KeyedRun]) -> list[KeyedRun]:
         used = set()
         for relu, partner, cell, _, _ in _pairs(rows):
             used |= {(relu, cell), (partner, cell)}
         return [r for r in rows if ((r.row.arch, r.get("activation")), budget_cell(r)) in used]
 
-    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+    def measure(self, rows: Sequence[KeyedRun]) -> Outcome:
         pairs = _pairs(rows)
         if not pairs:
             return Outcome(NOT_ENOUGH, "-", None, "needs a relu row and its tanh row at one budget")
@@ -70,7 +71,7 @@ class ReluLower(CapacityClaim):
         details = tuple(
             (
                 "{} {} / {} {}".format(*relu_key, *tanh_key),
-                "p{} depth {} n_in {} T {}".format(*cell),
+                "p{} depth {} n_in {} T {}".format(*cell[:4]) + with_run(cell[4]),
                 r,
                 t,
                 "yes" if r < t else "no",

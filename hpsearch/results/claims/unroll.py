@@ -16,6 +16,7 @@ from hpsearch.results.claims.judging import (
     DIFFERS,
     NOT_ENOUGH,
     CapacityClaim,
+    KeyedRun,
     Outcome,
     best_by,
     by,
@@ -23,15 +24,14 @@ from hpsearch.results.claims.judging import (
     f2,
     varied,
 )
-from hpsearch.results.rows import KeyedRow
 
 # Once capacity has peaked at some T, a larger T may lose at most this fraction of the peak
 # (saturation); more is a fall, not diminishing returns.
 SATURATION_DROP = 0.10
 
 
-def _cell(k: KeyedRow) -> tuple[Any, ...]:
-    return (k.row.arch, k.row.budget, k.row.depth, k.get("activation"), k.get("n_in"))
+def _cell(k: KeyedRun) -> tuple[Any, ...]:
+    return (k.row.arch, k.row.budget, k.row.depth, k.get("activation"), k.get("n_in"), k.run)
 
 
 class RisesWithT(CapacityClaim):
@@ -45,10 +45,10 @@ class RisesWithT(CapacityClaim):
     )
     tests_with = "studies of one arch and budget at three or more values of unroll (T)"
 
-    def relevant(self, rows: Sequence[KeyedRow]) -> list[KeyedRow]:
+    def relevant(self, rows: Sequence[KeyedRun]) -> list[KeyedRun]:
         return varied(rows, _cell, lambda r: r.get("unroll"))
 
-    def measure(self, rows: Sequence[KeyedRow]) -> Outcome:
+    def measure(self, rows: Sequence[KeyedRun]) -> Outcome:
         details = []
         verdicts = []
         for cell, group in sorted(by(rows, _cell).items(), key=repr):
@@ -67,7 +67,7 @@ class RisesWithT(CapacityClaim):
             verdicts.append(verdict)
             details.append(
                 (
-                    cell_name(cell[0], cell[1], cell[2], act=cell[3], n_in=cell[4]),
+                    cell_name(cell[0], cell[1], cell[2], cell[5], act=cell[3], n_in=cell[4]),
                     " / ".join(str(t) for t in ts),
                     " / ".join(f2(v) for v in vs),
                     "yes" if rises else "no",

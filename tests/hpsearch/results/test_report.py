@@ -451,10 +451,24 @@ def test_claims_1_and_2_count_each_cell_once_at_its_best(memory):
     _capacity(memory, "rnn", 1000, [(5.0, MIN, {})])
     # Another study of the same cell (a worse optimizer) and one at another n_in: claim 2
     # takes the cell's best, at the default n_in only.
-    _capacity(memory, "rnn", 1000, [(1.0, MIN, {"optimizer": "sgd"})], tag="sgd")
+    _capacity(
+        memory,
+        "rnn",
+        1000,
+        [(1.0, MIN, {"optimizer": "sgd"})],
+        tag="sgd",
+        overrides={"optimizer": "sgd"},
+    )
     _capacity(memory, "rnn", 1000, [(1.0, MIN, {})], tag="n64", n_in=64)
     _capacity(memory, "rnn", 5000, [(5.0, MIN, {})])
-    _capacity(memory, "rnn", 5000, [(2.0, MIN, {"optimizer": "sgd"})], tag="sgd")
+    _capacity(
+        memory,
+        "rnn",
+        5000,
+        [(2.0, MIN, {"optimizer": "sgd"})],
+        tag="sgd",
+        overrides={"optimizer": "sgd"},
+    )
     _capacity(memory, "rnn", 10000, [(5.0, MIN, {})])
     claims = _claims(memory, MIN)
     assert claims["2"].verdict == AGREES
@@ -506,9 +520,75 @@ def test_claim_3_counts_pairs_within_the_tie_band_as_ties(memory):
     assert third.why == "every pair in order or tied within 5%"
     assert third.measured.startswith("2 of 3 pairs in the paper's order, 1 tied within 5%;")
     assert "pairs within 5% tie" in third.expected and "within 5%" in third.tolerance
-    _capacity(memory, "lstm", 1000, [(5.5, MIN, {})], tag="b")  # lstm's best now 5.5
+    # A variant of the cell (rmsprop fixed): lstm's best there is now 5.5.
+    rmsprop = {"optimizer": "rmsprop"}
+    _capacity(memory, "lstm", 1000, [(5.5, MIN, rmsprop)], tag="b", overrides=rmsprop)
     third = _claims(memory)["3"]
     assert third.verdict == DIFFERS
     # 5.0 and 5.2 against 5.5: 0.5 and 0.3, both above 5% of 5.5 (0.275).
     assert [d[-1] for d in third.details] == ["tie", "no", "no"]
     assert third.why == "out of order: rnn > lstm, gru > lstm"
+
+
+def _sampler_comparison(storage):
+    """Two runs of one experiment (tags a and b: the same settings, searched apart): rnn at
+    three budgets, gru at one."""
+    for budget in (1000, 5000, 10000):
+        _capacity(storage, "rnn", budget, [(5.0, MIN, {})], tag="a")
+        _capacity(storage, "rnn", budget, [(3.0, MIN, {})], tag="b")
+    _capacity(storage, "gru", 1000, [(4.0, MIN, {})], tag="a")
+    _capacity(storage, "gru", 1000, [(4.8, MIN, {})], tag="b")
+
+
+def test_runs_of_one_experiment_are_measured_apart_never_pooled(memory):
+    _sampler_comparison(memory)
+    claims = _claims(memory)
+    # Claim 1: a slope per run (each exactly 1), not one through both runs' rows.
+    assert [(d[0], d[4], d[-1]) for d in claims["1"].details] == [
+        ("rnn tag a", 3, "yes"),
+        ("rnn tag b", 3, "yes"),
+    ]
+    assert claims["1"].rows == 6
+    # Claim 2: every run's rows, not the best of each cell.
+    assert claims["2"].value == pytest.approx((3 * 5.0 + 3 * 3.0 + 4.0 + 4.8) / 8)
+    assert [d[:2] for d in claims["2"].details] == [
+        ("rnn tag a", 3),
+        ("rnn tag b", 3),
+        ("gru tag a", 1),
+        ("gru tag b", 1),
+    ]
+    # Claim 3: the archs of each run against each other. The best of each cell (rnn 5.0
+    # against gru 4.8) would have called it a tie.
+    assert [(d[0], d[-1]) for d in claims["3"].details] == [
+        ("rnn > gru tag a", "yes"),
+        ("rnn > gru tag b", "no"),
+    ]
+    assert claims["3"].verdict == DIFFERS
+
+
+def test_a_variant_tag_is_compared_across_not_kept_apart(memory):
+    """A tag that names a variant (its studies differ in n_in) is no run: the variant meets
+    the untagged studies in claim 8's cell."""
+    _capacity(memory, "rnn", 1000, [(5.0, MIN, {})])
+    _capacity(memory, "rnn", 1000, [(4.0, MIN, {})], tag="n64", n_in=64)
+    eighth = _claims(memory)["8"]
+    assert eighth.verdict == AGREES and eighth.details[0][1] == "32 / 64"
+
+
+def test_the_report_reads_the_one_selection_and_draws_a_line_per_run(memory):
+    from hpsearch.results.report import figure_data_of
+
+    _sampler_comparison(memory)
+    report = collect_report(memory, "sqlite://", MIN, selection=Selection(archs=("rnn",)))
+    assert report.studies == {"capacity": 6} and report.trials == 6 * MIN
+    assert {r.arch for r in report.best} == {"rnn"}
+    assert [c.verdict for c in report.claims[:3]] == [AGREES, AGREES, NO_STUDIES]
+    # A fit and a line per run.
+    assert [(run, f.arch, f.bits_per_param_slope) for run, f in report.fits] == [
+        ("a", "rnn", pytest.approx(5.0)),
+        ("b", "rnn", pytest.approx(3.0)),
+    ]
+    lines = [s.name for s in figure_data_of(report)["bits_per_param.png"].series]
+    assert lines == ["rnn a", "rnn b"]
+    text = render_markdown(report)
+    assert "| tag | arch | depth | bits_per_param_slope |" in text
