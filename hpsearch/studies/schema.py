@@ -122,8 +122,7 @@ class Option:
     repeat: bool = False
     metavar: str | None = None
     # Help that depends on the tasks (their own defaults, their dimensions), made from the
-    # field's name when the flags are built, so that importing this module imports no task
-    # module but capacity's.
+    # field's name when the flags are built.
     more_help: Callable[[str], str] | None = None
 
 
@@ -133,51 +132,45 @@ WHOLE: dict[str, Any] = {"read_flag": _as_given, "read_file": _file_whole, "type
 TEXT: dict[str, Any] = {"read_flag": _as_given, "read_file": _file_text}
 TABLE: dict[str, Any] = {"read_flag": _space, "read_file": _file_table, "repeat": True}
 
-CAPACITY = capacity.TASK
-PER_UNIT = per_unit.TASK
-TASK_CHOICES: tuple[str, ...] = (CAPACITY, PER_UNIT)
-# The field that sizes a task's studies: one study per (arch, size).
-SIZE_FIELD: dict[str, str] = {CAPACITY: "budgets", PER_UNIT: "units"}
-
 
 class TaskSchema(NamedTuple):
     """What `create` needs of a task: its study class (whose fields hold the defaults of the
     settings passed on to every study), `build(arch, size, *, depths, overrides, **settings)`
-    that makes one study or raises ValueError, and its search dimensions."""
+    that makes one study or raises ValueError, its search dimensions, and the `Experiment`
+    field that sizes its studies (one study per arch and size)."""
 
     study: type[Any]
     build: Callable[..., Any]
     dimensions: tuple[str, ...]
+    size_field: str
+
+
+# The tasks `create` makes studies of. Both study modules import no torch (a test checks).
+TASKS: dict[str, TaskSchema] = {
+    capacity.TASK: TaskSchema(
+        capacity.CapacityStudy, capacity.build_study, capacity.DIMENSIONS, "budgets"
+    ),
+    per_unit.TASK: TaskSchema(
+        per_unit.PerUnitStudy, per_unit.build_study, per_unit.DIMENSIONS, "units"
+    ),
+}
+CAPACITY = capacity.TASK
+TASK_CHOICES: tuple[str, ...] = tuple(TASKS)
+SIZE_FIELD: dict[str, str] = {task: schema.size_field for task, schema in TASKS.items()}
 
 
 def task_schema(task: str) -> TaskSchema:
-    """A task's schema; objectives.tasks.per_unit.study is imported only when it is asked for."""
-    if task == PER_UNIT:
-        import objectives.tasks.per_unit.study as per_unit
-
-        return TaskSchema(per_unit.PerUnitStudy, per_unit.build_study, per_unit.DIMENSIONS)
-    if task != CAPACITY:
-        raise HpsearchError(unknown_choice("task", task, TASK_CHOICES))
-    return TaskSchema(capacity.CapacityStudy, capacity.build_study, capacity.DIMENSIONS)
-
-
-def _installed_schemas() -> dict[str, TaskSchema]:
-    """The schemas of the tasks whose module is here (for the help text only)."""
-    found = {}
-    for task in TASK_CHOICES:
-        try:
-            found[task] = task_schema(task)
-        except ModuleNotFoundError as e:
-            if e.name != "objectives.tasks.per_unit.study":
-                raise
-    return found
+    try:
+        return TASKS[task]
+    except KeyError:
+        raise HpsearchError(unknown_choice("task", task, TASK_CHOICES)) from None
 
 
 def _task_defaults_help(name: str) -> str:
     """Each task's own default of a study setting, read from its study class."""
     defaults = {
         task: {f.name: f for f in fields(schema.study)}[name].default
-        for task, schema in _installed_schemas().items()
+        for task, schema in TASKS.items()
     }
     values = list(dict.fromkeys(defaults.values()))
     if len(values) == 1:
@@ -187,8 +180,7 @@ def _task_defaults_help(name: str) -> str:
 
 def _dimensions_help(name: str) -> str:
     return "; dimensions " + "; ".join(
-        f"of {task}: {', '.join(schema.dimensions)}"
-        for task, schema in _installed_schemas().items()
+        f"of {task}: {', '.join(schema.dimensions)}" for task, schema in TASKS.items()
     )
 
 
