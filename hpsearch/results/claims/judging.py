@@ -106,6 +106,11 @@ class Evidence:
     per_unit: tuple[PerUnitRun, ...]
 
 
+def _fields_of(row: Any) -> dict[str, Any]:
+    """A row's fields, whatever rows.py gives it (a tag, say), to copy into a subclass."""
+    return {f.name: getattr(row, f.name) for f in fields(row)}
+
+
 def collect(storage: optuna.storages.BaseStorage, selection: Selection | None = None) -> Evidence:
     """The best rows of the studies `selection` picks (all by default), read through
     `hpsearch.results.rows`, each with its study's run."""
@@ -114,12 +119,12 @@ def collect(storage: optuna.storages.BaseStorage, selection: Selection | None = 
 
     def keyed(by: tuple[str, ...]) -> tuple[KeyedRun, ...]:
         return tuple(
-            KeyedRun(k.by, k.values, k.row, run=run.get(k.row.study, ""))
+            KeyedRun(**_fields_of(k), run=run.get(k.row.study, ""))
             for k in keyed_rows(storage, by, selection)
         )
 
     per_unit = tuple(
-        PerUnitRun(**{f.name: getattr(r, f.name) for f in fields(r)}, run=run.get(r.study, ""))
+        PerUnitRun(**_fields_of(r), run=run.get(r.study, ""))
         for r in per_unit_rows(storage, selection)
     )
     return Evidence(keyed(SETTINGS), keyed(OPTIMIZER_SETTINGS), per_unit)
