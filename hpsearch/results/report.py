@@ -1,10 +1,11 @@
 """`hpsearch report`: one markdown page that sets the storage's studies against the paper.
 
-The data (`Report`: the header's counts, the claims of `hpsearch.results.claims`, export's best
-rows)
-is collected first; `render_markdown` and `write_figures` only render it. Figures are PNG
-files drawn with matplotlib's Agg renderer (no browser, no network), imported inside the
-functions that draw, so that the rest of hpsearch never loads it.
+The data (`Report`: the header's counts and settings, the claims of `hpsearch.results.claims`,
+the best rows), all read through one `Selection`, is collected first; `render_markdown` and
+`write_report` only render it. The PNG figures show what `hpsearch.results.figure_data`
+computes (as the HTML figures of `hpsearch plot` do), drawn with matplotlib's Agg renderer (no
+browser, no network), imported inside the functions that draw, so that the rest of hpsearch
+never loads it.
 """
 
 from __future__ import annotations
