@@ -15,12 +15,33 @@ EXIT_USAGE = 2
 STARTUP_WAIT_SECONDS = 120.0
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with each option's default after its text: left out where there is
+    none (no value, a switch that is off, a repeatable flag) or the text says it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or default == []
+            or "default" in text.lower()
+        ):
+            return action.help
+        return f"{text} (default %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, not usage text plus an error, and options
-    are never abbreviated (so that no shortened flag slips past a check)."""
+    """argparse, but a usage error is one line, not usage text plus an error, options are
+    never abbreviated (so that no shortened flag slips past a check), and the help shows
+    every option's default."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -31,6 +52,18 @@ class Parser(argparse.ArgumentParser):
         if action.choices is not None and value not in action.choices:
             what = action.dest.replace("_", " ")
             raise argparse.ArgumentError(action, unknown_choice(what, value, tuple(action.choices)))
+
+
+def verbose_arg(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """-v/--verbose, before the command (`top`) or after it: a command's own flag leaves the
+    value given before the command as it is when it is not given again."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="debug logging, and the traceback of an internal error",
+    )
 
 
 def number_or(word: str, flag: str) -> Callable[[str], str]:
@@ -60,6 +93,17 @@ def selection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", help="only these budgets (comma-separated)")
     parser.add_argument("--depth", help="only these depths (comma-separated)")
     parser.add_argument(
+        "--study",
+        action="append",
+        metavar="NAME",
+        help="only this study (repeatable: --study A --study B)",
+    )
+    parser.add_argument(
+        "--tag",
+        help="only the studies of these tags (comma-separated); studies that differ only by "
+        "tag are shown side by side, never pooled",
+    )
+    parser.add_argument(
         "--include-pruned",
         action="store_true",
         help="count pruned trials too (with the best bits they reached when stopped)",
@@ -81,4 +125,6 @@ def selection_of(args: argparse.Namespace) -> Selection:
         budgets=numbers(args.budget, "--budget"),
         depths=numbers(args.depth, "--depth"),
         pruned=args.include_pruned,
+        studies=None if args.study is None else tuple(dict.fromkeys(args.study)),
+        tags=words(args.tag, "--tag"),
     )

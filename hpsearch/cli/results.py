@@ -45,6 +45,7 @@ def export(args: argparse.Namespace) -> int:
         per_unit_table,
         render,
     )
+    from hpsearch.studies.records import list_records
 
     if args.table == "all" and args.format == "csv":
         raise HpsearchError(
@@ -54,6 +55,7 @@ def export(args: argparse.Namespace) -> int:
         raise HpsearchError(f"--out {args.out}: folder {args.out.parent} does not exist")
     selection = selection_of(args)
     storage = open_storage(resolve_url(args.storage))
+    selection.check(list_records(storage))
     rows = best_rows(storage, selection)
     tables = {
         "best": lambda: [best_table(rows)],
@@ -86,6 +88,7 @@ def plot_args(parser: argparse.ArgumentParser) -> None:
 
 def plot(args: argparse.Namespace) -> int:
     from hpsearch.results.figures import write_figures
+    from hpsearch.studies.records import list_records
 
     if args.out.exists() and not args.out.is_dir():
         raise HpsearchError(f"--out {args.out}: not a folder")
@@ -93,6 +96,7 @@ def plot(args: argparse.Namespace) -> int:
         raise HpsearchError(f"--out {args.out}: folder {args.out.parent} does not exist")
     selection = selection_of(args)
     storage = open_storage(resolve_url(args.storage))
+    selection.check(list_records(storage))
     try:
         args.out.mkdir(exist_ok=True)
         written, skipped = write_figures(storage, args.out, selection)
@@ -127,6 +131,7 @@ def report_args(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"complete trials a best row needs to count towards a verdict (default {MIN_TRIALS})",
     )
+    selection_args(parser)
 
 
 def report(args: argparse.Namespace) -> int:
@@ -145,14 +150,17 @@ def report(args: argparse.Namespace) -> int:
         raise HpsearchError(f"--out {out}: folder {out.parent} does not exist")
     if not os.access(out if out.exists() else out.parent, os.W_OK):
         raise HpsearchError(f"--out {out}: not writable")
+    selection = selection_of(args)
     url = resolve_url(args.storage)
     storage = open_storage(url)
-    if not list_records(storage):
+    records = list_records(storage)
+    if not records:
         raise HpsearchError(
             f"no hpsearch studies in {redact_url(url)}: nothing to report "
             "(make some with hpsearch create)"
         )
-    report = collect_report(storage, url, args.min_trials)
+    selection.check(records)
+    report = collect_report(storage, url, args.min_trials, selection=selection)
     try:
         out.mkdir(exist_ok=True)
         written = write_report(report, out, name)

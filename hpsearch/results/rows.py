@@ -1,38 +1,54 @@
 """Best-bits tables: the data. One best row per (study, depth) from COMPLETE trials (and
-PRUNED ones, if asked), and two
-summaries computed from those rows: bits per parameter per (arch, depth) and the architecture
-multiplier matrix (Collins et al. 2017, Fig. 1i). `keyed_rows` splits a (study, depth) further
-by values of the trials' config (activation, optimizer, ...), whether a study fixed or searched
-them; `per_unit_rows` are the best rows of per-unit studies, which the capacity tables leave out.
+PRUNED ones, if asked), and two summaries computed from those rows: bits per parameter per
+(arch, depth, tag) and the architecture multiplier matrix of each tag (Collins et al. 2017,
+Fig. 1i). `keyed_rows` splits a (study, depth) further by values of the trials' config
+(activation, optimizer, ...), whether a study fixed or searched them; `per_unit_rows` are the
+best rows of per-unit studies, which the capacity tables leave out; `trial_rows` is every trial.
+
+One `Selection` picks the studies of `export`, `plot` and `report`, and `best_trial` is the one
+rule for a best trial (status and the dashboard notes use it too). Studies that differ only by
+their tag (a sampler comparison, say) are never pooled: every row carries its study's tag, and
+the summaries are made per tag.
 
 Reads user attrs only (never torch). Rendering lives in `hpsearch.results.tables`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import difflib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.errors import HpsearchError
 from hpsearch.studies.records import StudyRecord, list_records
 from objectives.networks.architectures import ARCHS
 from objectives.tasks.capacity import study as capacity
 from objectives.tasks.per_unit import study as per_unit
 
 
+def tag_of(record: StudyRecord) -> str:
+    """The study's tag setting (its name's suffix); "" for none, and for studies made before
+    tags existed."""
+    return str(record.attrs.get("tag") or "")
+
+
 @dataclass(frozen=True)
 class Selection:
-    """Which studies, depths and trials to report; None means all. PRUNED trials (stopped at
-    a checkpoint, valued at the best bits they had reached) count only with `pruned`."""
+    """Which studies, depths and trials to report; None means all. `studies` are names,
+    `tags` the studies' tag settings. PRUNED trials (stopped at a checkpoint, valued at the
+    best bits they had reached) count only with `pruned`."""
 
     tasks: tuple[str, ...] | None = None
     archs: tuple[str, ...] | None = None
     budgets: tuple[int, ...] | None = None
     depths: tuple[int, ...] | None = None
     pruned: bool = False
+    studies: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
 
     @property
     def states(self) -> tuple[TrialState, ...]:
@@ -46,7 +62,36 @@ class Selection:
             (self.tasks is None or record.task in self.tasks)
             and (self.archs is None or attrs.get("arch") in self.archs)
             and (self.budgets is None or attrs.get("budget") in self.budgets)
+            and (self.studies is None or record.name in self.studies)
+            and (self.tags is None or tag_of(record) in self.tags)
         )
+
+    def check(self, records: Sequence[StudyRecord]) -> None:
+        """A study or tag named that no study here has is an error naming the close ones
+        (a misspelt name would otherwise select nothing, and a table come out empty)."""
+        names = sorted(r.name for r in records)
+        for name in self.studies or ():
+            if name not in names:
+                raise HpsearchError(
+                    f"no hpsearch study named {name!r}"
+                    + (_close(name, names) or "; `hpsearch status` lists the studies")
+                )
+        tags = sorted({tag_of(r) for r in records} - {""})
+        for tag in self.tags or ():
+            if tag not in tags:
+                listed = f"; tags here: {', '.join(tags)}" if tags else "; no study here has one"
+                raise HpsearchError(
+                    f"no hpsearch study has the tag {tag!r}" + (_close(tag, tags) or listed)
+                )
+
+
+def _close(word: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'a' or 'b'?)`` with the names of `known` close to `word`, else ""."""
+    close = [repr(c) for c in difflib.get_close_matches(word, known, n=3)]
+    if not close:
+        return ""
+    listed = close[0] if len(close) == 1 else ", ".join(close[:-1]) + " or " + close[-1]
+    return f" (did you mean {listed}?)"
 
 
 @dataclass(frozen=True)

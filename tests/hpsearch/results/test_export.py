@@ -8,6 +8,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from hpsearch.cli import main
 from hpsearch.results.rows import Selection, best_rows, fit_rows, multipliers
 from hpsearch.results.status import study_status
 from hpsearch.results.tables import (
@@ -54,9 +55,7 @@ def _populate(url):
     )
 
     def add(name, trials):
-        study = optuna.load_study(study_name=name, storage=storage)
-        for t in trials:
-            study.add_trial(t)
+        _add(storage, name, trials)
 
     add(
         "capacity-rnn-p500",
@@ -71,6 +70,25 @@ def _populate(url):
     )
     add("capacity-rnn-p1000", [_trial(3000.0, 1, 3500, 1000), _trial(2000.0, 2, 2500, 1000)])
     add("capacity-gru-p1000", [_trial(1500.0, 1, 1800, 1000), _trial(1000.0, 1, 1200, 1000)])
+    return storage
+
+
+def _add(storage, name, trials):
+    study = optuna.load_study(study_name=name, storage=storage)
+    for t in trials:
+        study.add_trial(t)
+
+
+def _add_tagged(storage):
+    """rnn at budget 500 searched twice more, under the tags gp and tpe (a sampler
+    comparison), beside the untagged studies: 2000 and 1000 bits at 400 parameters."""
+    for tag in ("gp", "tpe"):
+        create_studies(
+            storage,
+            Experiment(archs=("rnn",), budgets=(500,), depths=(1,), trials=4, seed=0, tag=tag),
+        )
+    _add(storage, "capacity-rnn-p500-gp", [_trial(2000.0, 1, 2100, 400)])
+    _add(storage, "capacity-rnn-p500-tpe", [_trial(1000.0, 1, 1100, 400)])
     return storage
 
 
@@ -96,6 +114,58 @@ def test_selection(storage):
     assert {r.depth for r in best_rows(storage, Selection(depths=(2,)))} == {2}
     assert {r.budget for r in best_rows(storage, Selection(budgets=(500,)))} == {500}
     assert best_rows(storage, Selection(tasks=("calibration",))) == []
+
+
+def test_selection_by_study_and_tag(storage):
+    _add_tagged(storage)
+    picked = Selection(studies=("capacity-gru-p1000", "capacity-rnn-p500-gp"))
+    assert [r.study for r in best_rows(storage, picked)] == [
+        "capacity-rnn-p500-gp",
+        "capacity-gru-p1000",
+    ]
+    assert {r.study for r in best_rows(storage, Selection(tags=("tpe",)))} == {
+        "capacity-rnn-p500-tpe"
+    }
+    both = Selection(tags=("gp", "tpe"), depths=(1,))
+    assert [r.best_bits for r in best_rows(storage, both)] == [2000.0, 1000.0]
+
+
+@pytest.mark.parametrize("command", ["export", "plot", "report"])
+def test_an_unknown_study_or_tag_names_the_close_ones(storage, command, tmp_path, capsys):
+    _add_tagged(storage)
+    out = [] if command == "export" else ["--out", str(tmp_path / "out")]
+    base = [command, "--storage", storage.url, *out]
+    for extra, message in [
+        (
+            ["--study", "capacity-rnn-p500-gpp"],
+            "no hpsearch study named 'capacity-rnn-p500-gpp' (did you mean "
+            "'capacity-rnn-p500-gp', 'capacity-rnn-p500-tpe' or 'capacity-rnn-p500'?)",
+        ),
+        (["--study", "nothing-like-it"], "no hpsearch study named 'nothing-like-it'; "),
+        (["--tag", "gp,tp"], "no hpsearch study has the tag 'tp' (did you mean 'tpe'?)"),
+        (["--tag", "sobol"], "no hpsearch study has the tag 'sobol'; tags here: gp, tpe"),
+    ]:
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_export_and_report_select_studies(storage, tmp_path, capsys):
+    _add_tagged(storage)
+    url = storage.url
+    args = ["export", "--storage", url, "--format", "json"]
+    assert main([*args, "--study", "capacity-gru-p1000", "--study", "capacity-rnn-p1000"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["study"] for r in rows] == ["capacity-rnn-p1000"] * 2 + ["capacity-gru-p1000"]
+    assert main([*args, "--tag", "tpe", "--table", "fits"]) == 0
+    (fit,) = json.loads(capsys.readouterr().out)
+    assert fit["mean_bits_per_param"] == 2.5  # tpe's study alone: 1000 bits / 400
+    out = tmp_path / "report"
+    report = ["report", "--storage", url, "--out", str(out), "--study", "capacity-gru-p1000"]
+    assert main(report) == 0
+    text = (out / "report.md").read_text()
+    assert "capacity-gru-p1000" in text and "capacity-rnn-p500" not in text
 
 
 def test_fits_by_hand(storage):
