@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from hpsearch.errors import HpsearchError, unknown_choice
 from hpsearch.search.pruners import PRUNERS, check_pruner
 from hpsearch.search.samplers import SAMPLERS, check_sampler
+from hpsearch.studies.spelling import SpaceError, entry_error, parse_space_args, without_name
 from objectives.networks.architectures import ARCHS
 from objectives.tasks.capacity import study as capacity
 from objectives.tasks.capacity.study import default_depths
@@ -35,21 +36,6 @@ def parse_list(text: str, what: str, kind: type[int] | type[str]) -> tuple[Any, 
         raise HpsearchError(
             f"{what}: expected whole numbers separated by commas, got {text!r}"
         ) from None
-
-
-def parse_space_args(items: list[str]) -> dict[str, str]:
-    """NAME=SPEC pairs from repeated --space flags."""
-    space: dict[str, str] = {}
-    for item in items:
-        name, sep, spec = item.partition("=")
-        if not sep or not name.strip() or not spec.strip():
-            raise HpsearchError(
-                f"--space takes NAME=VALUE, NAME=LOW:HIGH or NAME=A,B; got {item!r}"
-            )
-        if name.strip() in space:
-            raise HpsearchError(f"--space {name.strip()} given twice")
-        space[name.strip()] = spec.strip()
-    return space
 
 
 # How a value is read: from the flag's text (after argparse's `type`), and from the file.
@@ -103,6 +89,8 @@ def _file_text(value: Any) -> str:
 
 
 def _file_table(value: Any) -> dict[str, Any]:
+    """The [space] table, its values already in the flag's spelling (hpsearch.studies.loader
+    reads each with `spelling.from_file`)."""
     if not isinstance(value, dict):
         raise ValueError("must be a table ([space] NAME = SPEC)")
     return value
@@ -280,13 +268,15 @@ class Experiment:
         default=None,
         metadata=_option("study seed (trial data and weights; default random): `--seed 0`", WHOLE),
     )
-    space: Mapping[str, Any] = field(
+    # NAME -> SPEC, in the flag's spelling (hpsearch.studies.spelling), from flags and files.
+    space: Mapping[str, str] = field(
         default_factory=dict,
         metadata=_option(
             "search space, repeatable. Fix a value "
             "`--space learning_rate=1e-3`, search a range on the default's scale "
             "`--space learning_rate=1e-4:1e-1` or choose from a list "
-            "`--space optimizer=adam,sgd`",
+            "`--space optimizer=adam,sgd` (in a file's [space]: learning_rate = 1e-3, "
+            'learning_rate = "1e-4:1e-1", optimizer = ["adam", "sgd"])',
             TABLE,
             metavar="NAME=SPEC",
             more_help=_dimensions_help,
@@ -316,12 +306,39 @@ class Experiment:
             raise HpsearchError(f"seed must be in [0, 2^31), got {self.seed}")
         check_sampler(self.sampler)
         check_pruner(self.pruner)
+        for name, spec in self.space.items():
+            if not isinstance(name, str) or not isinstance(spec, str):
+                raise HpsearchError(
+                    f"space: give NAME -> SPEC as text, as --space NAME=SPEC takes it; "
+                    f"got {name!r}: {spec!r}"
+                )
 
     @property
     def sizes(self) -> tuple[int, ...]:
         """The budgets (capacity) or units (per-unit): one study per arch and size."""
         sizes: tuple[int, ...] | None = getattr(self, SIZE_FIELD[self.task])
         return sizes or ()
+
+    def _error(
+        self, message: str, schema: TaskSchema, arch: str, size: int, settings: dict[str, Any]
+    ) -> HpsearchError:
+        """The error of a study that could not be built, blamed on the dimension of the space
+        that is wrong on its own (checked against the same study's default space) or whose
+        name starts the task's message; else the task's message as it is."""
+        if not self.space:
+            return HpsearchError(message)
+        try:
+            default = schema.build(arch, size, depths=self.depths, **settings)
+        except ValueError:
+            return HpsearchError(message)  # not the space's fault
+        for name, spec in self.space.items():
+            error = entry_error(name, spec, default.space)
+            if error is not None:
+                return error
+        name, _, _ = message.partition(": ")
+        if name in self.space:
+            return SpaceError(name, self.space[name], without_name(name, message))
+        return HpsearchError(message)
 
     def studies(self) -> list[Any]:
         """Every study's settings (`CapacityStudy` or `PerUnitStudy`), validated; raises
@@ -342,7 +359,7 @@ class Experiment:
                         )
                     )
                 except ValueError as e:
-                    raise HpsearchError(str(e)) from None
+                    raise self._error(str(e), schema, arch, size, settings) from None
         return out
 
 

@@ -136,10 +136,12 @@ def test_bad_export_format(populated, capsys, tmp_path):
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("archs = ['rnn']\nbudgets = [300]\ncolour = 'red'\n", "unknown keys ['colour']"),
+        ("archs = ['rnn']\nbudgets = [300]\ncolour = 'red'\n", "unknown key 'colour'; the keys"),
+        ("archs = ['rnn']\nbuget = [300]\n", "unknown key 'buget' (did you mean 'budgets'?)"),
         ("archs = ['rnn']\nbudgets = [300\n", "not valid TOML"),
         ("archs = ['rnn']\nbudgets = ['big']\n", "budgets: expected a list of whole numbers"),
-        ("archs = ['rnn']\nbudgets = [300]\n[space]\nlearning_rate = [1, 0.1]\n", "below"),
+        ("archs = ['rnn']\nbudgets = [300]\n[space]\nlearning_rate = '1:0.1'\n", "below"),
+        ("archs = ['rnn']\nbudgets = [300]\n[space]\nlearning_rate = [1, 0.1]\n", "ambiguous"),
     ],
 )
 def test_bad_experiment_file(populated, capsys, tmp_path, text, match):
@@ -162,7 +164,7 @@ def test_experiment_file_creates_studies(sqlite_url, capsys, tmp_path):
     path = tmp_path / "exp.toml"
     path.write_text(
         "archs = ['rnn', 'lstm']\nbudgets = [500]\ndepths = [1, 2]\ntrials = 7\nsampler = 'tpe'\n"
-        "seed = 3\n[space]\nlearning_rate = [1e-3, 1e-2]\noptimizer = {choices = ['adam', 'sgd']}\n"
+        "seed = 3\n[space]\nlearning_rate = '1e-3:1e-2'\noptimizer = ['adam', 'sgd']\n"
     )
     assert main(["create", "--storage", sqlite_url, "--from", str(path)]) == 0
     assert capsys.readouterr().out.split() == ["capacity-rnn-p500", "capacity-lstm-p500"]

@@ -170,12 +170,19 @@ BAD_VARIANTS = [
     ("[[variants]]\ntag = 'a'\n[[variants]]\nunroll = 2\n", "variant 2: needs a tag of its own"),
     ("[[variants]]\ntag = ''\n", "variant 1: needs a tag of its own"),
     ("[[variants]]\ntag = 3\n", "variant 1: tag: expected text"),
-    ("[[variants]]\ntag = 'a'\ncolour = 'red'\n", "variant 1: unknown keys ['colour']"),
-    ("[[variants]]\ntag = 'a'\nvariants = []\n", "variant 1: unknown keys ['variants']"),
+    ("[[variants]]\ntag = 'a'\ncolour = 'red'\n", "variant 1: unknown key 'colour'; the keys"),
+    (
+        "[[variants]]\ntag = 'a'\ntrails = 3\n",
+        "variant 1: unknown key 'trails' (did you mean 'trials'?)",
+    ),
+    ("[[variants]]\ntag = 'a'\nvariants = []\n", "variant 1: unknown key 'variants'"),
     ("variants = 3\n", "variants: give each variant as a [[variants]] table"),
     # The first variant is good; the second's budget is too small: neither is written.
     ("[[variants]]\ntag = 'a'\n[[variants]]\ntag = 'b'\nbudgets = [10]\n", "variant 2: budget 10"),
-    ("[[variants]]\ntag = 'a'\n[variants.space]\nlr = '1e-3'\n", "variant 1: unknown search"),
+    (
+        "[[variants]]\ntag = 'a'\n[variants.space]\nlr = '1e-3'\n",
+        'variant 1: [variants.space] lr = "1e-3": unknown search',
+    ),
     ("[[variants]]\ntag = 'a'\nspace = 3\n", "variant 1: space: must be a table"),
     ("[[variants]]\ntag = 'a'\ntask = 'per-unit'\n", "variant 1: budgets is for task capacity"),
 ]
