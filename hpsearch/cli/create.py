@@ -56,11 +56,17 @@ def create(args: argparse.Namespace) -> int:
         lambda: open_storage(url, create=True), "connecting", deadline=STARTUP_WAIT_SECONDS
     )
     results = create_studies(storage, *experiments)
-    for name, created in results:
-        print(name if created else f"{name} (exists, unchanged)")
-    new = [name for name, created in results if created]
-    if new:
+    for result in results:
+        if result.action == "created":
+            print(result.name)
+        elif result.action == "retargeted":
+            print(f"{result.name}: target {result.target_before} -> {result.target}")
+        else:
+            print(f"{result.name} (exists, unchanged)")
+    # A study's note shows its target: new and retargeted studies get theirs (re)written.
+    changed = [result.name for result in results if result.action != "unchanged"]
+    if changed:
         from hpsearch.dashboard.notes import publish
 
-        publish(storage, new)
+        publish(storage, changed)
     return 0

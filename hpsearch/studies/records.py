@@ -14,6 +14,7 @@ from hpsearch.errors import HpsearchError, StudyNotFound
 from hpsearch.search.pruners import check_pruner
 from hpsearch.search.samplers import check_sampler
 from hpsearch.studies.schema import Experiment
+from hpsearch.studies.spelling import spell_attrs
 from objectives.tasks.registry import StudySettings, get_task
 
 logger = logging.getLogger(__name__)
@@ -65,23 +66,107 @@ def plan_studies(experiments: Sequence[Experiment]) -> list[tuple[Experiment, St
     return plan
 
 
-def create_studies(
-    storage: optuna.storages.BaseStorage, *experiments: Experiment
-) -> list[tuple[str, bool]]:
-    """Create the studies of every experiment: one per (arch, budget) of a capacity
-    experiment, one per (arch, units) of a per-unit one. Return (name, created) for each.
+@dataclass(frozen=True)
+class Created:
+    """What `create_studies` did with one study: made it (`created`), found it as asked
+    (`unchanged`), or found it as asked but for its target, which it set (`retargeted`, from
+    `target_before` to `target`)."""
 
-    Every study's settings are validated before the first one is written. An existing study
-    is left as it is. An experiment without a seed takes one drawn at random here, the same
-    for all of them (so variants compared with each other train on the same data).
+    name: str
+    action: str  # "created", "unchanged" or "retargeted"
+    target: int
+    target_before: int | None = None
+
+
+def _spell(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def differences(
+    record: StudyRecord, study: StudySettings, experiment: Experiment
+) -> list[tuple[str, str, str]]:
+    """(setting, stored, asked) for each setting but the target in which an existing study
+    differs from the one `experiment` asks for. Both are read through the task's study class,
+    so that a study stored in an older format compares by what it means."""
+    stored = get_task(record.task).study_from_attrs(record.attrs).to_attrs()
+    asked = study.to_attrs()
+    found = []
+    for key in dict.fromkeys([*stored, *asked]):
+        if key == "space":
+            for name in dict.fromkeys([*stored["space"], *asked["space"]]):
+                old, new = stored["space"].get(name), asked["space"].get(name)
+                if old != new:
+                    found.append(
+                        (
+                            "depths" if name == "depth" else name,
+                            "none" if old is None else spell_attrs(name, old),
+                            "none" if new is None else spell_attrs(name, new),
+                        )
+                    )
+        elif stored.get(key) != asked.get(key):
+            found.append((key, _spell(stored.get(key)), _spell(asked.get(key))))
+    for key, old, new in (
+        ("sampler", record.sampler, experiment.sampler),
+        ("pruner", record.pruner, experiment.pruner),
+        ("seed", record.seed, record.seed if experiment.seed is None else experiment.seed),
+    ):
+        if old != new:
+            found.append((key, str(old), str(new)))
+    return found
+
+
+def create_studies(storage: optuna.storages.BaseStorage, *experiments: Experiment) -> list[Created]:
+    """Create the studies of every experiment: one per (arch, budget) of a capacity
+    experiment, one per (arch, units) of a per-unit one; say what was done with each.
+
+    Every study's settings are validated before the first one is written. A study that
+    exists already is left as it is if it has the settings asked for; if only its target
+    differs, its target is set to the one asked for (`trials`, the one setting that may
+    change: it says when the workers stop). If any existing study differs in anything else
+    (sampler, depths, space, ...), nothing is written for any study and the error names
+    every difference: a changed setting would not apply to the trials run already. An
+    experiment without a seed takes one drawn at random here, the same for all of them (so
+    variants compared with each other train on the same data), and keeps an existing
+    study's seed.
     """
     plan = plan_studies(experiments)
     drawn = secrets.randbelow(2**31)
-    existing = {s.study_name for s in storage.get_all_studies()}
+    existing = {s.study_name: s for s in storage.get_all_studies()}
+    refused = []
+    for experiment, study in plan:
+        if study.name not in existing:
+            continue
+        record = read_record(study.name, existing[study.name].user_attrs)
+        if record is None:
+            refused.append(f"{study.name} exists and was not made by hpsearch")
+            continue
+        found = differences(record, study, experiment)
+        if found:
+            refused.append(
+                f"{study.name} exists with "
+                + ", ".join(f"{what} {old}" for what, old, _ in found)
+                + " (asked: "
+                + ", ".join(new for _, _, new in found)
+                + ")"
+            )
+    if refused:
+        raise HpsearchError(
+            "; ".join(refused) + "; only the target (trials) of an existing study can change: "
+            "give the new settings a tag of their own"
+        )
     out = []
     for experiment, study in plan:
         if study.name in existing:
-            out.append((study.name, False))
+            before = read_record(study.name, existing[study.name].user_attrs)
+            assert before is not None
+            if before.target == experiment.trials:
+                out.append(Created(study.name, "unchanged", experiment.trials))
+                continue
+            study_id = storage.get_study_id_from_name(study.name)
+            storage.set_study_user_attr(study_id, TARGET_KEY, experiment.trials)
+            out.append(Created(study.name, "retargeted", experiment.trials, before.target))
             continue
         created = create_study(
             storage,
@@ -91,7 +176,8 @@ def create_studies(
             pruner=experiment.pruner,
             seed=experiment.seed if experiment.seed is not None else drawn,
         )
-        out.append((study.name, created))
+        # Not created: another process made it a moment ago.
+        out.append(Created(study.name, "created" if created else "unchanged", experiment.trials))
     return out
 
 

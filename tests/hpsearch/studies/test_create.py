@@ -258,11 +258,11 @@ def test_per_unit_note_and_status(sqlite_url):
         "objectives.tasks.per_unit.study", reason="the per-unit task is not merged yet"
     )
     from hpsearch.results.status import render_status, study_status
-    from hpsearch.studies.records import create_studies
+    from hpsearch.studies.records import Created, create_studies
 
     storage = open_storage(sqlite_url, create=True)
     experiment = Experiment(archs=("rnn",), task="per-unit", units=(16,), depths=(1,), trials=3)
-    assert create_studies(storage, experiment) == [("per-unit-rnn-n16", True)]
+    assert create_studies(storage, experiment) == [Created("per-unit-rnn-n16", "created", 3)]
     (record,) = list_records(storage)
     text = note_text(record, [], sqlite_url)
     assert "## per-unit-rnn-n16" in text and "**units**: 16 per layer" in text
@@ -360,3 +360,21 @@ def test_old_format_study_runs_exports_and_notes(sqlite_url):
     assert settings.space["b"] == json_to_distribution(
         json.dumps({"name": "IntDistribution", "attributes": {"low": 16, "high": 64, "log": True}})
     )
+
+
+def test_an_old_format_study_compares_by_what_it_means(sqlite_url, capsys):
+    """A study stored by an earlier version (the space as {"kind": ...}, no lr_schedule or
+    init_scheme dimension) is the same study when its settings mean the same."""
+    storage = open_storage(sqlite_url, create=True)
+    assert create_study(storage, _OldSettings(), trials=2, sampler="random", seed=0)
+    argv = [
+        *("create", "--storage", sqlite_url, "--arch", "rnn", "--budget", "300"),
+        *("--depths", "1", "--n-in", "8", "--unroll", "3", "--patience", "20"),
+        *("--sampler", "random", "--seed", "0", "--trials", "2", "--space", "b=16:64"),
+        *("--space", "learning_rate=0.001:0.1", "--space", "init_scale=0.5:2"),
+        *("--space", "activation=tanh,relu", "--space", "max_steps=20"),
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.splitlines() == ["capacity-rnn-p300 (exists, unchanged)"]
+    assert main([*argv[:-1], "max_steps=40"]) == 2
+    assert "max_steps 20 (asked: 40)" in capsys.readouterr().err
