@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import NamedTuple
 
+from hpsearch import __version__
 from hpsearch.cli import create, results, service, worker
-from hpsearch.cli.common import EXIT_USAGE, Parser
+from hpsearch.cli.common import EXIT_USAGE, Parser, verbose_arg
 from hpsearch.errors import HpsearchError
 from storage import StorageError
 
@@ -60,10 +61,13 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="hpsearch", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
+    verbose_arg(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, command in COMMANDS.items():
-        command.arguments(sub.add_parser(name, help=command.help))
+        subparser = sub.add_parser(name, help=command.help, description=command.help)
+        verbose_arg(subparser)
+        command.arguments(subparser)
     return parser
 
 

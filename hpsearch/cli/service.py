@@ -11,6 +11,7 @@ from hpsearch.cli.common import (
     STARTUP_WAIT_SECONDS,
     Parser,
     storage_arg,
+    verbose_arg,
 )
 from hpsearch.errors import HpsearchError
 from storage import open_storage, redact_url, resolve_url, retry_transient
@@ -21,6 +22,7 @@ logger = logging.getLogger("hpsearch")
 def db_args(parser: argparse.ArgumentParser) -> None:
     db_sub = parser.add_subparsers(dest="db_command", required=True, parser_class=Parser)
     upgrade = db_sub.add_parser("upgrade", help="create the tables or bring them to this version")
+    verbose_arg(upgrade)
     storage_arg(upgrade)
 
 
@@ -42,7 +44,7 @@ def db(args: argparse.Namespace) -> int:
 def dashboard_args(parser: argparse.ArgumentParser) -> None:
     storage_arg(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    parser.add_argument("--port", type=int, default=8080, help="port")
     parser.add_argument(
         "--allow-writes",
         action="store_true",
