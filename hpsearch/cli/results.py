@@ -37,7 +37,7 @@ def export_args(parser: argparse.ArgumentParser) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
-    from hpsearch.results.rows import best_rows, fit_rows, multipliers, per_unit_rows
+    from hpsearch.results.rows import best_rows, fit_rows, multipliers_by_tag, per_unit_rows
     from hpsearch.results.tables import (
         best_table,
         fits_table,
@@ -60,12 +60,12 @@ def export(args: argparse.Namespace) -> int:
     tables = {
         "best": lambda: [best_table(rows)],
         "fits": lambda: [fits_table(fit_rows(rows))],
-        "multipliers": lambda: [multipliers_table(multipliers(rows))],
+        "multipliers": lambda: [multipliers_table(multipliers_by_tag(rows))],
         "per-unit": lambda: [per_unit_table(per_unit_rows(storage, selection))],
         "all": lambda: [
             best_table(rows),
             fits_table(fit_rows(rows)),
-            multipliers_table(multipliers(rows)),
+            multipliers_table(multipliers_by_tag(rows)),
             per_unit_table(per_unit_rows(storage, selection)),
         ],
     }[args.table]()

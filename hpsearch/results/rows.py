@@ -96,6 +96,9 @@ def _close(word: str, known: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class BestRow:
+    """The best trial of one (capacity study, depth). `tag` is the study's tag setting ("" for
+    none); it comes last so that a table's columns before it read as they always did."""
+
     study: str
     task: str
     arch: str
@@ -109,29 +112,34 @@ class BestRow:
     learning_rate: float
     init_scale: float
     trials_complete: int
+    tag: str = ""
 
 
 @dataclass(frozen=True)
 class FitRow:
-    """Bits per parameter of one (arch, depth) over its budgets: the least-squares slope of
-    best bits against parameters through the origin (capacity is linear in P), and the mean
-    of the best rows' bits per parameter."""
+    """Bits per parameter of one (arch, depth, tag) over its budgets: the least-squares slope
+    of best bits against parameters through the origin (capacity is linear in P), and the
+    mean of the best rows' bits per parameter. Studies of one arch that differ by tag (a
+    sampler comparison) are fitted apart: pooled, the better search's points and the worse
+    one's would make one line that neither search found."""
 
     arch: str
     depth: int
     bits_per_param_slope: float
     mean_bits_per_param: float
     budgets: int
+    tag: str = ""
 
 
 @dataclass(frozen=True)
 class Multipliers:
     """ratio[i][j] = mean best bits/param of archs[i] / that of archs[j] (over all depths and
-    budgets of each arch)."""
+    budgets of each arch), among the studies of one tag."""
 
     archs: tuple[str, ...]
     mean_bits_per_param: tuple[float, ...]
     ratio: tuple[tuple[float, ...], ...]
+    tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,10 @@ class KeyedRow:
     by: tuple[str, ...]
     values: tuple[Any, ...]
     row: BestRow
+
+    @property
+    def tag(self) -> str:
+        return self.row.tag
 
     def __post_init__(self) -> None:
         if len(self.by) != len(self.values):
@@ -165,6 +177,7 @@ class PerUnitRow:
     num_params: int
     best_fraction: float
     trials_complete: int
+    tag: str = ""
 
 
 PER_UNIT_TASK = per_unit.TASK
@@ -174,8 +187,10 @@ def arch_rank(arch: str) -> int:
     return ARCHS.index(arch) if arch in ARCHS else len(ARCHS)
 
 
-def _sort_key(row: BestRow) -> tuple[str, int, str, int, int, str]:
-    return (row.task, arch_rank(row.arch), row.arch, row.budget, row.depth, row.study)
+def _sort_key(row: BestRow) -> tuple[str, int, str, int, int, str, str]:
+    """Rows of studies that differ only by tag stand next to each other. The study's name
+    breaks any tie, so the order is the same whatever order a storage returns studies in."""
+    return (row.task, arch_rank(row.arch), row.arch, row.budget, row.depth, row.tag, row.study)
 
 
 def best_trial(trials: Iterable[FrozenTrial]) -> FrozenTrial:
@@ -203,6 +218,7 @@ def _row(record: StudyRecord, depth: int, trials: list[FrozenTrial]) -> BestRow:
         learning_rate=float(config["learning_rate"]),
         init_scale=float(config["init_scale"]),
         trials_complete=len(trials),
+        tag=tag_of(record),
     )
 
 
@@ -278,38 +294,68 @@ def per_unit_rows(
                 num_params=int(attrs.get("num_params", 0)),
                 best_fraction=float(best.value),
                 trials_complete=len(trials),
+                tag=tag_of(record),
             )
         )
     return sorted(
-        rows, key=lambda r: (r.n_in, arch_rank(r.arch), r.arch, r.depth, r.units, r.study)
+        rows,
+        key=lambda r: (r.n_in, arch_rank(r.arch), r.arch, r.depth, r.units, r.tag, r.study),
     )
 
 
 def fit_rows(rows: Iterable[BestRow]) -> list[FitRow]:
-    groups: dict[tuple[str, int], list[BestRow]] = {}
+    """One fit per (arch, depth, tag), in arch order, then depth, then tag."""
+    groups: dict[tuple[str, int, str], list[BestRow]] = {}
     for row in rows:
-        groups.setdefault((row.arch, row.depth), []).append(row)
-    out = []
-    for (arch, depth), group in groups.items():
-        sxy = sum(r.num_params * r.best_bits for r in group)
-        sxx = sum(r.num_params**2 for r in group)
-        out.append(
-            FitRow(
-                arch=arch,
-                depth=depth,
-                bits_per_param_slope=sxy / sxx,
-                mean_bits_per_param=sum(r.bits_per_param for r in group) / len(group),
-                budgets=len({r.budget for r in group}),
-            )
-        )
-    return sorted(out, key=lambda f: (arch_rank(f.arch), f.arch, f.depth))
+        groups.setdefault((row.arch, row.depth, row.tag), []).append(row)
+    out = [fit_line(group, tag) for (_, _, tag), group in groups.items()]
+    return sorted(out, key=lambda f: (arch_rank(f.arch), f.arch, f.depth, f.tag))
+
+
+def fit_line(rows: Sequence[BestRow], tag: str) -> FitRow:
+    """The fit of `rows` (one arch, one depth) as one line, labelled `tag`: for a caller
+    that has chosen its series itself (`fit_rows` makes them by tag)."""
+    if not rows or len({(r.arch, r.depth) for r in rows}) != 1:
+        raise ValueError(f"a fit needs rows of one arch and depth, got {len(rows)} rows")
+    sxy = sum(r.num_params * r.best_bits for r in rows)
+    sxx = sum(r.num_params**2 for r in rows)
+    return FitRow(
+        arch=rows[0].arch,
+        depth=rows[0].depth,
+        bits_per_param_slope=sxy / sxx,
+        mean_bits_per_param=sum(r.bits_per_param for r in rows) / len(rows),
+        budgets=len({r.budget for r in rows}),
+        tag=tag,
+    )
+
+
+def multipliers_by_tag(rows: Iterable[BestRow]) -> list[Multipliers]:
+    """One multiplier matrix per tag, in tag order ("" first).
+
+    One matrix per tag rather than one matrix of tag-qualified labels ("rnn gp" against
+    "gru tpe"): a multiplier is the ratio of two cells searched the same way, and every
+    cross-tag cell of a single matrix would mix the cells' difference with the searches'
+    (the issue's 0.884 against 0.93). Studies without a tag form the "" matrix, so a storage
+    whose studies carry one tag or none has the one matrix it always had."""
+    by_tag: dict[str, list[BestRow]] = {}
+    for row in rows:
+        by_tag.setdefault(row.tag, []).append(row)
+    return [multipliers(by_tag[tag]) for tag in sorted(by_tag)]
 
 
 def multipliers(rows: Iterable[BestRow]) -> Multipliers:
+    """The multiplier matrix of rows of one tag; rows of several tags are a ValueError (use
+    `multipliers_by_tag`), since a ratio across tags would mix the searches with the cells."""
+    rows = list(rows)
+    tags = sorted({row.tag for row in rows})
+    if len(tags) > 1:
+        raise ValueError(f"rows of tags {tags}: one multiplier matrix per tag (multipliers_by_tag)")
     per_arch: dict[str, list[float]] = {}
     for row in rows:
         per_arch.setdefault(row.arch, []).append(row.bits_per_param)
     archs = tuple(sorted(per_arch, key=lambda a: (arch_rank(a), a)))
     means = tuple(sum(per_arch[a]) / len(per_arch[a]) for a in archs)
     ratio = tuple(tuple(mi / mj if mj > 0 else float("nan") for mj in means) for mi in means)
-    return Multipliers(archs=archs, mean_bits_per_param=means, ratio=ratio)
+    return Multipliers(
+        archs=archs, mean_bits_per_param=means, ratio=ratio, tag=tags[0] if tags else ""
+    )

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hpsearch.errors import HpsearchError
-from hpsearch.results.rows import BestRow, FitRow, Multipliers, PerUnitRow
+from hpsearch.results.rows import BestRow, FitRow, Multipliers, PerUnitRow, arch_rank
 
 FORMATS: tuple[str, ...] = ("md", "csv", "json", "latex")
 TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "per-unit", "all")
@@ -59,16 +59,20 @@ def per_unit_table(rows: Sequence[PerUnitRow]) -> Table:
     )
 
 
-def multipliers_table(m: Multipliers) -> Table:
-    columns = ("arch", "mean_bits_per_param", *m.archs)
-    rows = tuple(
-        (a, mean, *ratios)
-        for a, mean, ratios in zip(m.archs, m.mean_bits_per_param, m.ratio, strict=True)
-    )
+def multipliers_table(matrices: Sequence[Multipliers]) -> Table:
+    """The matrices of `multipliers_by_tag` one under another, a row per (tag, arch), a
+    column per arch of any of them; an arch that a tag's studies lack is NaN in its column
+    (shown "-", null in JSON). The tag column comes last, as in the other tables."""
+    archs = tuple(sorted({a for m in matrices for a in m.archs}, key=lambda a: (arch_rank(a), a)))
+    rows = []
+    for m in matrices:
+        for a, mean, ratios in zip(m.archs, m.mean_bits_per_param, m.ratio, strict=True):
+            by_arch = dict(zip(m.archs, ratios, strict=True))
+            rows.append((a, mean, *(by_arch.get(b, math.nan) for b in archs), m.tag))
     return Table(
         "Architecture multipliers (row / column, mean best bits per parameter)",
-        columns,
-        rows,
+        ("arch", "mean_bits_per_param", *archs, "tag"),
+        tuple(rows),
         key="multipliers",
     )
 

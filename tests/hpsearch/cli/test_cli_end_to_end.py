@@ -26,6 +26,7 @@ KEYS = [
     "learning_rate",
     "init_scale",
     "trials_complete",
+    "tag",
 ]
 
 

@@ -9,7 +9,15 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpsearch.cli import main
-from hpsearch.results.rows import Selection, best_rows, fit_rows, multipliers
+from hpsearch.results.rows import (
+    Selection,
+    best_rows,
+    fit_line,
+    fit_rows,
+    keyed_rows,
+    multipliers,
+    multipliers_by_tag,
+)
 from hpsearch.results.status import study_status
 from hpsearch.results.tables import (
     best_table,
@@ -193,9 +201,79 @@ def test_multipliers_by_hand(storage):
     assert m.ratio[0][0] == m.ratio[1][1] == 1.0
 
 
+def test_studies_that_differ_by_tag_stand_side_by_side(storage):
+    _add_tagged(storage)
+    rows = best_rows(storage, Selection(budgets=(500,), depths=(1,)))
+    assert [(r.study, r.tag, r.best_bits) for r in rows] == [
+        ("capacity-rnn-p500", "", 1200.0),
+        ("capacity-rnn-p500-gp", "gp", 2000.0),
+        ("capacity-rnn-p500-tpe", "tpe", 1000.0),
+    ]
+    (keyed,) = keyed_rows(storage, ("b",), Selection(tags=("gp",)))
+    assert keyed.tag == "gp" and keyed.get("b") == 2100
+    # Fits and multipliers per tag: never one line through the gp and tpe studies.
+    fits = [(f.arch, f.depth, f.tag, f.mean_bits_per_param) for f in fit_rows(best_rows(storage))]
+    assert fits == [
+        ("rnn", 1, "", 3.0),
+        ("rnn", 1, "gp", 5.0),
+        ("rnn", 1, "tpe", 2.5),
+        ("rnn", 2, "", pytest.approx(1.8)),
+        ("gru", 1, "", 1.5),
+    ]
+    # A caller that chose its own series fits them as one line, under its own label.
+    pooled = fit_line([r for r in rows if r.arch == "rnn"], "all")
+    assert (pooled.tag, pooled.budgets) == ("all", 1)
+    assert pooled.mean_bits_per_param == pytest.approx((3.0 + 5.0 + 2.5) / 3)
+    with pytest.raises(ValueError, match="one arch and depth"):
+        fit_line(best_rows(storage), "")
+    matrices = multipliers_by_tag(best_rows(storage))
+    assert [(m.tag, m.archs, m.mean_bits_per_param) for m in matrices] == [
+        ("", ("rnn", "gru"), pytest.approx((2.4, 1.5))),
+        ("gp", ("rnn",), (5.0,)),
+        ("tpe", ("rnn",), (2.5,)),
+    ]
+    with pytest.raises(ValueError, match="one multiplier matrix per tag"):
+        multipliers(best_rows(storage))
+    table = multipliers_table(matrices)
+    assert table.columns == ("arch", "mean_bits_per_param", "rnn", "gru", "tag")
+    md = render([table], "md").splitlines()
+    assert md[2:] == [
+        "| rnn | 2.40 | 1.00 | 1.60 |  |",
+        "| gru | 1.50 | 0.625 | 1.00 |  |",
+        "| rnn | 5.00 | 1.00 | - | gp |",
+        "| rnn | 2.50 | 1.00 | - | tpe |",
+    ]
+    assert render([best_table(rows)], "md").splitlines()[0].endswith("| trials_complete | tag |")
+    assert render([fits_table(fit_rows(rows))], "csv").splitlines()[0].endswith(",budgets,tag")
+
+
+def test_one_tag_exports_as_no_tag(storage, tmp_path):
+    """Studies that all carry one tag have the tables they would have had without it, but
+    for the tag column."""
+    tagged = open_storage(f"sqlite:///{tmp_path / 'tagged.db'}", create=True)
+    create_studies(
+        tagged,
+        Experiment(
+            archs=("gru", "rnn"), budgets=(500, 1000), depths=(1, 2), trials=10, seed=0, tag="gp"
+        ),
+    )
+    for name in ("capacity-rnn-p500", "capacity-rnn-p1000", "capacity-gru-p1000"):
+        study = optuna.load_study(study_name=name, storage=storage)
+        _add(tagged, f"{name}-gp", study.get_trials())
+
+    def tables(rows):
+        return [fits_table(fit_rows(rows)), multipliers_table(multipliers_by_tag(rows))]
+
+    for plain, with_tag in zip(tables(best_rows(storage)), tables(best_rows(tagged)), strict=True):
+        assert plain.columns == with_tag.columns
+        assert [r[-1] for r in plain.rows] == [""] * len(plain.rows)
+        assert [r[-1] for r in with_tag.rows] == ["gp"] * len(plain.rows)
+        assert [r[:-1] for r in plain.rows] == [r[:-1] for r in with_tag.rows]
+
+
 def test_renderings(storage):
     rows = best_rows(storage)
-    tables = [best_table(rows), fits_table(fit_rows(rows)), multipliers_table(multipliers(rows))]
+    tables = [best_table(rows), fits_table(fit_rows(rows)), multipliers_table([multipliers(rows)])]
     md = render(tables[:1], "md").splitlines()
     assert len(md) == 2 + 5 and "| capacity-rnn-p500 | capacity | rnn | 1 | 500 |" in md[2]
     doc = json.loads(render(tables, "json"))
@@ -203,9 +281,9 @@ def test_renderings(storage):
     assert doc["multipliers"][0]["arch"] == "rnn"
     assert doc["multipliers"][0]["gru"] == pytest.approx(1.6)
     latex = render(tables[1:2], "latex")
-    assert "\\begin{tabular}{lrrrr}" in latex and "bits\\_per\\_param\\_slope" in latex
-    assert "rnn & 1 & 3.00 & 3.00 & 2 \\\\" in latex
-    assert render(tables[2:], "csv").splitlines()[0] == "arch,mean_bits_per_param,rnn,gru"
+    assert "\\begin{tabular}{lrrrrl}" in latex and "bits\\_per\\_param\\_slope" in latex
+    assert "rnn & 1 & 3.00 & 3.00 & 2 &  \\\\" in latex
+    assert render(tables[2:], "csv").splitlines()[0] == "arch,mean_bits_per_param,rnn,gru,tag"
     both = render(tables, "md")
     assert both.count("## ") == 3
 
@@ -217,7 +295,7 @@ def test_all_four_tables_in_json_and_latex(storage):
     tables = [
         best_table(rows),
         fits_table(fit_rows(rows)),
-        multipliers_table(multipliers(rows)),
+        multipliers_table(multipliers_by_tag(rows)),
         per_unit_table([]),
     ]
     doc = json.loads(render(tables, "json"))
@@ -246,12 +324,12 @@ def test_foreign_studies_are_ignored(sqlite_url):
 def test_same_tables_on_postgres_and_sqlite(sqlite_url, postgres_url):
     outputs = []
     for url in (sqlite_url, postgres_url):
-        storage = _populate(url)
+        storage = _add_tagged(_populate(url))
         rows = best_rows(storage)
         tables = [
             best_table(rows),
             fits_table(fit_rows(rows)),
-            multipliers_table(multipliers(rows)),
+            multipliers_table(multipliers_by_tag(rows)),
         ]
         outputs.append([render(tables, fmt) for fmt in ("md", "json", "latex")])
         storage.engine.dispose()
