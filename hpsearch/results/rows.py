@@ -322,7 +322,7 @@ def fit_line(rows: Sequence[BestRow], tag: str) -> FitRow:
     return FitRow(
         arch=rows[0].arch,
         depth=rows[0].depth,
-        bits_per_param_slope=sxy / sxx,
+        bits_per_param_slope=sxy / sxx if sxx > 0 else float("nan"),
         mean_bits_per_param=sum(r.bits_per_param for r in rows) / len(rows),
         budgets=len({r.budget for r in rows}),
         tag=tag,

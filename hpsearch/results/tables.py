@@ -138,18 +138,36 @@ def _tex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
+def strict(value: Any) -> Any:
+    """`value` with every NaN and infinity, at any depth, turned into None: JSON has no
+    spelling for them (`json.dumps` writes NaN, which strict parsers refuse)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v) for v in value]
+    return value
+
+
+def to_json(value: Any, indent: int | None = 2) -> str:
+    """Strict JSON: non-finite numbers are null."""
+    return json.dumps(strict(value), indent=indent, allow_nan=False)
+
+
 def render(tables: Sequence[Table], fmt: str) -> str:
     """One table in any format; several in md, latex (one after another) or json (an object
-    keyed by table)."""
+    keyed by table). JSON is strict: a NaN (a ratio to an arch of 0 bits per parameter, an
+    arch a tag lacks) is null."""
     if fmt not in FORMATS:
         raise HpsearchError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "json":
         if len(tables) == 1:
-            return json.dumps(tables[0].records(), indent=2) + "\n"
+            return to_json(tables[0].records()) + "\n"
         keys = [t.key for t in tables]
         if "" in keys or len(set(keys)) != len(keys):
             raise ValueError(f"tables for one JSON object need distinct keys, got {keys}")
-        return json.dumps({t.key: t.records() for t in tables}, indent=2) + "\n"
+        return to_json({t.key: t.records() for t in tables}) + "\n"
     if fmt == "csv":
         if len(tables) != 1:
             raise HpsearchError(

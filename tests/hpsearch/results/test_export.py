@@ -2,6 +2,8 @@
 bits-per-parameter fits and the multiplier matrix, checked by hand; then each rendering."""
 
 import json
+import math
+from dataclasses import replace
 
 import optuna
 import pytest
@@ -25,6 +27,7 @@ from hpsearch.results.tables import (
     multipliers_table,
     per_unit_table,
     render,
+    to_json,
 )
 from hpsearch.studies.records import create_studies
 from hpsearch.studies.schema import Experiment
@@ -305,6 +308,34 @@ def test_all_four_tables_in_json_and_latex(storage):
     for table in tables:
         assert latex.count(f"% {table.title}\n") == 1
     assert latex.count("\\begin{tabular}") == 4
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_is_strict(sqlite_url, capsys):
+    """An arch of 0 mean bits per parameter makes the other archs' ratios to it NaN, and a
+    row of no parameters a NaN fit: JSON says null, never NaN."""
+    storage = open_storage(sqlite_url, create=True)
+    create_studies(storage, Experiment(archs=("gru", "rnn"), budgets=(500,), trials=3, seed=0))
+    _add(storage, "capacity-rnn-p500", [_trial(100.0, 1, 150, 400)])
+    _add(storage, "capacity-gru-p500", [_trial(0.0, 1, 150, 400)])
+    for table in ("multipliers", "all"):
+        assert main(["export", "--storage", sqlite_url, "--table", table, "--format", "json"]) == 0
+        doc = _strict_json(capsys.readouterr().out)
+        matrix = doc if table == "multipliers" else doc["multipliers"]
+        assert matrix[0]["arch"] == "rnn" and matrix[0]["gru"] is None
+        assert matrix[1]["rnn"] == 0.0
+    (fit,) = fit_rows([replace(best_rows(storage)[1], num_params=0, best_bits=0.0)])
+    assert math.isnan(fit.bits_per_param_slope)
+    text = render([fits_table([fit])], "json")
+    assert _strict_json(text)[0]["bits_per_param_slope"] is None
+    nested = {"a": [1.0, float("inf"), {"b": float("-inf"), "c": float("nan")}], "d": (2, 3)}
+    assert _strict_json(to_json(nested)) == {"a": [1.0, None, {"b": None, "c": None}], "d": [2, 3]}
 
 
 def test_status_counts(storage):
