@@ -1,5 +1,6 @@
 """The six recurrent architectures of Collins et al. (2017): exact parameter counts and the
-budget solver that picks the hidden size for a parameter budget.
+budget solver that picks the hidden size for a parameter budget, and the names of the
+activations and initialisation schemes the cells offer.
 
 Torch-free, so that study creation and export can validate budgets without importing torch.
 """
@@ -15,6 +16,16 @@ GATE_BLOCKS: dict[str, int] = {"rnn": 1, "irnn": 1, "ugrnn": 2, "gru": 3, "lstm"
 STATE_VECTORS: dict[str, int] = {"rnn": 1, "irnn": 1, "ugrnn": 1, "gru": 1, "lstm": 2, "+rnn": 1}
 
 GATED: frozenset[str] = frozenset({"ugrnn", "gru", "lstm", "+rnn"})
+
+# The nonlinearities of `objectives.networks.cells` (the IRNN is the ReLU one by definition).
+ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
+
+# How input and recurrent matrices start (objectives.networks.cells._matrix), init_scale times:
+#   scaled-normal: N(0, 1 / fan_in)     he: N(0, 2 / fan_in)
+#   orthogonal: each gate block a random orthogonal matrix
+#   identity: each recurrent gate block the identity (input matrices scaled-normal)
+# The IRNN's recurrent matrix is the identity whatever the scheme.
+INIT_SCHEMES: tuple[str, ...] = ("scaled-normal", "identity", "orthogonal", "he")
 
 
 def check_arch(arch: str) -> None:

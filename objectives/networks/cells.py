@@ -53,7 +53,7 @@ def _matrix(
     recurrent: bool,
 ) -> Tensor:
     """A (fan_in, blocks * n) input or recurrent weight matrix under `scheme` (INIT_SCHEMES in
-    objectives.tasks.capacity.study), `scale` times:
+    objectives.networks.architectures), `scale` times:
       scaled-normal: N(0, scale^2 / fan_in)
       he:            N(0, 2 scale^2 / fan_in)
       orthogonal:    each (fan_in, n) block a random orthogonal matrix, times scale

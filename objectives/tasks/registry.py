@@ -7,12 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
+from objectives.training.interface import CHECKPOINT_STEPS, Checkpoint
+
 if TYPE_CHECKING:
     import optuna
-
-# A pruner's look at a running trial: called with (optimizer steps taken, best value so far);
-# returning False ends the trial early (its result then says `pruned`).
-Checkpoint = Callable[[int, float], bool]
 
 
 class TrialResult(Protocol):
@@ -65,8 +63,6 @@ class TrainedTask:
 
     @property
     def checkpoint_steps(self) -> int:
-        from objectives.tasks.capacity.study import CHECKPOINT_STEPS
-
         return CHECKPOINT_STEPS
 
     def run(

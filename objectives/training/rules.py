@@ -46,8 +46,9 @@ import torch
 from torch import Tensor
 
 from objectives.tasks.capacity.metric import bits_per_param, mutual_information_bits
-from objectives.tasks.capacity.study import LR_SCHEDULES, CapacityConfig
+from objectives.tasks.capacity.study import CapacityConfig
 from objectives.tasks.per_unit.study import PerUnitConfig
+from objectives.training.interface import LR_SCHEDULES
 
 
 def make_dataset(b: int, n_in: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -209,7 +210,7 @@ _COSINE, _STEP = LR_SCHEDULES.index("cosine"), LR_SCHEDULES.index("step")
 
 def lr_factor(progress: Progress, ops: Ops) -> Any:
     """What each trial's learning rate is multiplied by for its next optimizer step (step
-    `steps`, counted from 0), by its schedule (LR_SCHEDULES; see objectives.tasks.capacity.study):
+    `steps`, counted from 0), by its schedule (LR_SCHEDULES; see objectives.training.interface):
     constant 1; cosine (1 + cos(pi * steps / max_steps)) / 2; step 1, then 0.1 once
     2 * steps >= max_steps and 0.01 once 4 * steps >= 3 * max_steps. A float64 number (a (K,)
     tensor for rows), computed from the integer step counts, so both trainers agree exactly."""

@@ -9,16 +9,16 @@ returns its task's result record.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from objectives.networks.cells import Params, init_params, num_params, outputs
-from objectives.tasks.capacity.study import CHECKPOINT_STEPS, CapacityConfig
+from objectives.tasks.capacity.study import CapacityConfig
 from objectives.tasks.objective import objective_of
 from objectives.tasks.per_unit.study import PerUnitConfig
+from objectives.training.interface import CHECKPOINT_STEPS, Checkpoint
 from objectives.training.rules import (
     HOST,
     CapacityResult,
@@ -42,9 +42,6 @@ __all__ = [
     "train_capacity",
     "train_per_unit",
 ]
-
-# A checkpoint: called with (optimizer steps taken, best value so far); False ends the trial.
-Checkpoint = Callable[[int, float], bool]
 
 
 def make_optimizer(name: str, params: list[Tensor], learning_rate: float) -> torch.optim.Optimizer:

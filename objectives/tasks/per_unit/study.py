@@ -1,4 +1,4 @@
-"""The per-unit capacity task (the paper's memory-throughput measure, CAPACITY_TASK.md §5):
+"""The per-unit capacity task (the paper's memory-throughput measure, docs/tasks.md):
 study settings, the frozen per-trial config, and the one function that turns an Optuna trial
 into that config.
 
@@ -48,8 +48,8 @@ from optuna.distributions import FloatDistribution
 
 from objectives.networks.architectures import ARCHS, check_arch, count_params
 from objectives.tasks import space as dims
-from objectives.tasks.capacity.study import (
-    CHECKPOINT_STEPS,
+from objectives.tasks.space import Distribution
+from objectives.tasks.trained import (
     check_integers,
     check_space_names,
     check_tag,
@@ -62,7 +62,6 @@ from objectives.tasks.capacity.study import (
     study_values,
     suggest_value,
 )
-from objectives.tasks.space import Distribution
 
 if TYPE_CHECKING:
     import optuna
@@ -81,7 +80,6 @@ RECONSTRUCTED = 1.0 - 1e-4
 SCORE_MARGIN = 1e-4
 
 __all__ = [
-    "CHECKPOINT_STEPS",
     "DIMENSIONS",
     "TASK",
     "PerUnitConfig",

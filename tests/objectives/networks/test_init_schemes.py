@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import objectives.training.trainer
+from objectives.networks.architectures import INIT_SCHEMES
 from objectives.networks.cells import init_params
-from objectives.tasks.capacity.study import ADDED_DIMENSIONS, DIMENSIONS, INIT_SCHEMES, build_study
+from objectives.tasks.capacity.study import ADDED_DIMENSIONS, DIMENSIONS, build_study
 from objectives.tasks.per_unit.study import DIMENSIONS as PER_UNIT_DIMENSIONS
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.tasks.space import fixed

@@ -6,13 +6,13 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from objectives.tasks.capacity.study import (
     DIMENSIONS,
-    LR_SCHEDULES,
     CapacityConfig,
     CapacityStudy,
     build_study,
     suggest_config,
 )
 from objectives.tasks.space import is_searched, parse_dimension
+from objectives.training.interface import LR_SCHEDULES
 
 
 def test_default_study_searches_b_lr_init_depth():

@@ -6,10 +6,11 @@ import pytest
 import objectives.training.batched
 import objectives.training.trainer
 from objectives.tasks.capacity.metric import mutual_information_bits
-from objectives.tasks.capacity.study import LR_SCHEDULES, CapacityConfig
+from objectives.tasks.capacity.study import CapacityConfig
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.training import rules
 from objectives.training.batched import BatchedTrainer, batch_group, shape_key
+from objectives.training.interface import LR_SCHEDULES
 from objectives.training.rules import PerUnitResult
 from objectives.training.trainer import train_capacity, train_per_unit
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from objectives.tasks.capacity.study import LR_SCHEDULES
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.training.batched import BatchedTrainer, shape_key
+from objectives.training.interface import LR_SCHEDULES
 from objectives.training.trainer import train_capacity, train_per_unit
 from tests.objectives.configs import capacity_config
 

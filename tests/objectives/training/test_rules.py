@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from objectives.tasks.capacity.metric import mutual_information_bits
-from objectives.tasks.capacity.study import LR_SCHEDULES
 from objectives.training.batched import NetworkShape, batch_group, shape_key
+from objectives.training.interface import LR_SCHEDULES
 from objectives.training.rules import (
     DEVICE,
     HOST,
