@@ -29,27 +29,41 @@ def export_args(parser: argparse.ArgumentParser) -> None:
         default="best",
         choices=TABLES,
         help="best (one row per study and depth), fits (bits per parameter per "
-        "arch and depth), multipliers (arch against arch), per-unit (best fraction "
-        "reconstructed per per-unit study and depth), or all",
+        "arch, depth and tag), multipliers (arch against arch, per tag), per-unit (best "
+        "fraction reconstructed per per-unit study and depth), trials (every trial of the "
+        "selected studies, csv or json), or all (the first four)",
     )
     parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
     selection_args(parser)
 
 
 def export(args: argparse.Namespace) -> int:
-    from hpsearch.results.rows import best_rows, fit_rows, multipliers_by_tag, per_unit_rows
+    from hpsearch.results.rows import (
+        best_rows,
+        fit_rows,
+        multipliers_by_tag,
+        per_unit_rows,
+        trial_rows,
+    )
     from hpsearch.results.tables import (
+        TRIALS_FORMATS,
         best_table,
         fits_table,
         multipliers_table,
         per_unit_table,
         render,
+        trials_table,
     )
     from hpsearch.studies.records import list_records
 
     if args.table == "all" and args.format == "csv":
         raise HpsearchError(
-            "csv holds one table: choose --table best, fits, multipliers or per-unit"
+            "csv holds one table: choose --table best, fits, multipliers, per-unit or trials"
+        )
+    if args.table == "trials" and args.format not in TRIALS_FORMATS:
+        raise HpsearchError(
+            f"--table trials is written as csv or json, not {args.format}: "
+            "add --format csv or --format json"
         )
     if args.out is not None and not args.out.parent.exists():
         raise HpsearchError(f"--out {args.out}: folder {args.out.parent} does not exist")
@@ -62,6 +76,7 @@ def export(args: argparse.Namespace) -> int:
         "fits": lambda: [fits_table(fit_rows(rows))],
         "multipliers": lambda: [multipliers_table(multipliers_by_tag(rows))],
         "per-unit": lambda: [per_unit_table(per_unit_rows(storage, selection))],
+        "trials": lambda: [trials_table(trial_rows(storage, selection), flat=args.format == "csv")],
         "all": lambda: [
             best_table(rows),
             fits_table(fit_rows(rows)),

@@ -180,6 +180,24 @@ class PerUnitRow:
     tag: str = ""
 
 
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial of a selected study, in any state: what `study.trials_dataframe()` gives an
+    Optuna user, with the study's name, task and tag. Times are ISO 8601 text (None while a
+    trial has not started or finished)."""
+
+    study: str
+    task: str
+    tag: str
+    number: int
+    state: str
+    value: float | None
+    datetime_start: str | None
+    datetime_complete: str | None
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+
+
 PER_UNIT_TASK = per_unit.TASK
 
 
@@ -272,6 +290,44 @@ def keyed_rows(
         )
     ]
     return sorted(rows, key=lambda k: (_sort_key(k.row), repr(k.values)))
+
+
+def _trial_depth(trial: FrozenTrial) -> Any:
+    return trial.user_attrs.get("depth", trial.params.get("depth"))
+
+
+def trial_rows(
+    storage: optuna.storages.BaseStorage, selection: Selection | None = None
+) -> list[TrialRow]:
+    """Every trial of the selected studies of any task, by study name and trial number.
+    `selection.depths` keeps the trials of those depths (a trial that has none, one that
+    failed before it chose, is left out then); `selection.pruned` does not apply: every
+    state is shown."""
+    selection = selection or Selection()
+    out = []
+    for record in list_records(storage):
+        if not selection.study(record):
+            continue
+        study_id = storage.get_study_id_from_name(record.name)
+        for trial in sorted(storage.get_all_trials(study_id), key=lambda t: t.number):
+            if selection.depths is not None and _trial_depth(trial) not in selection.depths:
+                continue
+            start, end = trial.datetime_start, trial.datetime_complete
+            out.append(
+                TrialRow(
+                    study=record.name,
+                    task=record.task,
+                    tag=tag_of(record),
+                    number=trial.number,
+                    state=trial.state.name,
+                    value=trial.value,
+                    datetime_start=None if start is None else start.isoformat(),
+                    datetime_complete=None if end is None else end.isoformat(),
+                    params=dict(trial.params),
+                    user_attrs=dict(trial.user_attrs),
+                )
+            )
+    return out
 
 
 def per_unit_rows(

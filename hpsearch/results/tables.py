@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hpsearch.errors import HpsearchError
-from hpsearch.results.rows import BestRow, FitRow, Multipliers, PerUnitRow, arch_rank
+from hpsearch.results.rows import BestRow, FitRow, Multipliers, PerUnitRow, TrialRow, arch_rank
 
 FORMATS: tuple[str, ...] = ("md", "csv", "json", "latex")
-TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "per-unit", "all")
+TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "per-unit", "trials", "all")
+# The formats of the trials table (its params and user attrs do not fit a printed table).
+TRIALS_FORMATS: tuple[str, ...] = ("csv", "json")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,40 @@ def per_unit_table(rows: Sequence[PerUnitRow]) -> Table:
         columns,
         tuple(tuple(asdict(r).values()) for r in rows),
         key="per-unit",
+    )
+
+
+def trials_table(rows: Sequence[TrialRow], flat: bool) -> Table:
+    """Every trial. Nested (`flat` False, for JSON): `params` and `user_attrs` are objects.
+    Flat (for CSV), as Optuna's `trials_dataframe` does it: a column `params_<name>` per
+    parameter and `user_attrs_<name>` per user attr of any trial, in name order, empty where
+    a trial has none, a nested value (a config, a list) as JSON text."""
+    fixed = tuple(f for f in TrialRow.__dataclass_fields__ if f not in ("params", "user_attrs"))
+    title = "Every trial of the selected studies"
+    if not flat:
+        columns = (*fixed, "params", "user_attrs")
+        return Table(
+            title, columns, tuple(tuple(getattr(r, c) for c in columns) for r in rows), "trials"
+        )
+    params = sorted({name for r in rows for name in r.params})
+    attrs = sorted({name for r in rows for name in r.user_attrs})
+
+    def cell(values: dict[str, Any], name: str) -> Any:
+        value = values.get(name)
+        return to_json(value, indent=None) if isinstance(value, dict | list) else value
+
+    return Table(
+        title,
+        (*fixed, *(f"params_{n}" for n in params), *(f"user_attrs_{n}" for n in attrs)),
+        tuple(
+            (
+                *(getattr(r, c) for c in fixed),
+                *(cell(r.params, n) for n in params),
+                *(cell(r.user_attrs, n) for n in attrs),
+            )
+            for r in rows
+        ),
+        "trials",
     )
 
 
@@ -171,7 +207,7 @@ def render(tables: Sequence[Table], fmt: str) -> str:
     if fmt == "csv":
         if len(tables) != 1:
             raise HpsearchError(
-                "csv holds one table: choose --table best, fits, multipliers or per-unit"
+                "csv holds one table: choose --table best, fits, multipliers, per-unit or trials"
             )
         return _csv(tables[0])
     one = _md if fmt == "md" else _tex

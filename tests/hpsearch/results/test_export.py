@@ -1,6 +1,8 @@
 """The best-bits data layer on hand-made studies with known trials: best rows, the
 bits-per-parameter fits and the multiplier matrix, checked by hand; then each rendering."""
 
+import csv
+import io
 import json
 import math
 from dataclasses import replace
@@ -19,6 +21,7 @@ from hpsearch.results.rows import (
     keyed_rows,
     multipliers,
     multipliers_by_tag,
+    trial_rows,
 )
 from hpsearch.results.status import study_status
 from hpsearch.results.tables import (
@@ -28,6 +31,7 @@ from hpsearch.results.tables import (
     per_unit_table,
     render,
     to_json,
+    trials_table,
 )
 from hpsearch.studies.records import create_studies
 from hpsearch.studies.schema import Experiment
@@ -338,6 +342,58 @@ def test_json_is_strict(sqlite_url, capsys):
     assert _strict_json(to_json(nested)) == {"a": [1.0, None, {"b": None, "c": None}], "d": [2, 3]}
 
 
+def test_export_every_trial(storage, capsys):
+    _add_tagged(storage)
+    url = storage.url
+    assert main(["export", "--storage", url, "--table", "trials", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    # Every trial of every study, failed and pruned ones too, by study name and number.
+    assert [(r["study"], r["number"]) for r in rows][:7] == [
+        ("capacity-gru-p1000", "0"),
+        ("capacity-gru-p1000", "1"),
+        ("capacity-rnn-p1000", "0"),
+        ("capacity-rnn-p1000", "1"),
+        ("capacity-rnn-p500", "0"),
+        ("capacity-rnn-p500", "1"),
+        ("capacity-rnn-p500", "2"),
+    ]
+    assert len(rows) == 2 + 2 + 6 + 1 + 1
+    failed = next(r for r in rows if r["state"] == "FAIL")
+    assert (failed["study"], failed["number"], failed["value"]) == ("capacity-rnn-p500", "4", "")
+    assert {r["state"] for r in rows} == {"COMPLETE", "FAIL", "PRUNED"}
+    first = rows[0]
+    assert list(first)[:8] == [
+        "study",
+        "task",
+        "tag",
+        "number",
+        "state",
+        "value",
+        "datetime_start",
+        "datetime_complete",
+    ]
+    assert [c for c in first if c.startswith("params_")] == ["params_depth", "params_x"]
+    assert (first["params_depth"], first["params_x"], first["value"]) == ("1", "0.5", "1500.0")
+    assert json.loads(first["user_attrs_config"]) == {
+        "b": 1800,
+        "learning_rate": 0.01,
+        "init_scale": 1.0,
+    }
+    assert first["user_attrs_num_params"] == "1000" and first["datetime_start"]
+    assert next(r for r in rows if r["study"] == "capacity-rnn-p500-gp")["tag"] == "gp"
+
+    args = ["export", "--storage", url, "--table", "trials", "--format", "json"]
+    assert main([*args, "--study", "capacity-rnn-p500", "--depth", "2"]) == 0
+    trials = _strict_json(capsys.readouterr().out)
+    assert [t["number"] for t in trials] == [2, 3]
+    assert trials[0]["params"] == {"depth": 2, "x": 0.5}
+    assert trials[0]["user_attrs"]["config"]["b"] == 900 and trials[0]["value"] == 800.0
+    for fmt in ("md", "latex"):
+        assert main(["export", "--storage", url, "--table", "trials", "--format", fmt]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "--format csv or --format json" in err[0], err
+
+
 def test_status_counts(storage):
     status = {s.study: s for s in study_status(storage)}
     rnn = status["capacity-rnn-p500"]
@@ -363,5 +419,13 @@ def test_same_tables_on_postgres_and_sqlite(sqlite_url, postgres_url):
             multipliers_table(multipliers_by_tag(rows)),
         ]
         outputs.append([render(tables, fmt) for fmt in ("md", "json", "latex")])
+        # Every trial, but for when it ran.
+        trials = [
+            replace(t, datetime_start=None, datetime_complete=None) for t in trial_rows(storage)
+        ]
+        outputs[-1] += [
+            render([trials_table(trials, flat)], fmt)
+            for flat, fmt in ((True, "csv"), (False, "json"))
+        ]
         storage.engine.dispose()
     assert outputs[0] == outputs[1]
