@@ -16,12 +16,20 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.search.gp_batch import GPBatchSampler
-from hpsearch.search.proposals import FIT_ATTR, PROPOSAL_ATTR, ProposalQueue
+from hpsearch.search.proposals import (
+    FIT_ATTR,
+    FIT_LEASE_SECONDS,
+    PROPOSAL_ATTR,
+    Backlog,
+    ProposalQueue,
+    claim,
+    plan_claim,
+)
 from hpsearch.search.samplers import STARTUP_TRIALS
 from hpsearch.studies.records import find_records
 from hpsearch.worker.loop import Worker
 from objectives.tasks.calibration.study import HIGH, LOW
-from storage import Heartbeat, open_storage
+from storage import Heartbeat, open_storage, trial_slot
 from storage.lifecycle import StudyTrials
 from tests.hpsearch.helpers import start_worker, wait_for
 from tests.hpsearch.search.test_gp_batch import _calibration
@@ -255,3 +263,57 @@ def test_a_worker_that_loses_the_queue_before_its_claim_fits_outside_the_lock(
     # claim took one (an ask that fitted under the lock would have queued nothing).
     assert entry.trials.study.sampler.fits == 1  # type: ignore[attr-defined]
     assert len(_waiting(study)) == 8 - 1
+
+
+def test_a_lease_is_its_holders_alone_to_renew_and_end(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    queue = _trials(storage, study)
+    assert queue.start_fit("fitter") and queue.start_fit("fitter")  # its own: taken again
+    queue.end_fit("another")  # not its lease: nothing happens
+    assert queue.fitting() and not queue.start_fit("another")
+    queue.end_fit("fitter")
+    assert not queue.fitting() and queue.start_fit("another")
+
+
+def test_the_plan_follows_the_queue(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=STARTUP_TRIALS + 6)
+    sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
+    queue = _trials(storage, study)
+    queue.trials.target = STARTUP_TRIALS + 6
+    # SHORT, the lease free: this worker fits (and holds the lease until its claim).
+    how = plan_claim(sampler, queue, 1, "w")
+    assert how.proposals is not None and len(how.proposals.params) == 4 and how.n == 1
+    assert sampler.fits == 1 and queue.fitting()
+    with Heartbeat(storage, 1) as beat:
+        queued = queue.trials.claim(
+            beat, "w", lambda t: None, 0, under_lock=queue.queueing(how.proposals, "w")
+        )
+    assert queued == [] and not queue.fitting() and queue.backlog() == Backlog(4, 2)
+    # DEEP: claim from the queue only, no fit.
+    assert plan_claim(sampler, queue, 2, "w") == (None, 2, True) and sampler.fits == 1
+    # FULL: claim n, no fit (the claim finds queued trials or retries, or nothing).
+    queue.trials.target = STARTUP_TRIALS + 4
+    assert plan_claim(sampler, queue, 2, "w") == (None, 2, False) and sampler.fits == 1
+
+
+def test_a_worker_not_waiting_passes_over_a_study_being_fitted(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    queue = _trials(storage, study)
+    assert queue.start_fit("fitter")
+    with Heartbeat(storage, 1) as beat:
+        start = time.monotonic()
+        assert claim(queue, beat, "w", lambda t: None, 1, wait=False) is None
+        assert time.monotonic() - start < FIT_LEASE_SECONDS / 4
+    assert not _waiting(study) and queue.fitting()
+
+
+def test_a_retried_claim_queues_its_proposals_once(sqlite_url: str):
+    study, storage = _started(sqlite_url, trials=40)
+    queue = _trials(storage, study)
+    proposals = _proposals(study, storage, 3)
+    queueing = queue.queueing(proposals, "w")
+    with trial_slot(storage, study.study_name):
+        queueing()
+        queueing()  # a retried attempt of the same claim
+    marks = [t.system_attrs[PROPOSAL_ATTR] for t in _waiting(study)]
+    assert marks == [f"{proposals.id}/{i}" for i in range(3)]
