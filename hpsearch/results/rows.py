@@ -184,7 +184,8 @@ class PerUnitRow:
 class TrialRow:
     """One trial of a selected study, in any state: what `study.trials_dataframe()` gives an
     Optuna user, with the study's name, task and tag. Times are ISO 8601 text (None while a
-    trial has not started or finished)."""
+    trial has not started or finished); `user_attrs` are in name order, as every storage
+    returns them in its own."""
 
     study: str
     task: str
@@ -324,7 +325,8 @@ def trial_rows(
                     datetime_start=None if start is None else start.isoformat(),
                     datetime_complete=None if end is None else end.isoformat(),
                     params=dict(trial.params),
-                    user_attrs=dict(trial.user_attrs),
+                    # By name: storages return a trial's attrs in different orders.
+                    user_attrs=dict(sorted(trial.user_attrs.items())),
                 )
             )
     return out
@@ -390,8 +392,8 @@ def multipliers_by_tag(rows: Iterable[BestRow]) -> list[Multipliers]:
 
     One matrix per tag rather than one matrix of tag-qualified labels ("rnn gp" against
     "gru tpe"): a multiplier is the ratio of two cells searched the same way, and every
-    cross-tag cell of a single matrix would mix the cells' difference with the searches'
-    (the issue's 0.884 against 0.93). Studies without a tag form the "" matrix, so a storage
+    cross-tag cell of a single matrix would mix the cells' difference with the searches'.
+    Studies without a tag form the "" matrix, so a storage
     whose studies carry one tag or none has the one matrix it always had."""
     by_tag: dict[str, list[BestRow]] = {}
     for row in rows:
