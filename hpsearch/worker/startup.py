@@ -50,8 +50,10 @@ class WorkerOptions:
 
 def start(options: WorkerOptions) -> int:
     """Run the worker (or workers) the options ask for; the exit code."""
-    if options.all == bool(options.studies):
-        raise HpsearchError("worker needs --study NAME (repeatable) or --all, not both")
+    if options.all and options.studies:
+        raise HpsearchError("--study and --all: give one, not both")
+    if not options.all and not options.studies:
+        raise HpsearchError("needs --study NAME (repeatable) or --all")
     if options.n_trials is not None and options.n_trials < 1:
         raise HpsearchError(f"--n-trials must be positive, got {options.n_trials}")
     if options.threads < 1:
