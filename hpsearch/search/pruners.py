@@ -9,10 +9,9 @@ from __future__ import annotations
 import optuna
 
 from hpsearch.errors import HpsearchError, unknown_choice
+from hpsearch.search.samplers import STARTUP_TRIALS
 
 PRUNERS: tuple[str, ...] = ("none", "median", "sha", "hyperband")
-# Trials that finish before the median pruner starts to compare (its history).
-STARTUP_TRIALS = 10
 
 
 def check_pruner(name: str) -> None:

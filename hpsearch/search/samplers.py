@@ -8,6 +8,8 @@ import optuna
 from hpsearch.errors import HpsearchError
 
 SAMPLERS: tuple[str, ...] = ("gp", "gp-batch", "tpe", "random")
+# Trials of a study before the model takes over: the random start of gp, gp-batch and tpe,
+# and the history the median pruner waits for before it compares (one start for both).
 STARTUP_TRIALS = 10
 # Proposals per GP fit of gp-batch.
 BATCH_Q = 8
