@@ -16,4 +16,12 @@ DESCRIPTION = TaskDescription(
         "value is the fraction reconstructed (1 is all of it). The paper finds that every cell "
         "succeeds if and only if it has at least n_in units per layer."
     ),
+    table="per-unit",
+    study="objectives.tasks.per_unit.study.PerUnitStudy",
+    sizes="units",
+    note_setup="**Cell**: {arch}; **units**: {units} per layer; **n_in**: {n_in}.",
+    note_best=(
+        "**Best so far**: **{value:.4f}** of the input reconstructed (trial {number}"
+        "{at_depth}). {complete} of {target} trials complete."
+    ),
 )
