@@ -87,7 +87,7 @@ def _populate(url: str) -> optuna.storages.BaseStorage:
             "hidden_size": 7,
             "depth": depth,
             "error_fraction": 0.0123,
-            "config": {"b": b},
+            "config": {"b": b, "learning_rate": 0.01, "init_scale": 1.0},
         }
         study.add_trial(
             create_trial(
