@@ -42,7 +42,7 @@ from hpsearch.worker.executors import (
     checkpoint_steps,
     describe_error,
 )
-from hpsearch.worker.progress import Progress
+from hpsearch.worker.progress import ProgressBar
 from objectives.tasks.registry import Task, TrialResult, get_task
 from storage import Heartbeat, HeartbeatPolicy, retry_transient
 from storage.lifecycle import StudyTrials
@@ -162,7 +162,7 @@ class Worker:
 
         with (
             Heartbeat(self.storage, self.policy.interval, self.sweep) as heartbeat,
-            Progress(self.storage, [e.record for e in self.studies]) as progress,
+            ProgressBar(self.storage, [e.record for e in self.studies]) as progress,
         ):
             try:
                 while True:
@@ -249,7 +249,7 @@ class Worker:
         outcomes: list[Outcome],
         heartbeat: Heartbeat,
         report: WorkerReport,
-        progress: Progress,
+        progress: ProgressBar,
     ) -> None:
         """Store each ended trial: its result and value, or its error. Gives up after
         MAX_FAILURES_IN_A_ROW failed trials with no success between them."""
