@@ -187,12 +187,22 @@ def report(args: argparse.Namespace) -> int:
 
 
 def status_args(parser: argparse.ArgumentParser) -> None:
+    from hpsearch.results.status import STATUS_FORMATS
+
     storage_arg(parser)
+    parser.add_argument(
+        "-f",
+        "--format",
+        default="text",
+        choices=STATUS_FORMATS,
+        help="text (a table) or json (a list of one object per study, the same numbers)",
+    )
 
 
 def status(args: argparse.Namespace) -> int:
-    from hpsearch.results.status import render_status, study_status
+    from hpsearch.results.status import render_status, status_json, study_status
 
     storage = open_storage(resolve_url(args.storage))
-    sys.stdout.write(render_status(study_status(storage)))
+    rows = study_status(storage)
+    sys.stdout.write(status_json(rows) if args.format == "json" else render_status(rows))
     return 0

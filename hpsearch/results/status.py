@@ -1,20 +1,22 @@
-"""Each study's trials by state, its best value so far (bits for capacity, the fraction
-reconstructed for per-unit), and trials completed in the last hour (by any worker)."""
+"""Each study's trials by state, its best value so far (shown as its task's description
+says: bits, the fraction reconstructed, ...), and trials completed in the last hour (by any
+worker). One row per study, rendered as text or as strict JSON with the same numbers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch.results.rows import best_trial
+from hpsearch.results.tables import to_json
 from hpsearch.studies.records import list_records
-from objectives.tasks.capacity import study as capacity
-from objectives.tasks.per_unit import study as per_unit
+from objectives.tasks.description import describe_stored
 
-# How the best value of a study of each task is shown; other tasks show the bare number.
-VALUE_FORMATS = {capacity.TASK: "{:.1f} bits", per_unit.TASK: "{:.3f} recon."}
+# The formats of `hpsearch status`.
+STATUS_FORMATS: tuple[str, ...] = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -29,17 +31,23 @@ class StudyStatus:
     best_value: float | None
     best_bits_per_param: float | None
     trials_last_hour: int
-    task: str = capacity.TASK
+    task: str
 
     @property
     def best_bits(self) -> float | None:
-        """The best value of a capacity study (None for other tasks)."""
-        return self.best_value if self.task == capacity.TASK else None
+        """The best value of a study whose value is bits (a per-parameter task; None for
+        other tasks)."""
+        return self.best_value if describe_stored(self.task).per_param else None
+
+    @property
+    def done(self) -> int:
+        """Trials that took their place towards the target: a pruned trial does too."""
+        return self.complete + self.pruned
 
     def best_text(self) -> str:
         if self.best_value is None:
             return "-"
-        return VALUE_FORMATS.get(self.task, "{:.4g}").format(self.best_value)
+        return describe_stored(self.task).format_value(self.best_value)
 
 
 def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
@@ -51,7 +59,7 @@ def study_status(storage: optuna.storages.BaseStorage) -> list[StudyStatus]:
         for trial in trials:
             counts[trial.state] += 1
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        best = max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+        best = best_trial(complete) if complete else None
         hour_ago = datetime.now() - timedelta(hours=1)
         last_hour = sum(
             1
@@ -88,9 +96,24 @@ def render_status(rows: list[StudyStatus]) -> str:
     lines = [header]
     for r in rows:
         bpp = "-" if r.best_bits_per_param is None else f"{r.best_bits_per_param:.3f}"
-        done = f"{r.complete + r.pruned}/{r.target}"  # a pruned trial takes its place too
+        done = f"{r.done}/{r.target}"
         lines.append(
             f"{r.study:<{width}} {done:>9} {r.running:>4} {r.waiting:>4} {r.failed:>4} "
             f"{r.pruned:>5} {r.best_text():>13} {bpp:>10} {r.trials_last_hour:>8}"
         )
     return "\n".join(lines) + "\n"
+
+
+def status_json(rows: list[StudyStatus]) -> str:
+    """The rows as a JSON list, one object per study with the numbers of the text form
+    (`done` as it counts there) and the task's metric; strict JSON (no NaN)."""
+    out = [
+        {
+            **asdict(r),
+            "done": r.done,
+            "metric": describe_stored(r.task).metric,
+            "best_text": r.best_text(),
+        }
+        for r in rows
+    ]
+    return to_json(out) + "\n"

@@ -232,6 +232,7 @@ def test_status_shows_each_task_in_its_own_words():
     rows = [
         StudyStatus(
             study="capacity-rnn-p500",
+            task="capacity",
             best_value=1200.0,
             best_bits_per_param=3.0,
             trials_last_hour=3,
