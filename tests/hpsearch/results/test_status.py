@@ -7,7 +7,7 @@ import json
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import TrialState, create_trial
 
 from hpsearch.cli import main
@@ -31,7 +31,7 @@ def _populate(url: str) -> optuna.storages.BaseStorage:
         Experiment(archs=("gru",), task="per-unit", units=(16,), depths=(1,), trials=3),
     )
     study = optuna.load_study(study_name="capacity-rnn-p500", storage=storage)
-    one = {"depth": CategoricalDistribution([1])}
+    one: dict[str, BaseDistribution] = {"depth": CategoricalDistribution([1])}
     for value, bpp in ((300.0, 0.6), (900.0, 1.8), (900.0, 1.9)):
         study.add_trial(
             create_trial(
