@@ -1,13 +1,25 @@
-"""A worker's view of its searches while they run: on a terminal, a progress bar (trials
-done of target, best bits per parameter, this worker's trials per hour); off a terminal
-nothing here, since the worker logs one line per trial."""
+"""A worker's view of its searches while they run: on a terminal, one progress bar (trials
+done of target in every study it works on, the best value per parameter where a task has
+one, and the trials per hour of this machine's workers); off a terminal nothing here, since
+each worker logs one line per trial.
+
+`worker --processes N` draws one bar for the whole machine: the parent draws it and the
+children draw none. Each child writes a line to a pipe the parent gave it (its descriptor
+in FEED_ENV) for every trial it ends, and the parent counts those lines; the bar's done and
+best come from the storage, so they hold every worker's trials, here or elsewhere. The
+children's log lines pass through the parent too, which writes them above its bar: N bars,
+or a bar and other processes' lines, on one terminal overwrite each other.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -15,22 +27,38 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch.studies.records import StudyRecord
+from objectives.tasks.description import describe
+
+# In a child of --processes whose parent draws the bar: the descriptor it writes to.
+FEED_ENV = "HPSEARCH_PROGRESS_FD"
 
 
 class ProgressBar:
+    """One bar over `records` (on stderr, or `file`), drawn where `enabled` (default: stderr
+    is a terminal and no parent draws it); `update` counts a trial this machine ended."""
+
     def __init__(
         self,
         storage: optuna.storages.BaseStorage,
         records: list[StudyRecord],
         enabled: bool | None = None,
+        file: IO[str] | None = None,
     ) -> None:
         self.storage = storage
         self.records = records
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        feed = os.environ.get(FEED_ENV)
+        self.feed = int(feed) if feed else None  # a parent draws: write to it instead
+        self.file = file if file is not None else sys.stderr
+        if enabled is None:
+            enabled = self.feed is None and self.file.isatty()
+        self.enabled = enabled
         self.started = time.monotonic()
         self.mine = 0
         self.bar: tqdm | None = None
         self._redirect: Any = None
+        self._lock = threading.Lock()
+        # The tasks whose value per parameter is the bar's "best" (bits per parameter).
+        self._per_param = {r.name: describe(r.task) for r in records}
 
     def __enter__(self) -> ProgressBar:
         if self.enabled:
@@ -42,7 +70,7 @@ class ProgressBar:
                 total=target,
                 unit="trial",
                 dynamic_ncols=True,
-                file=sys.stderr,
+                file=self.file,
                 desc=self.records[0].name
                 if len(self.records) == 1
                 else f"{len(self.records)} studies",
@@ -64,29 +92,54 @@ class ProgressBar:
             self._redirect.__exit__(exc_type, exc, tb)
 
     def update(self) -> None:
-        self.mine += 1
+        """A trial ended here (in this process, or in a child that fed the line)."""
+        with self._lock:
+            self.mine += 1
+            if self.feed is not None:
+                try:
+                    os.write(self.feed, b"\n")
+                except OSError:
+                    self.feed = None  # the parent is gone: nobody draws
+            if self.bar is not None:
+                self._refresh()
+
+    def follow(self, lines: Iterable[Any]) -> None:
+        """Count one ended trial per line of a child's feed, until it closes (in a thread)."""
+        for _ in lines:
+            self.update()
+
+    def write(self, line: str) -> None:
+        """A line of a child's log, written above the bar."""
+        text = line.rstrip("\n")
         if self.bar is not None:
-            self._refresh()
+            self.bar.write(text, file=self.file)
+        else:
+            print(text, file=self.file, flush=True)
 
     def _refresh(self) -> None:
         assert self.bar is not None
-        done, best = 0, None
+        done, best, metric = 0, None, ""
         for record in self.records:
             study_id = self.storage.get_study_id_from_name(record.name)
             trials = self.storage.get_all_trials(
                 study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
             )
             done += len(trials)
+            description = self._per_param[record.name]
+            if not description.per_param:
+                continue
             for t in trials:
                 if t.state != TrialState.COMPLETE:
-                    continue  # pruned: counts as done, but its bits are not a result
-                bpp = t.user_attrs.get("bits_per_param")
-                if isinstance(bpp, int | float) and (best is None or bpp > best):
-                    best = float(bpp)
+                    continue  # pruned: counts as done, but its value is not a result
+                num_params = t.user_attrs.get("num_params")
+                if t.value is None or not isinstance(num_params, int) or num_params < 1:
+                    continue
+                if best is None or t.value / num_params > best:
+                    best, metric = t.value / num_params, description.metric
         hours = max(time.monotonic() - self.started, 1e-9) / 3600
         self.bar.n = done
         self.bar.set_postfix_str(
-            ("" if best is None else f"best {best:.3f} bits/param, ")
+            ("" if best is None else f"best {best:.3f} {metric}/param, ")
             + f"{self.mine / hours:.0f} trials/h here"
         )
 

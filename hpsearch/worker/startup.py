@@ -16,11 +16,11 @@ import optuna
 
 from hpsearch.errors import HpsearchError
 from hpsearch.studies.records import StudyRecord, check_task, find_records
+from hpsearch.worker.processes import CHILD_ENV, run_processes
+from hpsearch.worker.progress import ProgressBar
 from storage import HeartbeatPolicy, open_storage, redact_url, resolve_url, retry_transient
 
 logger = logging.getLogger("hpsearch")
-# Set in the environment of a worker started by --processes (it starts no more).
-CHILD_ENV = "HPSEARCH_WORKER_CHILD"
 
 
 @dataclass(frozen=True)
@@ -88,20 +88,21 @@ def start(options: WorkerOptions) -> int:
     if options.tf32 == "on" and device != "cuda":
         raise HpsearchError(f"--tf32 on needs a CUDA device; this worker runs on {device}")
     if processes != 1:
-        from hpsearch.worker.processes import run_processes
-
         storage.engine.dispose()
         gpus = torch.cuda.device_count() if device == "cuda" else 0
         count = gpus if processes == "gpus" else int(processes)
         if count < 1:
             raise HpsearchError("--processes gpus: no GPU is visible here")
-        return run_processes(
-            argv=list(options.argv),
-            count=count,
-            pin_gpus=processes == "gpus" or gpus > 0,
-            gpus=gpus,
-            seed=options.seed,
-        )
+        # One bar for the machine, drawn here and fed by the children (they draw none).
+        with ProgressBar(storage, records) as bar:
+            return run_processes(
+                argv=list(options.argv),
+                count=count,
+                pin_gpus=processes == "gpus" or gpus > 0,
+                gpus=gpus,
+                seed=options.seed,
+                bar=bar,
+            )
     torch.set_num_threads(options.threads)
     worker = retry_transient(
         lambda: Worker(storage, records, device=device, seed=options.seed, heartbeat=policy),
