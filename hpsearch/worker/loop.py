@@ -43,6 +43,7 @@ from hpsearch.worker.executors import (
     describe_error,
 )
 from hpsearch.worker.progress import ProgressBar
+from objectives.tasks.description import describe
 from objectives.tasks.registry import Task, TrialResult, get_task
 from storage import Heartbeat, HeartbeatPolicy, retry_transient
 from storage.lifecycle import StudyTrials
@@ -266,7 +267,7 @@ class Worker:
                     entry.trials.complete(held.claim, heartbeat, result.value, attrs)
                     self._refresh_note(entry, result.value)
                     report.complete += 1
-                self._log(held.study, held.claim.number, result, outcome.pruned)
+                self._log(entry.record.task, held.study, held.claim.number, result, outcome.pruned)
                 report.failing = 0
             else:
                 entry.trials.fail(held.claim, heartbeat, {"error": outcome.error})
@@ -293,7 +294,9 @@ class Worker:
         """Keep the dashboard's notes and figure current for this worker's studies: on a new
         best, at most once a minute per worker (the figure reads every study's trials), and
         once more when the worker finishes (entry None). Never fails a trial."""
-        names = [e.record.name for e in self.studies if e.record.task == "capacity"]
+        # Notes are on for studies of per-parameter tasks (their note carries the figure);
+        # without such a study the notes module (and its plotting) is never imported.
+        names = [e.record.name for e in self.studies if describe(e.record.task).per_param]
         if not names:
             return
         if entry is not None:
@@ -318,28 +321,24 @@ class Worker:
             logger.warning("could not update the dashboard notes: %s", e)
 
     @staticmethod
-    def _log(name: str, number: int, result: TrialResult, pruned: bool = False) -> None:
+    def _log(task: str, name: str, number: int, result: TrialResult, pruned: bool = False) -> None:
+        """One line per trial: its value as the task prints it, per parameter where that
+        means something, its steps and seconds."""
+        description = describe(task)
         attrs = result.to_attrs()
         how = (" DIVERGED" if result.diverged else "") + (" PRUNED" if pruned else "")
-        if "bits" not in attrs:
-            logger.info(
-                "%s #%d: value %.6g%s in %.2fs",
-                name,
-                number,
-                result.value,
-                how,
-                attrs.get("seconds", float("nan")),
-            )
-            return
+        per_param = ""
+        num_params = attrs.get("num_params")
+        if description.per_param and isinstance(num_params, int) and num_params > 0:
+            per_param = f" ({result.value / num_params:.2f} {description.metric}/param)"
+        steps = f" steps={attrs['steps']}" if "steps" in attrs else ""
         logger.info(
-            "%s #%d: %.1f bits (%.2f bits/param) depth=%s b=%s steps=%s%s in %.1fs",
+            "%s #%d: %s%s%s%s in %.2fs",
             name,
             number,
-            result.value,
-            attrs.get("bits_per_param", float("nan")),
-            attrs.get("depth"),
-            attrs.get("b"),
-            attrs.get("steps"),
+            description.format_value(result.value),
+            per_param,
+            steps,
             how,
             attrs.get("seconds", float("nan")),
         )
