@@ -26,7 +26,9 @@ class Terminal(io.StringIO):
 def _capacity_study(storage: optuna.storages.RDBStorage, name: str, bits: list[float]) -> None:
     """Complete trials of `bits` over 100 parameters each, and one pruned trial."""
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    dist: dict[str, optuna.distributions.BaseDistribution] = {
+        "x": optuna.distributions.FloatDistribution(0, 1)
+    }
     for value in bits:
         study.add_trial(
             create_trial(
