@@ -38,10 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from objectives.networks.architectures import solve_hidden_size  # noqa: E402
+from objectives.tasks.capacity.objective import train_capacity  # noqa: E402
 from objectives.tasks.capacity.study import CapacityConfig  # noqa: E402
+from objectives.tasks.objective import shape_key  # noqa: E402
 from objectives.training.allocator import keep_freed_memory  # noqa: E402
-from objectives.training.batched import BatchedTrainer, shape_key  # noqa: E402
-from objectives.training.trainer import train_capacity  # noqa: E402
+from objectives.training.batched import BatchedTrainer  # noqa: E402
 
 
 def _configs(arch: str, budget: int, k: int, b: int, steps: int) -> list[CapacityConfig]:
@@ -207,7 +208,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as a batched worker does (one trial at a time is not affected)
     if args.verdicts:
-        from objectives.training.precision import probe, probe_trials
+        from objectives.tasks.objective import probe
+        from objectives.training.precision import probe_trials
 
         for arch in args.archs.split(","):
             for budget in (int(x) for x in args.budgets.split(",")):

@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from objectives.networks.architectures import solve_hidden_size  # noqa: E402
+from objectives.tasks.capacity.objective import train_capacity  # noqa: E402
 from objectives.tasks.capacity.study import CapacityConfig  # noqa: E402
-from objectives.training.batched import BatchedTrainer, shape_key  # noqa: E402
-from objectives.training.trainer import train_capacity  # noqa: E402
+from objectives.tasks.objective import shape_key  # noqa: E402
+from objectives.training.batched import BatchedTrainer  # noqa: E402
 
 
 def _config(args: argparse.Namespace, schedule: str, seed: int) -> CapacityConfig:

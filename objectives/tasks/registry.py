@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
-from objectives.training.interface import CHECKPOINT_STEPS, Checkpoint
+from objectives.training.interface import CHECKPOINT_STEPS, Checkpoint, Objective
 
 if TYPE_CHECKING:
     import optuna
@@ -54,12 +54,17 @@ class Task(Protocol):
 
 class TrainedTask:
     """What every trained task (its trials trained by objectives.training.trainer and
-    objectives.training.batched, with the task's pieces in objectives.tasks.objective) does the
-    same way:
-    run, batches, precision probes, checkpoints. Subclasses read their studies and suggest
-    their configs."""
+    objectives.training.batched, with the task's pieces in its objective,
+    objectives/tasks/*/objective.py) does the same way: run, batches, precision probes,
+    checkpoints. Here a config meets its objective and the trainer: training knows no task.
+    Subclasses name their objective, read their studies and suggest their configs."""
 
     name: str
+
+    @property
+    def objective(self) -> Objective:
+        """The task's objective (imported only when asked: it imports torch)."""
+        raise NotImplementedError
 
     @property
     def checkpoint_steps(self) -> int:
@@ -78,7 +83,11 @@ class TrainedTask:
         from objectives.training.trainer import train
 
         result: TrialResult = train(
-            config, device, checkpoint=checkpoint, every=every or self.checkpoint_steps
+            config,
+            self.objective,
+            device,
+            checkpoint=checkpoint,
+            every=every or self.checkpoint_steps,
         )
         return result
 
@@ -86,30 +95,38 @@ class TrainedTask:
         """Trials with equal keys are trained together in one batch."""
         from objectives.training.batched import batch_group
 
-        return batch_group(config)
+        return batch_group(config, self.objective)
 
     def batch(self, config: Any, capacity: int, device: str, precision: str = "ieee") -> Batch:
         """A batch for trials of `config`'s key."""
         from objectives.training.batched import BatchedTrainer, shape_key
 
-        return BatchedTrainer(shape_key(config), capacity, device, precision=precision)
+        return BatchedTrainer(
+            shape_key(config, self.objective), capacity, device, precision=precision
+        )
 
     def probe_precision(self, config: Any, device: str, precision: str) -> PrecisionVerdict:
         """Whether trials like `config` give the same results with matmuls at `precision`."""
         from objectives.training.precision import probe, probe_trials
 
-        return probe(probe_trials(config), device, precision)
+        return probe(probe_trials(config), self.objective, device, precision)
 
     def batch_bytes(self, config: Any) -> int:
         from objectives.training.batched import bytes_per_trial
 
-        return bytes_per_trial(config)
+        return bytes_per_trial(config, self.objective)
 
 
 class CapacityTask(TrainedTask):
     """The per-parameter capacity task of Collins et al. (2017)."""
 
     name = "capacity"
+
+    @property
+    def objective(self) -> Objective:
+        from objectives.tasks.capacity.objective import OBJECTIVE
+
+        return OBJECTIVE
 
     def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any:
         from objectives.tasks.capacity.study import CapacityStudy
@@ -127,6 +144,12 @@ class PerUnitTask(TrainedTask):
     random input presented T steps before, scored on held-out inputs."""
 
     name = "per-unit"
+
+    @property
+    def objective(self) -> Objective:
+        from objectives.tasks.per_unit.objective import OBJECTIVE
+
+        return OBJECTIVE
 
     def study_from_attrs(self, attrs: Mapping[str, Any]) -> Any:
         from objectives.tasks.per_unit.study import PerUnitStudy
@@ -229,9 +252,9 @@ class CalibrationTask:
         checkpoint: Checkpoint | None = None,
         every: int | None = None,
     ) -> TrialResult:
-        """`objectives.tasks.calibration.study.run`: its value shown to `checkpoint` every `every`
-        steps
-        (None: checkpoint_steps); False ends it, with `pruned` True in its result."""
+        """`objectives.tasks.calibration.study.run`: its value shown to `checkpoint` every
+        `every` steps (None: checkpoint_steps); False ends it, with `pruned` True in its
+        result."""
         from objectives.tasks.calibration.study import run
 
         return run(config, checkpoint, every or self.checkpoint_steps)

@@ -1,7 +1,8 @@
 """Many trials of one trained task (capacity, per-unit) trained as one program: K networks of
 the same shape with every weight stacked along a leading model axis (the layout of
-`objectives.networks.cells`). The task's own pieces (data sets, loss, score, result record) are its
-`objectives.tasks.objective`; everything else is shared.
+`objectives.networks.cells`). The task's own pieces (data sets, loss, score, result record) are
+its objective (`objectives.training.interface.Objective`), which the caller hands over in the
+batch's key (`shape_key`); everything else is shared.
 
 Per trial: its own data set (padded to the largest b in the batch and masked, so padding adds
 nothing to loss, gradient or score; likewise a held-out set it is scored on), learning rate,
@@ -38,8 +39,7 @@ import torch
 from torch import Tensor
 
 from objectives.networks.cells import Params, init_params, outputs
-from objectives.tasks.capacity.study import TASK as CAPACITY
-from objectives.tasks.objective import objective_of
+from objectives.training.interface import Objective, TrainingConfig
 from objectives.training.matmul import FULL, PRECISIONS, matmul_precision
 from objectives.training.rules import DEVICE, Progress, advance, lr_factor, observe, prune
 from objectives.training.step_graph import StepGraph
@@ -53,8 +53,9 @@ _BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": (
 
 @dataclass(frozen=True)
 class NetworkShape:
-    """What trials must share to be trained in one batch: the task, the network's shape, its
-    activation and the optimizer (everything else may differ from trial to trial)."""
+    """What trials must share to be trained in one batch: the task (its objective), the
+    network's shape, its activation and the optimizer (everything else may differ from trial
+    to trial)."""
 
     arch: str
     n_in: int
@@ -63,18 +64,25 @@ class NetworkShape:
     unroll: int
     activation: str
     optimizer: str
-    task: str = CAPACITY
+    objective: Objective
+
+    @property
+    def task(self) -> str:
+        return self.objective.task
 
     def __str__(self) -> str:
-        task = "" if self.task == CAPACITY else f"{self.task} "
+        task = "" if self.task == "capacity" else f"{self.task} "
         return (
             f"{task}{self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
             f"unroll {self.unroll} {self.activation} {self.optimizer}"
         )
 
 
-def shape_key(config: Any) -> NetworkShape:
-    """Trials that can share one batch: same task, network shape, activation and optimizer."""
+def shape_key(config: TrainingConfig, objective: Objective) -> NetworkShape:
+    """Trials that can share one batch: same task (`objective`, config's), network shape,
+    activation and optimizer."""
+    if config.task != objective.task:
+        raise ValueError(f"a {config.task} trial with the {objective.task} objective")
     return NetworkShape(
         arch=config.arch,
         n_in=config.n_in,
@@ -83,28 +91,27 @@ def shape_key(config: Any) -> NetworkShape:
         unroll=config.unroll,
         activation=config.activation,
         optimizer=config.optimizer,
-        task=config.task,
+        objective=objective,
     )
 
 
-def batch_group(config: Any) -> tuple[NetworkShape, int]:
+def batch_group(config: TrainingConfig, objective: Objective) -> tuple[NetworkShape, int]:
     """Trials that share a batch: the same shape, and a training set (capacity: b) in the
     same power-of-two range (2^(k-1), 2^k], so that padding to the largest in the batch at
     most doubles a trial's work. (b is searched over a wide range, 5 octaves by default;
     padded to the largest b of a mixed batch, the average trial would do several times its
     own work.)"""
-    samples, _ = objective_of(config).sizes(config)
-    return shape_key(config), (samples - 1).bit_length()
+    samples, _ = objective.sizes(config)
+    return shape_key(config, objective), (samples - 1).bit_length()
 
 
-def bytes_per_trial(config: Any) -> int:
+def bytes_per_trial(config: TrainingConfig, objective: Objective) -> int:
     """A generous estimate of the memory one trial takes in a batch: data, and the
     activations kept for the backward pass (every gate block of every layer at every step,
     about 4 tensors each, and the outputs), in float32; a held-out set's forward pass keeps
     nothing, but its data and one step's activations count."""
     from objectives.networks.architectures import GATE_BLOCKS
 
-    objective = objective_of(config)
     b, m = objective.sizes(config)
     n, n_in = config.hidden_size, config.n_in
     target = math.prod(objective.target_shape(n_in))
@@ -160,7 +167,7 @@ class BatchedTrainer:
         if capacity < 1:
             raise ValueError(f"capacity must be positive, got {capacity}")
         self.key = key
-        self.objective = objective_of(key.task)
+        self.objective = key.objective
         self.targets = self.objective.target_shape(key.n_in)
         self.arch, self.n_in, self.hidden = key.arch, key.n_in, key.hidden_size
         self.depth, self.unroll = key.depth, key.unroll
@@ -212,8 +219,11 @@ class BatchedTrainer:
         return max(size, -(-current * 5 // 4)) if self.cuda_graph else size
 
     def add(self, config: Any) -> int:
-        if shape_key(config) != self.key:
-            raise ValueError(f"trial of shape {shape_key(config)} in a batch of {self.key}")
+        if config.task != self.key.task:
+            raise ValueError(f"{config.task} trial in a batch of {self.key}")
+        if shape_key(config, self.objective) != self.key:
+            shape = shape_key(config, self.objective)
+            raise ValueError(f"trial of shape {shape} in a batch of {self.key}")
         if None not in self.slots:
             raise ValueError("no free slot")
         index = self.slots.index(None)

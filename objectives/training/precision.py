@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from objectives.tasks.objective import objective_of
 from objectives.training.batched import BatchedTrainer, shape_key
+from objectives.training.interface import Objective
 from objectives.training.matmul import FULL, PRECISIONS, matmul_precision
 
 __all__ = [
@@ -35,7 +35,7 @@ TOLERANCE = 0.01
 @dataclass(frozen=True)
 class ProbeResult:
     precision: str
-    # largest gap of the task's measure (objectives.tasks.objective: capacity |errors - errors at
+    # largest gap of the task's measure (its objective's `gap`: capacity |errors - errors at
     # full precision| / b; per-unit, of the fractions reconstructed)
     worst_error_gap: float
     worst_loss_gap: float  # largest relative gap of the final losses
@@ -63,18 +63,20 @@ def probe_trials(config: Any, count: int = PROBE_TRIALS) -> list[Any]:
 
 def probe(
     configs: Sequence[Any],
+    objective: Objective,
     device: str,
     precision: str,
     *,
     tolerance: float = TOLERANCE,
 ) -> ProbeResult:
-    """Train `configs` (one shape) twice from the same start, at full float32 matmul
-    precision and at `precision`, and compare every trial's score and final loss."""
-    score_gap = objective_of(configs[0]).gap
+    """Train `configs` (one shape, of `objective`'s task) twice from the same start, at full
+    float32 matmul precision and at `precision`, and compare every trial's score and final
+    loss."""
+    score_gap = objective.gap
     runs = []
     for p in (FULL, precision):
         trainer = BatchedTrainer(
-            shape_key(configs[0]), len(configs), device, precision=p, cuda_graph=False
+            shape_key(configs[0], objective), len(configs), device, precision=p, cuda_graph=False
         )
         slots = {trainer.add(c): c for c in configs}
         ended = {id(c): r for c, r in trainer.run(10**9)}

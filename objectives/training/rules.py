@@ -1,7 +1,8 @@
-"""The rules of a trial, written once for both trainers and both trained tasks: the capacity
-task's data set, the learning-rate schedule, when a trial stops, which step's score it keeps,
-what divergence and pruning do, and the record it ends with. The task's own pieces (data
-sets, loss, what a step scores) are `objectives.tasks.objective`'s.
+"""The rules of a trial, written once for both trainers and every trained task: the
+learning-rate schedule, when a trial stops, which step's score it keeps, what divergence and
+pruning do. A task's own pieces (data sets, loss, what a step scores, where its score starts,
+the record it ends with) are its objective (`objectives.training.interface.Objective`; the
+tasks' own in objectives/tasks/*/objective.py), which the caller hands the trainers.
 
 A trial's progress is a set of rows (`Progress`): python scalars for one trial trained by
 `objectives.training.trainer.train`, or (K,) tensors for K trials in
@@ -15,12 +16,12 @@ says what a step scores, as three numbers: the score (higher is better; a trial 
 its task's chance score), what is kept with the best score (the task's measure there), and
 whether the trial is done (nothing left to learn).
 - The score kept is the best seen over training, each measured on the weights of its step.
-  The capacity task's bits are b * (1 - H2(errors / b)) (`objectives.tasks.capacity.metric`), which
-  for a
-  fixed b grows with the distance of the error count from chance, |2 * errors - b|; so its
-  score is that distance (an integer, exact on any device), what it keeps is the error count
-  there, and the bits are computed once, from that count, in the result record. The per-unit
-  task's score is the held-out fraction reconstructed, kept as it is.
+  The capacity task's bits are b * (1 - H2(errors / b)) (`objectives.tasks.capacity.metric`),
+  which for a fixed b grows with the distance of the error count from chance,
+  |2 * errors - b|; so its score is that distance (an integer, exact on any device), what
+  it keeps is the error count there, and the bits are computed once, from that count, in
+  the result record. The per-unit task's score is the held-out fraction reconstructed,
+  kept as it is.
 - A trial stops when it is done (capacity: every sample right), after `max_steps` optimizer
   steps, when it has made no progress for `patience` steps, or when its loss is not finite
   (NaN or inf).
@@ -40,23 +41,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from objectives.tasks.capacity.metric import bits_per_param, mutual_information_bits
-from objectives.tasks.capacity.study import CapacityConfig
-from objectives.tasks.per_unit.study import PerUnitConfig
-from objectives.training.interface import LR_SCHEDULES
-
-
-def make_dataset(b: int, n_in: int, seed: int) -> tuple[Tensor, Tensor]:
-    """Random inputs in {0,1}^(b x n_in) and labels in {0,1}^b, every bit uniform."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 2, (b, n_in), generator=generator).float()
-    y = torch.randint(0, 2, (b,), generator=generator).float()
-    return x, y
+from objectives.training.interface import LR_SCHEDULES, Start, TrainingConfig
 
 
 @dataclass(frozen=True)
@@ -93,25 +83,6 @@ DEVICE = Ops(
 LOSS_MARGIN = 1e-4
 
 
-class Start(NamedTuple):
-    """Where a trial's score starts (its task's chance), and its patience margin."""
-
-    score: float
-    kept: float
-    margin: float = 0.0
-
-
-def capacity_score(errors: Any, b: Any) -> tuple[Any, Any, Any]:
-    """What a capacity step scores (score, kept, done): the distance of its error count from
-    chance, the count, and whether every sample is right. Scalars or tensors."""
-    return abs(2 * errors - b), errors, errors == 0
-
-
-def capacity_start(config: CapacityConfig) -> Start:
-    """Chance: b // 2 errors, distance 0 (b odd: a little above chance, as it must be)."""
-    return Start(score=0, kept=config.b // 2)
-
-
 @dataclass
 class Progress:
     """Where trials stand: each field a python scalar (one trial) or a (K,) tensor."""
@@ -133,10 +104,8 @@ class Progress:
     last_loss: Any  # loss of the last step observed
 
     @classmethod
-    def start(cls, config: Any, start: Start | None = None) -> Progress:
-        """One trial, as python scalars, from `start` (default: the capacity task's)."""
-        if start is None:
-            start = capacity_start(config)
+    def start(cls, config: TrainingConfig, start: Start) -> Progress:
+        """One trial, as python scalars, from `start` (its objective's)."""
         return cls(
             patience=config.patience,
             max_steps=config.max_steps,
@@ -172,7 +141,7 @@ class Progress:
             | {name: full(value) for name, value in _EMPTY_LOSSES.items()}
         )
 
-    def set_row(self, index: int, config: Any, start: Start | None = None) -> None:
+    def set_row(self, index: int, config: TrainingConfig, start: Start) -> None:
         """Row `index` of tensor rows starts `config` (from `start`, as `Progress.start`)."""
         with torch.no_grad():
             for name, value in asdict(Progress.start(config, start)).items():
@@ -263,149 +232,3 @@ def prune(progress: Progress, which: Any, ops: Ops) -> None:
     p._set("pruned", p.pruned | stop)
     p._set("ended", p.ended | stop)
     p._set("active", p.active & ops.negate(stop))
-
-
-def best_bits(b: int, best_errors: int) -> float:
-    """The bits of a trial's best score so far."""
-    return mutual_information_bits(b, best_errors)
-
-
-@dataclass(frozen=True)
-class CapacityResult:
-    bits: float
-    bits_per_param: float
-    num_params: int
-    hidden_size: int
-    depth: int
-    b: int
-    errors: int
-    error_fraction: float
-    steps: int
-    seconds: float
-    device: str
-    diverged: bool
-    final_loss: float
-    pruned: bool = False  # ended early from outside (a pruner); bits are its best so far
-
-    @classmethod
-    def scored(
-        cls,
-        config: CapacityConfig,
-        *,
-        errors: int,
-        num_params: int,
-        steps: int,
-        seconds: float,
-        device: str,
-        diverged: bool,
-        final_loss: float,
-        pruned: bool = False,
-    ) -> CapacityResult:
-        """The record of a finished run from its best error count (a run that diverged or
-        was pruned keeps the best score it reached)."""
-        bits = mutual_information_bits(config.b, errors)
-        return cls(
-            bits=bits,
-            bits_per_param=bits_per_param(bits, num_params),
-            num_params=num_params,
-            hidden_size=config.hidden_size,
-            depth=config.depth,
-            b=config.b,
-            errors=errors,
-            error_fraction=errors / config.b,
-            steps=steps,
-            seconds=seconds,
-            device=device,
-            diverged=diverged,
-            final_loss=final_loss,
-            pruned=pruned,
-        )
-
-    @classmethod
-    def of(
-        cls,
-        config: CapacityConfig,
-        progress: Progress,
-        *,
-        num_params: int,
-        seconds: float,
-        device: str,
-    ) -> CapacityResult:
-        """The record of one trial's ended progress (python scalars)."""
-        return cls.scored(
-            config,
-            errors=int(progress.best_kept),
-            num_params=num_params,
-            steps=int(progress.steps),
-            seconds=seconds,
-            device=device,
-            diverged=bool(progress.diverged),
-            final_loss=float(progress.last_loss),
-            pruned=bool(progress.pruned),
-        )
-
-    @property
-    def value(self) -> float:
-        """What the study maximises: the bits stored."""
-        return self.bits
-
-    def to_attrs(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class PerUnitResult:
-    """The record of a per-unit trial: the best held-out fraction reconstructed it reached
-    (objectives.tasks.per_unit.study), and the numbers of its input that this amounts to."""
-
-    fraction_reconstructed: float
-    numbers_stored: float
-    num_params: int
-    hidden_size: int
-    depth: int
-    n_in: int
-    samples: int
-    eval_samples: int
-    steps: int
-    seconds: float
-    device: str
-    diverged: bool
-    final_loss: float  # the training set's mean squared error at the last step observed
-    pruned: bool = False  # ended early from outside (a pruner); its best so far
-
-    @classmethod
-    def of(
-        cls,
-        config: PerUnitConfig,
-        progress: Progress,
-        *,
-        num_params: int,
-        seconds: float,
-        device: str,
-    ) -> PerUnitResult:
-        """The record of one trial's ended progress (python scalars)."""
-        fraction = float(progress.best_kept)
-        return cls(
-            fraction_reconstructed=fraction,
-            numbers_stored=fraction * config.n_in,
-            num_params=num_params,
-            hidden_size=config.hidden_size,
-            depth=config.depth,
-            n_in=config.n_in,
-            samples=config.samples,
-            eval_samples=config.eval_samples,
-            steps=int(progress.steps),
-            seconds=seconds,
-            device=device,
-            diverged=bool(progress.diverged),
-            final_loss=float(progress.last_loss),
-            pruned=bool(progress.pruned),
-        )
-
-    @property
-    def value(self) -> float:
-        """What the study maximises: the fraction of the input variance reconstructed."""
-        return self.fraction_reconstructed
-
-    def to_attrs(self) -> dict[str, Any]:
-        return asdict(self)

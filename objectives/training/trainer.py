@@ -2,8 +2,10 @@
 set, score it in bits; the per-unit task: carry an input through T steps, score the
 held-out fraction reconstructed).
 
-Runs without Optuna: it takes a frozen config (`CapacityConfig`, `PerUnitConfig`) and
-returns its task's result record.
+Runs without Optuna and knows no task: it takes a frozen config
+(`objectives.training.interface.TrainingConfig`) and the task's objective
+(`objectives.training.interface.Objective`) from the caller, and returns the result record
+the objective builds.
 """
 
 from __future__ import annotations
@@ -15,32 +17,19 @@ import torch
 from torch import Tensor
 
 from objectives.networks.cells import Params, init_params, num_params, outputs
-from objectives.tasks.capacity.study import CapacityConfig
-from objectives.tasks.objective import objective_of
-from objectives.tasks.per_unit.study import PerUnitConfig
-from objectives.training.interface import CHECKPOINT_STEPS, Checkpoint
-from objectives.training.rules import (
-    HOST,
-    CapacityResult,
-    PerUnitResult,
-    Progress,
-    advance,
-    lr_factor,
-    make_dataset,
-    observe,
-    prune,
+from objectives.training.interface import (
+    CHECKPOINT_STEPS,
+    Checkpoint,
+    Objective,
+    TrainingConfig,
 )
+from objectives.training.rules import HOST, Progress, advance, lr_factor, observe, prune
 
 __all__ = [
     "CHECKPOINT_STEPS",
-    "CapacityResult",
     "Checkpoint",
-    "count_errors",
-    "make_dataset",
     "make_optimizer",
     "train",
-    "train_capacity",
-    "train_per_unit",
 ]
 
 
@@ -56,29 +45,25 @@ def make_optimizer(name: str, params: list[Tensor], learning_rate: float) -> tor
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def count_errors(logits: Tensor, y: Tensor) -> int:
-    return int(((logits > 0) != (y > 0.5)).sum().item())
-
-
 def _move(params: Params, device: torch.device) -> Params:
     return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
 
 
 def train(
-    config: Any,
+    config: TrainingConfig,
+    objective: Objective,
     device: str = "cpu",
     checkpoint: Checkpoint | None = None,
     every: int = CHECKPOINT_STEPS,
 ) -> Any:
-    """Full-batch training of one trial of any trained task (its pieces:
-    `objectives.tasks.objective`) until neither score nor loss has improved for `patience` steps,
-    the task says it is done, or `max_steps` is reached; its task's result record.
+    """Full-batch training of one trial of any trained task (its pieces: `objective`, the
+    task's) until neither score nor loss has improved for `patience` steps, the task says it
+    is done, or `max_steps` is reached; the result record its objective builds.
 
     The rules (learning-rate schedule, stopping, the score kept, divergence) are
-    `objectives.training.rules`', shared with `objectives.training.batched.BatchedTrainer`; here
-    they run on
-    python scalars, one host sync a step, which on a CPU is cheaper than their K = 1 tensor
-    form (see benchmarks/batched_throughput.py --k1).
+    `objectives.training.rules`', shared with `objectives.training.batched.BatchedTrainer`;
+    here they run on python scalars, one host sync a step, which on a CPU is cheaper than
+    their K = 1 tensor form (see benchmarks/batched_throughput.py --k1).
 
     `checkpoint`, for a pruner: called as `checkpoint(steps, best_value)` after every `every`
     optimizer steps while the trial still has steps to go (steps < max_steps), with the best
@@ -88,7 +73,6 @@ def train(
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
     start = time.perf_counter()
-    objective = objective_of(config)
     dev = torch.device(device)
     data = objective.data(config)
     x, y = data.x.to(dev), data.y.to(dev)
@@ -156,29 +140,3 @@ def train(
         seconds=time.perf_counter() - start,
         device=str(dev),
     )
-
-
-def train_capacity(
-    config: CapacityConfig,
-    device: str = "cpu",
-    checkpoint: Checkpoint | None = None,
-    every: int = CHECKPOINT_STEPS,
-) -> CapacityResult:
-    """`train` for the capacity task: full-batch training on the memorised set, until every
-    sample is right, or as `train` says; `checkpoint(steps, best_bits)`."""
-    result = train(config, device, checkpoint, every)
-    assert isinstance(result, CapacityResult)
-    return result
-
-
-def train_per_unit(
-    config: PerUnitConfig,
-    device: str = "cpu",
-    checkpoint: Checkpoint | None = None,
-    every: int = CHECKPOINT_STEPS,
-) -> PerUnitResult:
-    """`train` for the per-unit task: full-batch training on its training set, scored on its
-    held-out set; `checkpoint(steps, best_fraction_reconstructed)`."""
-    result = train(config, device, checkpoint, every)
-    assert isinstance(result, PerUnitResult)
-    return result

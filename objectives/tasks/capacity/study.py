@@ -1,7 +1,8 @@
 """The per-parameter capacity task (docs/tasks.md): study settings, the frozen per-trial
 config, and the one function that turns an Optuna trial into that config.
 
-Torch-free: training lives in `objectives.training.trainer`, imported only when a trial runs.
+Torch-free: training lives in `objectives.training.trainer` (with the task's pieces in
+`objectives.tasks.capacity.objective`), imported only when a trial runs.
 """
 
 from __future__ import annotations

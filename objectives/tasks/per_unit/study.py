@@ -34,7 +34,7 @@ Each depth has its own P and so its own default; a study may fix `samples` inste
 held-out score then measures generalisation whatever the size chosen.
 
 Torch-free: training lives in `objectives.training.trainer` (with the task's pieces in
-`objectives.tasks.objective`), imported only when a trial runs.
+`objectives.tasks.per_unit.objective`), imported only when a trial runs.
 """
 
 from __future__ import annotations

@@ -7,14 +7,16 @@ import dataclasses
 import pytest
 import torch
 
+import objectives.tasks.objective
 import objectives.training.trainer
 from objectives.networks.architectures import INIT_SCHEMES
 from objectives.networks.cells import init_params
 from objectives.tasks.capacity.study import ADDED_DIMENSIONS, DIMENSIONS, build_study
+from objectives.tasks.objective import shape_key
 from objectives.tasks.per_unit.study import DIMENSIONS as PER_UNIT_DIMENSIONS
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.tasks.space import fixed
-from objectives.training.batched import BatchedTrainer, shape_key
+from objectives.training.batched import BatchedTrainer
 from tests.objectives.configs import capacity_config
 
 
@@ -43,7 +45,7 @@ def test_both_trainers_start_from_the_same_weights(monkeypatch, arch, task, sche
         return params
 
     monkeypatch.setattr(objectives.training.trainer, "init_params", recorded)
-    objectives.training.trainer.train(config)
+    objectives.tasks.objective.train(config)
     (alone,) = seen
     trainer = BatchedTrainer(shape_key(config), 3)
     trainer.add(dataclasses.replace(config, seed=99))

@@ -9,7 +9,8 @@ import torch
 
 from objectives.networks.architectures import ARCHS, count_params
 from objectives.networks.cells import init_params, num_params
-from objectives.tasks.objective import PER_UNIT_TASK, objective_of, reconstruction_inputs
+from objectives.tasks.objective import objective_of
+from objectives.tasks.per_unit.objective import reconstruction_inputs, train_per_unit
 from objectives.tasks.per_unit.study import (
     DIMENSIONS,
     MIN_SAMPLES,
@@ -21,8 +22,8 @@ from objectives.tasks.per_unit.study import (
     build_study,
     suggest_config,
 )
+from objectives.tasks.per_unit.study import TASK as PER_UNIT_TASK
 from objectives.tasks.space import is_searched
-from objectives.training.trainer import train_per_unit
 
 
 def per_unit_config(**overrides) -> PerUnitConfig:

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[3]
 PROGRAM = """
 import resource, sys, torch
 from objectives.training.allocator import keep_freed_memory
-from objectives.training.batched import BatchedTrainer, shape_key
+from objectives.tasks.objective import shape_key
+from objectives.training.batched import BatchedTrainer
 from tests.objectives.configs import capacity_config
 torch.set_num_threads(1)
 if sys.argv[1] == "keep":

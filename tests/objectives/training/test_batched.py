@@ -6,13 +6,14 @@ import pytest
 import objectives.training.batched
 import objectives.training.trainer
 from objectives.tasks.capacity.metric import mutual_information_bits
+from objectives.tasks.capacity.objective import train_capacity
 from objectives.tasks.capacity.study import CapacityConfig
+from objectives.tasks.objective import batch_group, shape_key
+from objectives.tasks.per_unit.objective import PerUnitResult, train_per_unit
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.training import rules
-from objectives.training.batched import BatchedTrainer, batch_group, shape_key
+from objectives.training.batched import BatchedTrainer
 from objectives.training.interface import LR_SCHEDULES
-from objectives.training.rules import PerUnitResult
-from objectives.training.trainer import train_capacity, train_per_unit
 
 
 def _configs(

@@ -6,10 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
+from objectives.tasks.capacity.objective import train_capacity
+from objectives.tasks.objective import shape_key
+from objectives.tasks.per_unit.objective import train_per_unit
 from objectives.tasks.per_unit.study import PerUnitConfig
-from objectives.training.batched import BatchedTrainer, shape_key
+from objectives.training.batched import BatchedTrainer
 from objectives.training.interface import LR_SCHEDULES
-from objectives.training.trainer import train_capacity, train_per_unit
 from tests.objectives.configs import capacity_config
 
 pytestmark = [
@@ -122,7 +124,8 @@ def test_cuda_graph_progress_and_stop():
 
 
 def test_tf32_probe_measures_the_gap():
-    from objectives.training.precision import probe, probe_trials
+    from objectives.tasks.objective import probe
+    from objectives.training.precision import probe_trials
 
     result = probe(probe_trials(_trials("lstm", k=1)[0]), "cuda", "tf32")
     print(result.describe())

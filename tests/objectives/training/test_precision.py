@@ -5,8 +5,9 @@ decides on them measures the gap to full precision. On a CPU the lower precision
 import pytest
 import torch
 
-from objectives.training.batched import BatchedTrainer, shape_key
-from objectives.training.precision import matmul_precision, probe, probe_trials
+from objectives.tasks.objective import probe, shape_key
+from objectives.training.batched import BatchedTrainer
+from objectives.training.precision import matmul_precision, probe_trials
 from tests.objectives.configs import capacity_config
 
 CPU = torch.device("cpu")

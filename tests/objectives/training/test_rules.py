@@ -8,19 +8,12 @@ import pytest
 import torch
 
 from objectives.tasks.capacity.metric import mutual_information_bits
-from objectives.training.batched import NetworkShape, batch_group, shape_key
+from objectives.tasks.capacity.objective import OBJECTIVE as CAPACITY
+from objectives.tasks.capacity.objective import CapacityResult, capacity_score, capacity_start
+from objectives.tasks.objective import batch_group, shape_key
+from objectives.training.batched import NetworkShape
 from objectives.training.interface import LR_SCHEDULES
-from objectives.training.rules import (
-    DEVICE,
-    HOST,
-    CapacityResult,
-    Progress,
-    advance,
-    capacity_score,
-    lr_factor,
-    observe,
-    prune,
-)
+from objectives.training.rules import DEVICE, HOST, Progress, advance, lr_factor, observe, prune
 from tests.objectives.configs import capacity_config
 
 
@@ -54,7 +47,8 @@ TRIALS = [
 
 def _run_host(trial):
     (patience, max_steps, b), seen = trial
-    progress = Progress.start(capacity_config(b=b, patience=patience, max_steps=max_steps))
+    config = capacity_config(b=b, patience=patience, max_steps=max_steps)
+    progress = Progress.start(config, capacity_start(config))
     for loss, errors in seen:
         train = observe(progress, loss, *capacity_score(errors, b), HOST)
         if not train:
@@ -67,7 +61,8 @@ def test_one_trial_and_a_batch_follow_the_same_rules():
     k = len(TRIALS)
     rows = Progress.rows(k + 1, torch.device("cpu"))  # one slot left empty
     for i, ((patience, max_steps, b), _) in enumerate(TRIALS):
-        rows.set_row(i, capacity_config(b=b, patience=patience, max_steps=max_steps))
+        config = capacity_config(b=b, patience=patience, max_steps=max_steps)
+        rows.set_row(i, config, capacity_start(config))
     length = max(len(seen) for _, seen in TRIALS)
     b = torch.tensor([b for (_, _, b), _ in TRIALS] + [0], dtype=torch.float64)
     for step in range(length):
@@ -135,9 +130,9 @@ def test_learning_rate_schedules(max_steps):
     host = []
     for i, (schedule, s) in enumerate(itertools.product(LR_SCHEDULES, steps)):
         config = capacity_config(max_steps=max_steps, lr_schedule=schedule)
-        rows.set_row(i, config)
+        rows.set_row(i, config, capacity_start(config))
         rows.steps[i] = s
-        one = Progress.start(config)
+        one = Progress.start(config, capacity_start(config))
         one.steps = s
         factor = lr_factor(one, HOST)
         host.append(factor)
@@ -154,10 +149,11 @@ def test_learning_rate_schedules(max_steps):
 
 
 def test_pruned_trials_end_with_their_best_score():
-    one = Progress.start(capacity_config(b=10))
+    config = capacity_config(b=10)
+    one = Progress.start(config, capacity_start(config))
     rows = Progress.rows(3, torch.device("cpu"))
     for k in range(3):
-        rows.set_row(k, capacity_config(b=10))
+        rows.set_row(k, config, capacity_start(config))
     for loss, errors in [(0.7, 4), (0.6, 2), (0.6, 3)]:
         advance(one, observe(one, loss, *capacity_score(errors, 10), HOST))
         e = capacity_score(torch.tensor([errors] * 3), 10)
@@ -184,7 +180,7 @@ def test_pruned_trials_end_with_their_best_score():
 def test_network_shape_is_named_and_hashable():
     config = capacity_config(arch="lstm", depth=2)
     shape = shape_key(config)
-    assert shape == NetworkShape("lstm", 16, 8, 2, 3, "tanh", "adam")
+    assert shape == NetworkShape("lstm", 16, 8, 2, 3, "tanh", "adam", CAPACITY)
     assert (shape.arch, shape.hidden_size, shape.depth) == ("lstm", 8, 2)
     assert {shape: 1}[shape_key(config)] == 1
     assert "lstm" in str(shape) and "hidden 8" in str(shape)

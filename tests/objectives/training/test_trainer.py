@@ -2,8 +2,8 @@ import pytest
 
 from objectives.networks.architectures import ARCHS
 from objectives.tasks.capacity.metric import mutual_information_bits
+from objectives.tasks.capacity.objective import make_dataset, train_capacity
 from objectives.tasks.capacity.study import CapacityConfig
-from objectives.training.trainer import make_dataset, train_capacity
 from tests.objectives.configs import capacity_config
 
 
