@@ -3,10 +3,10 @@
 A batched step allocates its activations anew every step, tensors of hundreds of kilobytes
 to megabytes. glibc's malloc gives such blocks back to the kernel when they are freed (blocks
 above the mmap threshold are unmapped, and the top of the heap is trimmed), so the next step
-faults in every page again: about 380 minor page faults a step for an rnn of 1k weights at
-K = 8 and b = 1000 on this project's CPU machine, 11 after this call, and 14% more trials per
-hour (the training of one trial at a time hardly faults, and does not change). The cost: a
-worker keeps the memory of its largest step until it exits.
+faults in every page again. Kept, they are reused, and a batched worker trains more trials an
+hour (the figures: docs/benchmarks.md, "Freed memory kept in the process"; the training of
+one trial at a time hardly faults). The cost: a worker keeps the memory of its largest step
+until it exits.
 """
 
 from __future__ import annotations

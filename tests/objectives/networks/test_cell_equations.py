@@ -1,4 +1,4 @@
-"""Each cell against its equations in CAPACITY_TASK.md section 3, computed here by hand from
+"""Each cell against its equations (docs/tasks.md, "The six cells"), computed here by hand from
 the named weight blocks, for two steps: the input at step 1, zero input at step 2."""
 
 import pytest
