@@ -26,8 +26,11 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.errors import HpsearchError
 from hpsearch.studies.records import StudyRecord, list_records
 from objectives.networks.architectures import ARCHS
-from objectives.tasks.capacity import study as capacity
-from objectives.tasks.per_unit import study as per_unit
+from objectives.tasks.description import describe_stored
+
+# The export tables of best rows; a task's description says which its studies go to.
+BEST_TABLE = "best"
+PER_UNIT_TABLE = "per-unit"
 
 
 def tag_of(record: StudyRecord) -> str:
@@ -199,9 +202,6 @@ class TrialRow:
     user_attrs: dict[str, Any]
 
 
-PER_UNIT_TASK = per_unit.TASK
-
-
 def arch_rank(arch: str) -> int:
     return ARCHS.index(arch) if arch in ARCHS else len(ARCHS)
 
@@ -247,11 +247,12 @@ def _config_value(record: StudyRecord, trial: FrozenTrial, key: str) -> Any:
 
 
 def _groups(
-    storage: optuna.storages.BaseStorage, selection: Selection, task: str, by: tuple[str, ...]
+    storage: optuna.storages.BaseStorage, selection: Selection, table: str, by: tuple[str, ...]
 ) -> Iterator[tuple[StudyRecord, int, tuple[Any, ...], list[FrozenTrial]]]:
-    """The finished trials of each selected study of `task`, by (depth, values of `by`)."""
+    """The finished trials of each selected study whose task's best rows go to `table`, by
+    (depth, values of `by`)."""
     for record in list_records(storage):
-        if record.task != task or not selection.study(record):
+        if describe_stored(record.task).table != table or not selection.study(record):
             continue
         study_id = storage.get_study_id_from_name(record.name)
         finished = storage.get_all_trials(study_id, deepcopy=False, states=selection.states)
@@ -270,12 +271,11 @@ def _groups(
 def best_rows(
     storage: optuna.storages.BaseStorage, selection: Selection | None = None
 ) -> list[BestRow]:
-    """One best row per (capacity study, depth); other tasks' studies are left out."""
+    """One best row per (study, depth) of the tasks of the best table (per-parameter tasks:
+    capacity); other tasks' studies are left out."""
     rows = [
         _row(record, depth, trials)
-        for record, depth, _, trials in _groups(
-            storage, selection or Selection(), capacity.TASK, ()
-        )
+        for record, depth, _, trials in _groups(storage, selection or Selection(), BEST_TABLE, ())
     ]
     return sorted(rows, key=_sort_key)
 
@@ -283,11 +283,11 @@ def best_rows(
 def keyed_rows(
     storage: optuna.storages.BaseStorage, by: tuple[str, ...], selection: Selection | None = None
 ) -> list[KeyedRow]:
-    """One best row per (capacity study, depth, values of the config keys `by`)."""
+    """One best row per (study of the best table, depth, values of the config keys `by`)."""
     rows = [
         KeyedRow(by=by, values=values, row=_row(record, depth, trials))
         for record, depth, values, trials in _groups(
-            storage, selection or Selection(), capacity.TASK, by
+            storage, selection or Selection(), BEST_TABLE, by
         )
     ]
     return sorted(rows, key=lambda k: (_sort_key(k.row), repr(k.values)))
@@ -335,9 +335,10 @@ def trial_rows(
 def per_unit_rows(
     storage: optuna.storages.BaseStorage, selection: Selection | None = None
 ) -> list[PerUnitRow]:
-    """One best row per (per-unit study, depth): the highest fraction reconstructed."""
+    """One best row per (study, depth) of the tasks of the per-unit table: the highest
+    fraction reconstructed."""
     rows = []
-    for record, depth, _, trials in _groups(storage, selection or Selection(), PER_UNIT_TASK, ()):
+    for record, depth, _, trials in _groups(storage, selection or Selection(), PER_UNIT_TABLE, ()):
         best = best_trial(trials)
         assert best.value is not None
         attrs = best.user_attrs

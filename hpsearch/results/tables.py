@@ -12,10 +12,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from hpsearch.errors import HpsearchError
-from hpsearch.results.rows import BestRow, FitRow, Multipliers, PerUnitRow, TrialRow, arch_rank
+from hpsearch.results.rows import (
+    BEST_TABLE,
+    PER_UNIT_TABLE,
+    BestRow,
+    FitRow,
+    Multipliers,
+    PerUnitRow,
+    TrialRow,
+    arch_rank,
+)
 
 FORMATS: tuple[str, ...] = ("md", "csv", "json", "latex")
-TABLES: tuple[str, ...] = ("best", "fits", "multipliers", "per-unit", "trials", "all")
+TABLES: tuple[str, ...] = (BEST_TABLE, "fits", "multipliers", PER_UNIT_TABLE, "trials", "all")
 # The formats of the trials table (its params and user attrs do not fit a printed table).
 TRIALS_FORMATS: tuple[str, ...] = ("csv", "json")
 
@@ -37,7 +46,7 @@ def best_table(rows: Sequence[BestRow]) -> Table:
         "Best bits per (study, depth)",
         columns,
         tuple(tuple(asdict(r).values()) for r in rows),
-        key="best",
+        key=BEST_TABLE,
     )
 
 
@@ -57,7 +66,7 @@ def per_unit_table(rows: Sequence[PerUnitRow]) -> Table:
         "Best fraction reconstructed per (per-unit study, depth)",
         columns,
         tuple(tuple(asdict(r).values()) for r in rows),
-        key="per-unit",
+        key=PER_UNIT_TABLE,
     )
 
 

@@ -10,6 +10,7 @@ studies' settings and stored attrs from the task's study class.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, NamedTuple
@@ -19,9 +20,8 @@ from hpsearch.search.pruners import PRUNERS, check_pruner
 from hpsearch.search.samplers import SAMPLERS, check_sampler
 from hpsearch.studies.spelling import SpaceError, entry_error, parse_space_args, without_name
 from objectives.networks.architectures import ARCHS
-from objectives.tasks.capacity import study as capacity
 from objectives.tasks.capacity.study import default_depths
-from objectives.tasks.per_unit import study as per_unit
+from objectives.tasks.description import TaskDescription, describe, task_names
 
 
 def parse_list(text: str, what: str, kind: type[int] | type[str]) -> tuple[Any, ...]:
@@ -133,16 +133,21 @@ class TaskSchema(NamedTuple):
     size_field: str
 
 
-# The tasks `create` makes studies of. Both study modules import no torch (a test checks).
+def _schema(task: TaskDescription) -> TaskSchema:
+    """A task's schema, from the study module its description names."""
+    module_name, _, class_name = task.study.rpartition(".")
+    module = importlib.import_module(module_name)
+    return TaskSchema(
+        getattr(module, class_name), module.build_study, module.DIMENSIONS, task.sizes
+    )
+
+
+# The tasks `create` makes studies of: those whose description names a study class. Their
+# study modules import no torch (a test checks); they are imported here, with this module.
 TASKS: dict[str, TaskSchema] = {
-    capacity.TASK: TaskSchema(
-        capacity.CapacityStudy, capacity.build_study, capacity.DIMENSIONS, "budgets"
-    ),
-    per_unit.TASK: TaskSchema(
-        per_unit.PerUnitStudy, per_unit.build_study, per_unit.DIMENSIONS, "units"
-    ),
+    name: _schema(describe(name)) for name in task_names() if describe(name).study
 }
-CAPACITY = capacity.TASK
+CAPACITY = "capacity"  # the default task of an experiment (a stored name, never changes)
 TASK_CHOICES: tuple[str, ...] = tuple(TASKS)
 SIZE_FIELD: dict[str, str] = {task: schema.size_field for task, schema in TASKS.items()}
 
