@@ -8,7 +8,8 @@
    only in how they were searched share a panel.
 
 Points that rest on fewer than `min_trials` complete trials are hollow. Nothing here decides
-what a figure shows; it only draws.
+what a figure shows; it only draws. plotly is imported inside the functions that draw, so that
+importing this module (as the dashboard notes a worker refreshes do) loads no plotting library.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from hpsearch.results import figure_data
 from hpsearch.results.claims import MIN_TRIALS
 from hpsearch.results.figure_data import Axis, PanelFigure, ProgressFigure, tick_label
 from hpsearch.results.rows import BestRow, FitRow, Multipliers, Selection, best_rows, multipliers
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +55,16 @@ def _axis(axis: Axis) -> dict[str, Any]:
 
 def _legend_only(**kwargs: Any) -> go.Scatter:
     """A legend entry with nothing drawn (for a band, a rule, hollow points)."""
+    import plotly.graph_objects as go
+
     return go.Scatter(x=[None], y=[None], showlegend=True, hoverinfo="skip", **kwargs)
 
 
 def draw_panels(data: PanelFigure) -> go.Figure:
     """A `PanelFigure` as plotly: its panels side by side, sharing y."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     cols = max(1, len(data.panels))
     fig = make_subplots(
         rows=1, cols=cols, shared_yaxes=True, subplot_titles=list(data.panels) or [""]
@@ -140,6 +147,8 @@ def bits_per_param_vs_params(rows: list[BestRow], min_trials: int = MIN_TRIALS) 
 
 
 def multiplier_heatmap(m: Multipliers) -> go.Figure:
+    import plotly.graph_objects as go
+
     text = [[f"{v:.2f}" for v in row] for row in m.ratio]
     fig = go.Figure(
         go.Heatmap(
@@ -164,6 +173,9 @@ def multiplier_heatmap(m: Multipliers) -> go.Figure:
 
 
 def draw_progress(data: ProgressFigure) -> go.Figure:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
     rows = max(1, len(data.panels))
     fig = make_subplots(rows=rows, cols=1, subplot_titles=[p.title for p in data.panels] or [""])
     fig.update_layout(
