@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from hpsearch.results.rows import BestRow, PerUnitRow, Selection, arch_rank, fit_rows
+from hpsearch.results.rows import BestRow, PerUnitRow, Selection, arch_rank, fit_line
 from hpsearch.results.runs import settings_key, tag_of
 from hpsearch.studies.records import StudyRecord, list_records
 from objectives.tasks.description import describe
@@ -213,7 +213,7 @@ def bits_vs_params(
     depths, drawn = _depth_series(rows, "best_bits", min_trials, tag_of)
     series = [s for s, _ in drawn]
     for s, mine in drawn:
-        (fit,) = fit_rows(mine)
+        fit = fit_line(mine, "")  # the series as drawn: its rows may carry several tags
         slope = fit.bits_per_param_slope
         xs = [min(p.x for p in s.points) * FIT_REACH[0], max(p.x for p in s.points) * FIT_REACH[1]]
         series.append(
