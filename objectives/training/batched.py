@@ -71,9 +71,8 @@ class NetworkShape:
         return self.objective.task
 
     def __str__(self) -> str:
-        task = "" if self.task == "capacity" else f"{self.task} "
         return (
-            f"{task}{self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
+            f"{self.task} {self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
             f"unroll {self.unroll} {self.activation} {self.optimizer}"
         )
 
