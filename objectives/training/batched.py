@@ -72,8 +72,8 @@ class NetworkShape:
 
     def __str__(self) -> str:
         return (
-            f"{self.task} {self.arch} n_in {self.n_in} hidden {self.hidden_size} depth {self.depth} "
-            f"unroll {self.unroll} {self.activation} {self.optimizer}"
+            f"{self.task} {self.arch} n_in {self.n_in} hidden {self.hidden_size} "
+            f"depth {self.depth} unroll {self.unroll} {self.activation} {self.optimizer}"
         )
 
 
