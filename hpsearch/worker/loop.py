@@ -42,8 +42,7 @@ from hpsearch.worker.executors import (
     checkpoint_steps,
     describe_error,
 )
-from hpsearch.worker.progress import ProgressBar
-from objectives.tasks.description import describe
+from hpsearch.worker.progress import ProgressBar, task_description
 from objectives.tasks.registry import Task, TrialResult, get_task
 from storage import Heartbeat, HeartbeatPolicy, retry_transient
 from storage.lifecycle import StudyTrials
@@ -296,7 +295,11 @@ class Worker:
         once more when the worker finishes (entry None). Never fails a trial."""
         # Notes are on for studies of per-parameter tasks (their note carries the figure);
         # without such a study the notes module (and its plotting) is never imported.
-        names = [e.record.name for e in self.studies if describe(e.record.task).per_param]
+        names = [
+            e.record.name
+            for e in self.studies
+            if getattr(task_description(e.record.task), "per_param", False)
+        ]
         if not names:
             return
         if entry is not None:
@@ -324,19 +327,21 @@ class Worker:
     def _log(task: str, name: str, number: int, result: TrialResult, pruned: bool = False) -> None:
         """One line per trial: its value as the task prints it, per parameter where that
         means something, its steps and seconds."""
-        description = describe(task)
+        description = task_description(task)
         attrs = result.to_attrs()
         how = (" DIVERGED" if result.diverged else "") + (" PRUNED" if pruned else "")
         per_param = ""
         num_params = attrs.get("num_params")
-        if description.per_param and isinstance(num_params, int) and num_params > 0:
+        if description and description.per_param and isinstance(num_params, int) and num_params:
             per_param = f" ({result.value / num_params:.2f} {description.metric}/param)"
         steps = f" steps={attrs['steps']}" if "steps" in attrs else ""
         logger.info(
             "%s #%d: %s%s%s%s in %.2fs",
             name,
             number,
-            description.format_value(result.value),
+            f"value {result.value:.6g}"
+            if description is None
+            else description.format_value(result.value),
             per_param,
             steps,
             how,

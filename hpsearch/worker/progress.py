@@ -27,10 +27,19 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch.studies.records import StudyRecord
-from objectives.tasks.description import describe
+from objectives.tasks.description import TaskDescription, describe
 
 # In a child of --processes whose parent draws the bar: the descriptor it writes to.
 FEED_ENV = "HPSEARCH_PROGRESS_FD"
+
+
+def task_description(task: str) -> TaskDescription | None:
+    """The task's description; None for a task registered without one (a test's task), which
+    the worker then shows by its plain value."""
+    try:
+        return describe(task)
+    except ValueError:
+        return None
 
 
 class ProgressBar:
@@ -58,7 +67,7 @@ class ProgressBar:
         self._redirect: Any = None
         self._lock = threading.Lock()
         # The tasks whose value per parameter is the bar's "best" (bits per parameter).
-        self._per_param = {r.name: describe(r.task) for r in records}
+        self._described = {r.name: task_description(r.task) for r in records}
 
     def __enter__(self) -> ProgressBar:
         if self.enabled:
@@ -125,8 +134,8 @@ class ProgressBar:
                 study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
             )
             done += len(trials)
-            description = self._per_param[record.name]
-            if not description.per_param:
+            description = self._described[record.name]
+            if description is None or not description.per_param:
                 continue
             for t in trials:
                 if t.state != TrialState.COMPLETE:
