@@ -1,14 +1,18 @@
-"""No two modules of the project import each other, directly or round a longer loop.
+"""The layers of the project: which room may import which, and no import cycles.
 
-Static: every `import` and `from ... import` of objectives/, hpsearch/ and storage/ is read
-with `ast`, wherever it stands (module level, inside functions, under TYPE_CHECKING), and
-the edges between the project's own modules must form an acyclic graph. A package's
-`__init__` counts as the module of the package's name.
+Static: every `import` and `from ... import` of objectives/, hpsearch/ and storage/ (all their
+subpackages) is read with `ast`, wherever it stands (module level, inside functions, under
+TYPE_CHECKING). A package's `__init__` counts as the module of the package's name. The edges
+between rooms must be among ALLOWED (docs/design.md draws the same picture), and the edges
+between modules must form an acyclic graph. Dynamic checks: a task's study module, the
+results and the CLI's start import no torch, and a worker imports no plotting library.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +114,135 @@ def test_cycles_are_found_and_named():
 def test_no_import_cycles(package):
     cycles = [c for c in find_cycles(import_graph()) if c[0].split(".")[0] == package]
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+# Room -> the rooms it may import (besides itself). A room is a package's folder: the first
+# two parts of a module's name (`hpsearch.worker`), or the package itself for its top-level
+# modules (`hpsearch.errors` is room `hpsearch`). hpsearch imports objectives and storage;
+# objectives and storage never import each other or hpsearch.
+ALLOWED: dict[str, set[str]] = {
+    "storage": set(),
+    "objectives": set(),
+    "objectives.networks": {"objectives"},
+    "objectives.training": {"objectives", "objectives.networks"},
+    "objectives.tasks": {"objectives", "objectives.networks", "objectives.training"},
+    "hpsearch": set(),
+    "hpsearch.search": {"hpsearch", "storage", "objectives", "objectives.tasks"},
+    "hpsearch.studies": {
+        "hpsearch",
+        "hpsearch.search",
+        "objectives",
+        "objectives.tasks",
+        "objectives.networks",
+    },
+    "hpsearch.results": {
+        "hpsearch",
+        "hpsearch.studies",
+        "storage",
+        "objectives",
+        "objectives.tasks",
+        "objectives.networks",
+    },
+    "hpsearch.dashboard": {
+        "hpsearch",
+        "hpsearch.studies",
+        "hpsearch.results",
+        "storage",
+        "objectives",
+        "objectives.tasks",
+        "objectives.networks",
+    },
+    "hpsearch.worker": {
+        "hpsearch",
+        "hpsearch.search",
+        "hpsearch.studies",
+        "hpsearch.dashboard",
+        "storage",
+        "objectives",
+        "objectives.tasks",
+        "objectives.training",
+    },
+    "hpsearch.cli": {
+        "hpsearch",
+        "hpsearch.search",
+        "hpsearch.studies",
+        "hpsearch.worker",
+        "hpsearch.results",
+        "hpsearch.dashboard",
+        "storage",
+        "objectives",
+        "objectives.tasks",
+        "objectives.networks",
+    },
+}
+
+
+def room(module: str) -> str:
+    parts = module.split(".")
+    candidate = ".".join(parts[:2])
+    return candidate if candidate in ALLOWED else parts[0]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    found = []
+    for module, imported in sorted(graph.items()):
+        here = room(module)
+        for target in sorted(imported):
+            there = room(target)
+            if there != here and there not in ALLOWED[here]:
+                found.append(f"{module} -> {target} ({here} may not import {there})")
+    return found
+
+
+def test_every_room_is_known():
+    rooms = {room(m) for m in import_graph()}
+    assert rooms <= set(ALLOWED)
+    assert {"hpsearch.cli", "hpsearch.worker", "objectives.tasks", "storage"} <= rooms
+
+
+def test_a_forbidden_edge_is_found():
+    graph = {"storage.rdb": {"hpsearch.errors"}, "hpsearch.cli": {"storage.rdb"}}
+    assert layer_violations(graph) == [
+        "storage.rdb -> hpsearch.errors (storage may not import hpsearch)"
+    ]
+
+
+def test_the_rooms_import_only_what_they_may():
+    violations = layer_violations(import_graph())
+    assert not violations, "layer violations:\n" + "\n".join(violations)
+
+
+def _modules_loaded(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint(' '.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return set(out.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "objectives.tasks.capacity.study",
+        "objectives.tasks.per_unit.study",
+        "objectives.tasks.registry",
+        "hpsearch.results.rows",
+        "hpsearch.cli",
+    ],
+)
+def test_imports_no_torch(module):
+    assert "torch" not in _modules_loaded(f"import {module}")
+
+
+def test_a_worker_imports_no_plotting_library():
+    loaded = _modules_loaded("import hpsearch.worker.loop, hpsearch.worker.executors")
+    assert not loaded & {"plotly", "matplotlib", "optuna_dashboard"}
+
+
+def test_the_study_catalog_knows_no_command_line():
+    loaded = _modules_loaded("import hpsearch.studies.records, hpsearch.studies.schema")
+    assert "argparse" not in {m for m in loaded if not m.startswith("_")} - _modules_loaded("")
+    assert not {m for m in loaded if m.startswith("hpsearch.cli")}
