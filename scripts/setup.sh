@@ -4,7 +4,7 @@
 # plus NVIDIA's library wheels), even on a machine without a GPU. So without an
 # NVIDIA GPU (no nvidia-smi) this takes the CPU build from PyTorch's CPU index; when that index
 # cannot be reached (no internet, only a package mirror) it falls back to the default index
-# at once. README.md ("Set up") gives the download sizes. GPU images: see Dockerfile.
+# at once. docs/benchmarks.md ("Set-up") gives the download sizes. GPU images: see Dockerfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH="torch==2.13.0"

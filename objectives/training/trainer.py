@@ -63,7 +63,8 @@ def train(
     The rules (learning-rate schedule, stopping, the score kept, divergence) are
     `objectives.training.rules`', shared with `objectives.training.batched.BatchedTrainer`;
     here they run on python scalars, one host sync a step, which on a CPU is cheaper than
-    their K = 1 tensor form (see benchmarks/batched_throughput.py --k1).
+    their K = 1 tensor form (figures: docs/benchmarks.md, "One trial at a time against a batch
+    of one").
 
     `checkpoint`, for a pruner: called as `checkpoint(steps, best_value)` after every `every`
     optimizer steps while the trial still has steps to go (steps < max_steps), with the best
