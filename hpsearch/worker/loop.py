@@ -19,6 +19,7 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,7 +267,14 @@ class Worker:
                     entry.trials.complete(held.claim, heartbeat, result.value, attrs)
                     self._refresh_note(entry, result.value)
                     report.complete += 1
-                self._log(entry.record.task, held.study, held.claim.number, result, outcome.pruned)
+                self._log(
+                    entry.record.task,
+                    held.study,
+                    held.claim.number,
+                    result,
+                    outcome.pruned,
+                    held.claim.trial.params,
+                )
                 report.failing = 0
             else:
                 entry.trials.fail(held.claim, heartbeat, {"error": outcome.error})
@@ -324,9 +332,17 @@ class Worker:
             logger.warning("could not update the dashboard notes: %s", e)
 
     @staticmethod
-    def _log(task: str, name: str, number: int, result: TrialResult, pruned: bool = False) -> None:
+    def _log(
+        task: str,
+        name: str,
+        number: int,
+        result: TrialResult,
+        pruned: bool = False,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         """One line per trial: its value as the task prints it, per parameter where that
-        means something, its steps and seconds."""
+        means something, the trial's searched parameters (depth, b, ...: what a reader of the
+        log compares trials by), its steps and seconds."""
         description = task_description(task)
         attrs = result.to_attrs()
         how = (" DIVERGED" if result.diverged else "") + (" PRUNED" if pruned else "")
@@ -335,14 +351,19 @@ class Worker:
         if description and description.per_param and isinstance(num_params, int) and num_params:
             per_param = f" ({result.value / num_params:.2f} {description.metric}/param)"
         steps = f" steps={attrs['steps']}" if "steps" in attrs else ""
+        searched = "".join(
+            f" {k}={v:.3g}" if isinstance(v, float) else f" {k}={v}"
+            for k, v in (params or {}).items()
+        )
         logger.info(
-            "%s #%d: %s%s%s%s in %.2fs",
+            "%s #%d: %s%s%s%s%s in %.2fs",
             name,
             number,
             f"value {result.value:.6g}"
             if description is None
             else description.format_value(result.value),
             per_param,
+            searched,
             steps,
             how,
             attrs.get("seconds", float("nan")),

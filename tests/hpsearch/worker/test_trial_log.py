@@ -26,13 +26,19 @@ class _Result:
 def test_a_trial_line_in_the_tasks_words(caplog):
     caplog.set_level(logging.INFO, logger=loop.__name__)
     bits = _Result(1234.5, attrs={"num_params": 500, "steps": 60, "seconds": 1.5})
-    Worker._log("capacity", "capacity-rnn-p500", 3, bits)
-    Worker._log("calibration", "calibration-c", 4, _Result(-0.25, attrs={"seconds": 0.5}))
+    Worker._log("capacity", "capacity-rnn-p500", 3, bits, params={"depth": 2, "b": 1000})
+    Worker._log(
+        "calibration",
+        "calibration-c",
+        4,
+        _Result(-0.25, attrs={"seconds": 0.5}),
+        params={"x": 0.123456},
+    )
     Worker._log("per-unit", "per-unit-rnn-u8", 5, _Result(0.9, True, {"num_params": 10}), True)
     Worker._log("a-test-task", "t", 6, _Result(0.125))  # registered without a description
     assert caplog.messages == [
-        "capacity-rnn-p500 #3: 1234.5 bits (2.47 bits/param) steps=60 in 1.50s",
-        "calibration-c #4: -0.25 in 0.50s",
+        "capacity-rnn-p500 #3: 1234.5 bits (2.47 bits/param) depth=2 b=1000 steps=60 in 1.50s",
+        "calibration-c #4: -0.25 x=0.123 in 0.50s",
         "per-unit-rnn-u8 #5: 0.900 recon. DIVERGED PRUNED in nans",
         "t #6: value 0.125 in nans",
     ]
