@@ -156,6 +156,7 @@ ALLOWED: dict[str, set[str]] = {
         "hpsearch",
         "hpsearch.search",
         "hpsearch.studies",
+        "hpsearch.results",
         "hpsearch.dashboard",
         "storage",
         "objectives",

@@ -22,10 +22,11 @@ from types import TracebackType
 from typing import IO, Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from hpsearch.results.rows import best_trial
 from hpsearch.studies.records import StudyRecord
 from objectives.tasks.description import TaskDescription, describe
 
@@ -137,21 +138,22 @@ class ProgressBar:
             description = self._described[record.name]
             if description is None or not description.per_param:
                 continue
+            # The best trial of each network size (a study's depth), by the one rule of
+            # the results; pruned trials count as done, but their values are not results.
+            by_size: dict[int, list[FrozenTrial]] = {}
             for t in trials:
-                if t.state != TrialState.COMPLETE:
-                    continue  # pruned: counts as done, but its value is not a result
                 num_params = t.user_attrs.get("num_params")
-                if t.value is None or not isinstance(num_params, int) or num_params < 1:
-                    continue
-                if best is None or t.value / num_params > best:
-                    best, metric = t.value / num_params, description.metric
+                if t.state == TrialState.COMPLETE and t.value is not None:
+                    if isinstance(num_params, int) and num_params > 0:
+                        by_size.setdefault(num_params, []).append(t)
+            for num_params, sized in by_size.items():
+                value = best_trial(sized).value
+                assert value is not None
+                if best is None or value / num_params > best:
+                    best, metric = value / num_params, description.metric
         hours = max(time.monotonic() - self.started, 1e-9) / 3600
         self.bar.n = done
         self.bar.set_postfix_str(
             ("" if best is None else f"best {best:.3f} {metric}/param, ")
             + f"{self.mine / hours:.0f} trials/h here"
         )
-
-
-# The old name, until tests/hpsearch/results/test_plots_notes.py imports ProgressBar.
-Progress = ProgressBar

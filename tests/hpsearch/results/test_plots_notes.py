@@ -18,7 +18,7 @@ from hpsearch.results.figures import (
 from hpsearch.results.rows import Selection, best_rows, fit_rows, multipliers
 from hpsearch.studies.records import create_studies, list_records
 from hpsearch.studies.schema import Experiment
-from hpsearch.worker.progress import Progress
+from hpsearch.worker.progress import ProgressBar
 from objectives.tasks.capacity.study import build_study
 from tests.hpsearch.results.test_export import _trial
 from tests.hpsearch.results.test_export import storage as storage
@@ -227,7 +227,7 @@ def test_note_describes_searched_and_fixed_dimensions():
 
 def test_progress_bar_counts_and_rate(storage, capsys):
     records = list_records(storage)
-    with Progress(storage, records, enabled=True) as progress:
+    with ProgressBar(storage, records, enabled=True) as progress:
         progress.update()
         assert progress.bar is not None
         # Complete trials in the three studies, and the pruned one: a pruned trial takes its
@@ -236,7 +236,7 @@ def test_progress_bar_counts_and_rate(storage, capsys):
         assert progress.bar.total == 40  # four studies of 10
         assert "best 3.000 bits/param" in progress.bar.postfix
     assert "trials/h here" in capsys.readouterr().err
-    with Progress(storage, records, enabled=False) as quiet:
+    with ProgressBar(storage, records, enabled=False) as quiet:
         quiet.update()
         assert quiet.bar is None
 
