@@ -266,9 +266,9 @@ class BatchedExecutor:
 def auto_batch(tasks: list[tuple[Task, Any]], device: str) -> int:
     """K for `--batch auto`, given each study's task and settings. On a GPU, from its free
     memory (a quarter of it) and the largest trial the studies can ask for, at most 128. On
-    a CPU, 1: there a batch gains at most 2.3x per core when every trial has the same shape
-    and b, and a whole search, whose trials spread over many groups, ran slower batched
-    (see README and benchmarks/capacity_search.py speed --batch)."""
+    a CPU, 1: there a batch gains only when every trial has the same shape and b, and a
+    whole search, whose trials spread over many groups, ran slower batched (figures:
+    docs/benchmarks.md, "Batched trials on a CPU")."""
     if device != "cuda":
         return 1
     import torch
