@@ -13,7 +13,8 @@ from a copy of it. `--workers` processes then propose for `--seconds`, as the re
   pops one.
 
 Each proposal is told at once (value of the synthetic function), so results come in while
-other workers' proposals wait in the queue, as they would with short trials. Printed per configuration:
+other workers' proposals wait in the queue, as they would with short trials. Printed per
+configuration:
 proposals/s over the window (a proposal counts if its ask ended in the window; the window
 starts once every worker has loaded the study), GP fits, and the mean time the lock was held
 per proposal (1 / that is the rate the lock allows, whatever the number of cores).
@@ -31,10 +32,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -43,41 +44,19 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-import hpsearch.search.proposals as protocol
-import storage.lifecycle as lifecycle
-from hpsearch.search.gp_batch import GPBatchSampler
-from hpsearch.search.samplers import STARTUP_TRIALS
-from storage import Heartbeat, HeartbeatPolicy, open_storage
-from storage.lifecycle import StudyTrials
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import hpsearch.search.proposals as protocol  # noqa: E402
+import storage.lifecycle as lifecycle  # noqa: E402
+from hpsearch.search.gp_batch import GPBatchSampler  # noqa: E402
+from hpsearch.search.samplers import STARTUP_TRIALS  # noqa: E402
+from storage import Heartbeat, HeartbeatPolicy, open_storage  # noqa: E402
+from storage.lifecycle import StudyTrials  # noqa: E402
+from tests.testing import SEARCH_SPACE, random_point, smooth_value, suggest_point  # noqa: E402
 
 STUDY = "proposals"
-SPACE: dict[str, Any] = {
-    "depth": CategoricalDistribution((1, 2, 4)),
-    "b": IntDistribution(500, 16000, log=True),
-    "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
-    "init_scale": FloatDistribution(0.1, 3.0, log=True),
-}
-
-
-def suggest(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-    return {
-        "depth": trial.suggest_categorical("depth", (1, 2, 4)),
-        "b": trial.suggest_int("b", 500, 16000, log=True),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
-        "init_scale": trial.suggest_float("init_scale", 0.1, 3.0, log=True),
-    }
-
-
-def value(p: dict[str, Any], noise: float = 0.0) -> float:
-    return (
-        -((math.log10(p["learning_rate"]) + 2.5) ** 2)
-        - math.log(p["init_scale"]) ** 2
-        + 0.1 * math.log(p["b"])
-        + 0.05 * p["depth"]
-        + noise
-    )
 
 
 def fill(url: str, trials: int, seed: int = 0) -> None:
@@ -85,15 +64,10 @@ def fill(url: str, trials: int, seed: int = 0) -> None:
     study = optuna.create_study(study_name=STUDY, storage=url, direction="maximize")
     frozen = []
     for _ in range(trials):
-        p = {
-            "depth": int(rng.choice([1, 2, 4])),
-            "b": round(math.exp(rng.uniform(math.log(500), math.log(16000)))),
-            "learning_rate": math.exp(rng.uniform(math.log(1e-4), math.log(1e-1))),
-            "init_scale": math.exp(rng.uniform(math.log(0.1), math.log(3.0))),
-        }
+        p = random_point(rng)
         frozen.append(
             optuna.trial.create_trial(
-                params=p, distributions=SPACE, value=value(p, rng.normal(0, 0.05))
+                params=p, distributions=SEARCH_SPACE, value=smooth_value(p, rng.normal(0, 0.05))
             )
         )
     study.add_trials(frozen)
@@ -117,9 +91,9 @@ def warm_up(sampler_name: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     study = optuna.create_study(direction="maximize", sampler=make(sampler_name, seed))
     for _ in range(STARTUP_TRIALS + 2):
-        trial = study.ask(SPACE)
-        study.tell(trial, value(trial.params, rng.normal(0, 0.05)))
-    study.tell(trial := study.ask(), value(suggest(trial)))
+        trial = study.ask(SEARCH_SPACE)
+        study.tell(trial, smooth_value(trial.params, rng.normal(0, 0.05)))
+    study.tell(trial := study.ask(), smooth_value(suggest_point(trial)))
 
 
 def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out: Any) -> None:
@@ -151,10 +125,10 @@ def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out
     proposals = 0
     with Heartbeat(storage, policy.interval) as heartbeat:
         while time.time() < deadline:
-            claims = protocol.claim(queue, heartbeat, f"bench-{seed}", suggest, 1) or []
+            claims = protocol.claim(queue, heartbeat, f"bench-{seed}", suggest_point, 1) or []
             asked = time.time()
             for claim in claims:
-                trials.complete(claim, heartbeat, value(claim.prepared), {})
+                trials.complete(claim, heartbeat, smooth_value(claim.prepared), {})
             if asked < deadline:
                 proposals += len(claims)
     fits = getattr(sampler, "fits", proposals)

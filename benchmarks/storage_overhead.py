@@ -24,12 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import optuna
-import psycopg
-import sqlalchemy
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,25 +36,7 @@ from hpsearch.worker.loop import Worker  # noqa: E402
 from objectives.tasks.calibration.study import CalibrationStudy  # noqa: E402
 from objectives.tasks.capacity.study import build_study  # noqa: E402
 from storage import Heartbeat, HeartbeatPolicy, open_storage  # noqa: E402
-
-
-class Database:
-    def __init__(self, base: str) -> None:
-        self.base = sqlalchemy.make_url(base).set(drivername="postgresql")
-        self.name = f"hpsearch_bench_{uuid.uuid4().hex[:8]}"
-
-    def __enter__(self) -> str:
-        with psycopg.connect(
-            self.base.render_as_string(hide_password=False), autocommit=True
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{self.name}"')
-        return self.base.set(database=self.name).render_as_string(hide_password=False)
-
-    def __exit__(self, *exc: object) -> None:
-        with psycopg.connect(
-            self.base.render_as_string(hide_password=False), autocommit=True
-        ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+from tests.testing import scratch_postgres  # noqa: E402
 
 
 def run_workers(url: str, workers: int, trials: int, seconds: float) -> dict[str, float]:
@@ -125,7 +104,7 @@ def workers_part(pg: str) -> list[dict[str, float]]:
     rows = []
     for seconds, trials_per_worker in ((0.0, 40), (2.0, 6)):
         for n in (1, 4, 16):
-            with Database(pg) as url:
+            with scratch_postgres(pg, "hpsearch_bench") as url:
                 row = {
                     "storage": "postgresql",
                     **run_workers(url, n, n * trials_per_worker, seconds),
@@ -219,7 +198,7 @@ def phases(url: str, sampler: str, completed: int, claims: int = 10) -> dict[str
 def phases_part(pg: str) -> list[dict[str, object]]:
     rows = []
     for sampler, completed in (("random", 100), ("gp", 100), ("gp", 500)):
-        with Database(pg) as url:
+        with scratch_postgres(pg, "hpsearch_bench") as url:
             row = {"storage": "postgresql", **phases(url, sampler, completed)}
         print(json.dumps(row), flush=True)
         rows.append(row)

@@ -9,20 +9,9 @@ from pathlib import Path
 
 import pytest
 
-POSTGRES_ENV = "HPSEARCH_TEST_POSTGRES_URL"
+from tests.testing import scratch_postgres
 
-# What every capacity trial must record (issue 2).
-TRIAL_ATTRS = (
-    "bits",
-    "bits_per_param",
-    "num_params",
-    "hidden_size",
-    "depth",
-    "error_fraction",
-    "steps",
-    "seconds",
-    "device",
-)
+POSTGRES_ENV = "HPSEARCH_TEST_POSTGRES_URL"
 
 
 @pytest.fixture
@@ -39,19 +28,8 @@ def postgres_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"{POSTGRES_ENV} is not set: CI must run the postgres tests")
         pytest.skip(f"{POSTGRES_ENV} is not set")
-    import psycopg
-    import sqlalchemy
-
-    url = sqlalchemy.make_url(base)
-    name = f"hpsearch_test_{uuid.uuid4().hex[:12]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_postgres(base) as url:
+        yield url
 
 
 @pytest.fixture

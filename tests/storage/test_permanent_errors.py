@@ -12,7 +12,7 @@ import sqlalchemy
 
 from storage import StorageError, is_transient, retry_transient
 from storage.retry import is_permanent
-from tests.hpsearch.helpers import hpsearch
+from tests.testing import hpsearch
 
 
 def _error(message: str) -> sqlalchemy.exc.OperationalError:

@@ -75,7 +75,7 @@ def test_password_never_shown(postgres_url):
     """Trust authentication ignores the password, so the URL works and its logs can be read."""
     import sqlalchemy
 
-    from tests.hpsearch.helpers import create_args, hpsearch
+    from tests.testing import create_args, hpsearch
 
     secret = "s3cr3t-pw"
     url = (

@@ -8,7 +8,7 @@ import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution, json_to_distribution
 
 from hpsearch.cli import main
-from tests.hpsearch.helpers import create_args, hpsearch, snapshot
+from tests.testing import create_args, hpsearch, snapshot
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.results.rows import BestRow
-from tests.conftest import TRIAL_ATTRS
-from tests.hpsearch.helpers import create_args, hpsearch, run_workers
+from tests.testing import TRIAL_ATTRS, create_args, hpsearch, run_workers
 
 KEYS = [
     "study",

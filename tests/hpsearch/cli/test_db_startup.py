@@ -17,7 +17,7 @@ import time
 import pytest
 import sqlalchemy
 
-from tests.hpsearch.helpers import hpsearch
+from tests.testing import hpsearch
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import hpsearch
 from hpsearch.cli import COMMANDS, build_parser, main
-from tests.hpsearch.helpers import hpsearch as run
+from tests.testing import hpsearch as run
 
 
 def test_version(capsys):

@@ -20,7 +20,7 @@ import optuna
 import pytest
 
 from hpsearch.dashboard.app import Login
-from tests.hpsearch.helpers import ROOT, hpsearch
+from tests.testing import ROOT, hpsearch
 
 STUDY = "capacity-rnn-p200"
 

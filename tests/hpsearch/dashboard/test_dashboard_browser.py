@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.hpsearch.helpers import ROOT, create_args, hpsearch, run_workers
+from tests.testing import ROOT, create_args, hpsearch, run_workers
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"

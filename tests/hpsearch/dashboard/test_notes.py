@@ -15,7 +15,7 @@ from hpsearch.dashboard.notes import name_metrics, note_text
 from hpsearch.studies.records import StudyRecord, create_studies, list_records
 from hpsearch.studies.schema import Experiment
 from storage import open_storage
-from tests.hpsearch.helpers import ROOT
+from tests.testing import ROOT
 
 URL = "postgresql+psycopg://bob:pw@db/hp"
 

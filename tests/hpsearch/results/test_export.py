@@ -9,8 +9,6 @@ from dataclasses import replace
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution
-from optuna.trial import TrialState, create_trial
 
 from hpsearch.cli import main
 from hpsearch.results.rows import (
@@ -36,62 +34,7 @@ from hpsearch.results.tables import (
 from hpsearch.studies.records import create_studies
 from hpsearch.studies.schema import Experiment
 from storage import open_storage
-
-
-def _trial(bits, depth, b, params, state=TrialState.COMPLETE, hidden=10):
-    attrs = {
-        "bits": bits,
-        "bits_per_param": bits / params,
-        "num_params": params,
-        "hidden_size": hidden,
-        "depth": depth,
-        "config": {"b": b, "learning_rate": 0.01, "init_scale": 1.0},
-    }
-    return create_trial(
-        state=state,
-        value=bits if state == TrialState.COMPLETE else None,
-        params={"depth": depth, "x": 0.5},
-        distributions={"depth": CategoricalDistribution([1, 2]), "x": FloatDistribution(0, 1)},
-        user_attrs=attrs,
-    )
-
-
-@pytest.fixture
-def storage(sqlite_url):
-    return _populate(sqlite_url)
-
-
-def _populate(url):
-    """rnn at budgets 500 and 1000, gru at 1000, with known best trials."""
-    storage = open_storage(url, create=True)
-    create_studies(
-        storage,
-        Experiment(archs=("gru", "rnn"), budgets=(500, 1000), depths=(1, 2), trials=10, seed=0),
-    )
-
-    def add(name, trials):
-        _add(storage, name, trials)
-
-    add(
-        "capacity-rnn-p500",
-        [
-            _trial(100.0, 1, 150, 400),
-            _trial(1200.0, 1, 1300, 400),
-            _trial(800.0, 2, 900, 500),
-            _trial(0.0, 2, 50, 500),
-            _trial(9999.0, 1, 9, 400, state=TrialState.FAIL),
-            _trial(9999.0, 1, 9, 400, state=TrialState.PRUNED),
-        ],
-    )
-    add("capacity-rnn-p1000", [_trial(3000.0, 1, 3500, 1000), _trial(2000.0, 2, 2500, 1000)])
-    add("capacity-gru-p1000", [_trial(1500.0, 1, 1800, 1000), _trial(1000.0, 1, 1200, 1000)])
-    return storage
-
-
-def _add(storage, name, trials):
-    study = optuna.load_study(study_name=name, storage=storage)
-    for t in trials:
-        study.add_trial(t)
+from tests.testing import add_trials, capacity_trial, populated_storage
 
 
 def _add_tagged(storage):
@@ -102,8 +45,8 @@ def _add_tagged(storage):
             storage,
             Experiment(archs=("rnn",), budgets=(500,), depths=(1,), trials=4, seed=0, tag=tag),
         )
-    _add(storage, "capacity-rnn-p500-gp", [_trial(2000.0, 1, 2100, 400)])
-    _add(storage, "capacity-rnn-p500-tpe", [_trial(1000.0, 1, 1100, 400)])
+    add_trials(storage, "capacity-rnn-p500-gp", [capacity_trial(2000.0, 1, 2100, 400)])
+    add_trials(storage, "capacity-rnn-p500-tpe", [capacity_trial(1000.0, 1, 1100, 400)])
     return storage
 
 
@@ -266,7 +209,7 @@ def test_one_tag_exports_as_no_tag(storage, tmp_path):
     )
     for name in ("capacity-rnn-p500", "capacity-rnn-p1000", "capacity-gru-p1000"):
         study = optuna.load_study(study_name=name, storage=storage)
-        _add(tagged, f"{name}-gp", study.get_trials())
+        add_trials(tagged, f"{name}-gp", study.get_trials())
 
     def tables(rows):
         return [fits_table(fit_rows(rows)), multipliers_table(multipliers_by_tag(rows))]
@@ -326,8 +269,8 @@ def test_json_is_strict(sqlite_url, capsys):
     row of no parameters a NaN fit: JSON says null, never NaN."""
     storage = open_storage(sqlite_url, create=True)
     create_studies(storage, Experiment(archs=("gru", "rnn"), budgets=(500,), trials=3, seed=0))
-    _add(storage, "capacity-rnn-p500", [_trial(100.0, 1, 150, 400)])
-    _add(storage, "capacity-gru-p500", [_trial(0.0, 1, 150, 400)])
+    add_trials(storage, "capacity-rnn-p500", [capacity_trial(100.0, 1, 150, 400)])
+    add_trials(storage, "capacity-gru-p500", [capacity_trial(0.0, 1, 150, 400)])
     for table in ("multipliers", "all"):
         assert main(["export", "--storage", sqlite_url, "--table", table, "--format", "json"]) == 0
         doc = _strict_json(capsys.readouterr().out)
@@ -411,7 +354,7 @@ def test_foreign_studies_are_ignored(sqlite_url):
 def test_same_tables_on_postgres_and_sqlite(sqlite_url, postgres_url):
     outputs = []
     for url in (sqlite_url, postgres_url):
-        storage = _add_tagged(_populate(url))
+        storage = _add_tagged(populated_storage(url))
         rows = best_rows(storage)
         tables = [
             best_table(rows),

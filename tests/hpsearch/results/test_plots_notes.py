@@ -20,8 +20,7 @@ from hpsearch.studies.records import create_studies, list_records
 from hpsearch.studies.schema import Experiment
 from hpsearch.worker.progress import ProgressBar
 from objectives.tasks.capacity.study import build_study
-from tests.hpsearch.results.test_export import _trial
-from tests.hpsearch.results.test_export import storage as storage
+from tests.testing import capacity_trial
 
 
 def test_bits_vs_params_panels_lines_and_fits(storage):
@@ -72,7 +71,7 @@ def test_progress_puts_samplers_side_by_side(sqlite_url):
     ):
         study = optuna.load_study(study_name=name, storage=storage)
         for v in values:
-            study.add_trial(_trial(v, 1, 10, 100))
+            study.add_trial(capacity_trial(v, 1, 10, 100))
     fig = search_progress(storage, Selection())
     # One panel for the two rnn studies (they differ only in sampler), one for gru.
     assert len(fig.layout.annotations) == 2
@@ -106,7 +105,7 @@ def test_progress_a_line_per_tag_whatever_the_search(sqlite_url):
         create_studies(storage, experiment)
         study = optuna.load_study(study_name=f"capacity-rnn-p500-{tag}", storage=storage)
         for v in (1.0, 2.0):
-            study.add_trial(_trial(v * seed, 1, 10, 100))
+            study.add_trial(capacity_trial(v * seed, 1, 10, 100))
     fig = search_progress(storage, Selection())
     assert len(fig.layout.annotations) == 1
     assert [t.name for t in fig.data] == ["s1", "s2", "tpe"]
@@ -166,7 +165,7 @@ def test_a_figure_without_data_is_not_written(sqlite_url, tmp_path):
         "not written, no data: bits_vs_params, bits_per_param, multipliers, progress"
     )
     study = optuna.load_study(study_name="capacity-rnn-p500", storage=storage)
-    study.add_trial(_trial(1200.0, 1, 1300, 400))
+    study.add_trial(capacity_trial(1200.0, 1, 1300, 400))
     written, skipped = write_figures(storage, out, Selection())
     assert sorted(p.name for p in written) == [
         "bits_per_param.html",
@@ -206,7 +205,7 @@ def test_note_hides_password(sqlite_url):
 def test_note_describes_searched_and_fixed_dimensions():
     from hpsearch.dashboard.notes import note_text
     from hpsearch.studies.records import StudyRecord
-    from tests.objectives.tasks.test_capacity import OLD_ATTRS
+    from tests.testing import OLD_ATTRS
 
     for space in (
         OLD_ATTRS["space"],

@@ -33,7 +33,7 @@ from hpsearch.studies.records import create_study
 from objectives.tasks.capacity.study import build_study
 from objectives.tasks.space import fixed, to_attrs
 from storage import open_storage
-from tests.hpsearch.helpers import hpsearch
+from tests.testing import hpsearch
 
 GOLDEN = Path(__file__).parent / "golden" / "report.md"
 MIN = 3  # complete trials per best row in these tests

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from hpsearch.search.gp import GPSampler, is_result, results
 from hpsearch.search.gp_batch import GPBatchSampler
 from hpsearch.search.samplers import STARTUP_TRIALS, make_sampler
-from tests.hpsearch.search.test_gp_batch import SPACE, _normalized, _study, _suggest, _value
+from tests.testing import SEARCH_SPACE, filled_study, normalized, smooth_value, suggest_point
 
 RELATIVE_KEY = "gp:relative_params:0"
 
@@ -23,7 +23,7 @@ def _pruned(study: optuna.Study, params: dict[str, Any], value: float) -> None:
         optuna.trial.create_trial(
             state=TrialState.PRUNED,
             params=params,
-            distributions=SPACE,
+            distributions=SEARCH_SPACE,
             value=value,
             intermediate_values={500: value - 0.1, 1000: value},
         )
@@ -38,15 +38,15 @@ def _jittered(params: dict[str, Any], rng: np.random.Generator) -> dict[str, Any
 
 
 def _next_of_optuna_gp() -> dict[str, Any]:
-    """What Optuna's own GPSampler proposes after _study(20)."""
-    probe = _study(20, optuna.samplers.GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS))
-    return _suggest(probe.ask())
+    """What Optuna's own GPSampler proposes after filled_study(20)."""
+    probe = filled_study(20, optuna.samplers.GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS))
+    return suggest_point(probe.ask())
 
 
 def _with_pruned_cluster(sampler: optuna.samplers.BaseSampler) -> tuple[optuna.Study, dict]:
-    """_study(20) plus 15 trials pruned near the point Optuna's GPSampler proposes next, each
+    """filled_study(20) plus 15 trials pruned near the point Optuna's GPSampler proposes next, each
     stopped below every complete trial (as the pruning benchmark saw them)."""
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     taken = _next_of_optuna_gp()
     low = min(t.value for t in study.trials if t.value is not None) - 1.0
     rng = np.random.default_rng(0)
@@ -56,15 +56,17 @@ def _with_pruned_cluster(sampler: optuna.samplers.BaseSampler) -> tuple[optuna.S
 
 
 def _gap(params: dict[str, Any], taken: dict[str, Any]) -> float:
-    return float(np.linalg.norm(_normalized([params])[0] - _normalized([taken])[0]))
+    return float(np.linalg.norm(normalized([params])[0] - normalized([taken])[0]))
 
 
 def test_results_are_complete_and_valued_pruned_trials():
-    study = _study(3, optuna.samplers.RandomSampler(seed=0))
+    study = filled_study(3, optuna.samplers.RandomSampler(seed=0))
     params = study.trials[0].params
     _pruned(study, params, 1.0)
     study.add_trial(
-        optuna.trial.create_trial(state=TrialState.PRUNED, params=params, distributions=SPACE)
+        optuna.trial.create_trial(
+            state=TrialState.PRUNED, params=params, distributions=SEARCH_SPACE
+        )
     )
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
     partial = {k: v for k, v in params.items() if k != "b"}
@@ -72,7 +74,7 @@ def test_results_are_complete_and_valued_pruned_trials():
         optuna.trial.create_trial(
             state=TrialState.PRUNED,
             params=partial,
-            distributions={k: SPACE[k] for k in partial},
+            distributions={k: SEARCH_SPACE[k] for k in partial},
             value=1.0,
         )
     )
@@ -80,20 +82,20 @@ def test_results_are_complete_and_valued_pruned_trials():
     trials = study.get_trials(deepcopy=False)
     assert [is_result(t) for t in trials] == [True, True, True, True, False, False, True, False]
     # The one missing a searched parameter is left out of the fit, as is a NaN value.
-    assert [t.number for t in results(trials, SPACE)] == [0, 1, 2, 3]
+    assert [t.number for t in results(trials, SEARCH_SPACE)] == [0, 1, 2, 3]
 
 
 def test_pruned_trials_end_the_random_start_up():
-    base = _study(STARTUP_TRIALS, optuna.samplers.RandomSampler(seed=0))
+    base = filled_study(STARTUP_TRIALS, optuna.samplers.RandomSampler(seed=0))
     for sampler, fits in [
         (make_sampler("gp", seed=0), True),
         (optuna.samplers.GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS), False),
     ]:
         study = optuna.create_study(direction="maximize", sampler=sampler)
         for t in base.trials:
-            _pruned(study, t.params, _value(t.params))
+            _pruned(study, t.params, smooth_value(t.params))
         trial = study.ask()
-        _suggest(trial)
+        suggest_point(trial)
         # A fitted proposal is shared through the trial's system attrs; a random one is not.
         assert (RELATIVE_KEY in study._storage.get_trial(trial._trial_id).system_attrs) is fits
 
@@ -103,11 +105,11 @@ def test_gp_moves_away_from_points_pruned_before():
     study, taken = _with_pruned_cluster(
         optuna.samplers.GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS)
     )
-    assert _gap(_suggest(study.ask()), taken) < 0.05
+    assert _gap(suggest_point(study.ask()), taken) < 0.05
     # gp does, and goes elsewhere.
     study, taken = _with_pruned_cluster(make_sampler("gp", seed=0))
     assert isinstance(study.sampler, GPSampler)
-    assert _gap(_suggest(study.ask()), taken) > 0.1
+    assert _gap(suggest_point(study.ask()), taken) > 0.1
 
 
 def test_gp_batch_proposals_avoid_points_pruned_before():

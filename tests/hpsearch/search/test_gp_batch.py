@@ -4,7 +4,6 @@ parallel."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -12,89 +11,32 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from hpsearch.search.gp_batch import GPBatchSampler
 from hpsearch.search.proposals import PROPOSAL_ATTR, plan_claim
 from hpsearch.search.samplers import SAMPLERS, STARTUP_TRIALS, make_sampler
 from hpsearch.studies.loader import load_experiment
-from hpsearch.studies.records import create_study, find_records
+from hpsearch.studies.records import find_records
 from hpsearch.studies.schema import Experiment
 from hpsearch.worker.loop import Worker
-from objectives.tasks.calibration.study import CalibrationStudy
 from storage import open_storage
-
-# The capacity task's four searched dimensions, with their kinds of distribution.
-SPACE: dict[str, Any] = {
-    "depth": CategoricalDistribution((1, 2, 4)),
-    "b": IntDistribution(500, 16000, log=True),
-    "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
-    "init_scale": FloatDistribution(0.1, 3.0, log=True),
-}
-
-
-def _suggest(trial: optuna.trial.BaseTrial) -> dict[str, Any]:
-    return {
-        "depth": trial.suggest_categorical("depth", (1, 2, 4)),
-        "b": trial.suggest_int("b", 500, 16000, log=True),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
-        "init_scale": trial.suggest_float("init_scale", 0.1, 3.0, log=True),
-    }
-
-
-def _value(p: dict[str, Any]) -> float:
-    """A smooth stand-in for bits: best near learning_rate 3e-3, init_scale 1, large b."""
-    return (
-        -((math.log10(p["learning_rate"]) + 2.5) ** 2)
-        - math.log(p["init_scale"]) ** 2
-        + 0.1 * math.log(p["b"])
-        + 0.05 * p["depth"]
-    )
-
-
-def _study(n_complete: int, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    rng = np.random.default_rng(1)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    for _ in range(n_complete):
-        p = {
-            "depth": int(rng.choice([1, 2, 4])),
-            "b": round(math.exp(rng.uniform(math.log(500), math.log(16000)))),
-            "learning_rate": math.exp(rng.uniform(math.log(1e-4), math.log(1e-1))),
-            "init_scale": math.exp(rng.uniform(math.log(0.1), math.log(3.0))),
-        }
-        study.add_trial(optuna.trial.create_trial(params=p, distributions=SPACE, value=_value(p)))
-    return study
+from tests.testing import calibration_study, filled_study, normalized, smooth_value, suggest_point
 
 
 def _running(study: optuna.Study, params: dict[str, Any]) -> optuna.trial.Trial:
     """A RUNNING trial at `params`, as another worker would hold it."""
     study.enqueue_trial(params)
     trial = study.ask()
-    _suggest(trial)
+    suggest_point(trial)
     return trial
-
-
-def _normalized(params: list[dict[str, Any]]) -> np.ndarray:
-    """Points in [0, 1]^3 (log scales) and the depth's index: for distances in tests."""
-    return np.array(
-        [
-            [
-                (1, 2, 4).index(p["depth"]),
-                math.log(p["b"] / 500) / math.log(32),
-                math.log(p["learning_rate"] / 1e-4) / math.log(1000),
-                math.log(p["init_scale"] / 0.1) / math.log(30),
-            ]
-            for p in params
-        ]
-    )
 
 
 def _ask_all(study: optuna.Study, n: int) -> list[dict[str, Any]]:
     out = []
     for _ in range(n):
         trial = study.ask()
-        out.append(_suggest(trial))
+        out.append(suggest_point(trial))
     return out
 
 
@@ -116,13 +58,13 @@ def _enqueue(study: optuna.Study, params: Any) -> None:
 
 def test_one_fit_proposes_q_distinct_points_in_the_space():
     sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     batch = sampler.propose(study)
     assert batch is not None and sampler.fits == 1
     proposals = list(batch.params)
     assert len(proposals) == 8
     assert all(_in_space(p) for p in proposals), proposals
-    points = _normalized(proposals)
+    points = normalized(proposals)
     distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
     assert distances[np.triu_indices(8, 1)].min() > 1e-3, proposals
     # Queued, the asks take them without fitting, and the asked trials carry them as their
@@ -135,27 +77,27 @@ def test_one_fit_proposes_q_distinct_points_in_the_space():
 
 def test_proposals_avoid_running_trials():
     sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     # Other workers run the best point so far and the point gp would propose next.
     best = dict(study.best_params)
     gp_next = optuna.samplers.GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS)
-    probe = _study(20, gp_next)
-    taken = [best, _suggest(probe.ask())]
+    probe = filled_study(20, gp_next)
+    taken = [best, suggest_point(probe.ask())]
     for params in taken:
         _running(study, params)
     batch = sampler.propose(study)
     assert batch is not None
     proposals = list(batch.params)
-    gaps = np.linalg.norm(_normalized(proposals)[:, None] - _normalized(taken)[None], axis=-1)
+    gaps = np.linalg.norm(normalized(proposals)[:, None] - normalized(taken)[None], axis=-1)
     assert gaps.min() > 1e-3, (taken, proposals)
-    points = _normalized(proposals)
+    points = normalized(proposals)
     spread = np.linalg.norm(points[:, None] - points[None], axis=-1)[np.triu_indices(8, 1)]
     assert spread.min() > 1e-3, proposals
 
 
 def test_asks_of_queued_proposals_take_well_under_a_fit():
     sampler = GPBatchSampler(q=8, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     start = time.perf_counter()
     batch = sampler.propose(study)
     propose_seconds = time.perf_counter() - start
@@ -165,8 +107,8 @@ def test_asks_of_queued_proposals_take_well_under_a_fit():
     for _ in range(8):
         start = time.perf_counter()
         trial = study.ask()
-        _suggest(trial)
-        study.tell(trial, _value(trial.params))
+        suggest_point(trial)
+        study.tell(trial, smooth_value(trial.params))
         asks.append(time.perf_counter() - start)
     assert sampler.fits == 1
     # One fit and eight acquisition optimisations against a queued trial and a storage read.
@@ -175,8 +117,8 @@ def test_asks_of_queued_proposals_take_well_under_a_fit():
 
 def test_an_ask_with_nothing_queued_samples_as_gp_does():
     sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
-    gp = _study(20, make_sampler("gp", 0))
+    study = filled_study(20, sampler)
+    gp = filled_study(20, make_sampler("gp", 0))
     proposals = _ask_all(study, 2)
     assert proposals == _ask_all(gp, 2)
     assert all(_in_space(p) for p in proposals) and sampler.fits == 0
@@ -184,7 +126,7 @@ def test_an_ask_with_nothing_queued_samples_as_gp_does():
 
 def test_random_start_up_proposes_nothing():
     sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(STARTUP_TRIALS - 1, sampler)
+    study = filled_study(STARTUP_TRIALS - 1, sampler)
     assert sampler.propose(study) is None
     assert _in_space(_ask_all(study, 1)[0]) and sampler.fits == 0
 
@@ -207,15 +149,8 @@ class _NoQueue:
         raise AssertionError(f"gp needs no queue, but {name} was used")
 
 
-def _calibration(url: str, label: str, trials: int) -> optuna.Study:
-    storage = open_storage(url, create=True)
-    settings = CalibrationStudy(label=label, dims=2)
-    assert create_study(storage, settings, trials=trials, sampler="gp-batch", seed=0)
-    return optuna.load_study(study_name=settings.name, storage=storage)
-
-
 def test_a_worker_runs_a_gp_batch_study(sqlite_url: str):
-    study = _calibration(sqlite_url, "batch", trials=18)
+    study = calibration_study(sqlite_url, "batch", trials=18)
     storage = open_storage(sqlite_url)
     report = Worker(storage, find_records(storage, None), device="cpu", seed=0).run()
     trials = study.get_trials()
@@ -228,20 +163,20 @@ def test_a_worker_runs_a_gp_batch_study(sqlite_url: str):
 
 def test_a_fit_avoids_queued_points():
     sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     probe = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
-    first = probe.propose(_study(20, probe), 4)
+    first = probe.propose(filled_study(20, probe), 4)
     assert first is not None
     for params in first.params:
         study.enqueue_trial(params)
     second = sampler.propose(study, 4)
     assert second is not None
     gaps = np.linalg.norm(
-        _normalized(second.params)[:, None] - _normalized(first.params)[None], axis=-1
+        normalized(second.params)[:, None] - normalized(first.params)[None], axis=-1
     )
     assert gaps.min() > 1e-3, (first.params, second.params)
     # An ask takes a queued point without a fit.
-    assert _suggest(study.ask()) == first.params[0] and sampler.fits == 1
+    assert suggest_point(study.ask()) == first.params[0] and sampler.fits == 1
 
 
 def test_proposal_one_is_searched_as_gp_searches_and_the_rest_more_cheaply(
@@ -262,7 +197,7 @@ def test_proposal_one_is_searched_as_gp_searches_and_the_rest_more_cheaply(
     # GPSampler reaches the module through a lazy import, which holds a copy of its names.
     monkeypatch.setattr(gp_sampler_module.optim_mixed, "optimize_acqf_mixed", counted)
     sampler = GPBatchSampler(q=5, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     batch = sampler.propose(study)
     assert batch is not None and len(batch.params) == 5
     # GPSampler's own search for the first (as gp's next trial), then the batch's cheaper one,

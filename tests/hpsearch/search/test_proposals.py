@@ -31,13 +31,12 @@ from hpsearch.worker.loop import Worker
 from objectives.tasks.calibration.study import HIGH, LOW
 from storage import Heartbeat, open_storage, trial_slot
 from storage.lifecycle import StudyTrials
-from tests.hpsearch.helpers import start_worker, wait_for
-from tests.hpsearch.search.test_gp_batch import _calibration
+from tests.testing import calibration_study, start_worker, wait_for
 
 
 def _started(url: str, trials: int) -> tuple[optuna.Study, Any]:
     """A gp-batch study past its random start-up (STARTUP_TRIALS complete), and its storage."""
-    study = _calibration(url, "queue", trials=trials)
+    study = calibration_study(url, "queue", trials=trials)
     storage = open_storage(url)
     Worker(storage, find_records(storage, None), device="cpu", seed=0).run(STARTUP_TRIALS)
     return study, storage
@@ -181,7 +180,7 @@ def test_a_proposal_near_a_queued_or_running_point_is_not_queued(sqlite_url: str
 
 @pytest.mark.slow
 def test_three_worker_processes_meet_the_target_exactly(sqlite_url: str):
-    study = _calibration(sqlite_url, "parallel", trials=30)
+    study = calibration_study(sqlite_url, "parallel", trials=30)
     workers = [start_worker(sqlite_url) for _ in range(3)]
     logs = wait_for(workers, timeout=240)
     assert [w.returncode for w in workers] == [0, 0, 0], logs
@@ -212,7 +211,7 @@ def test_a_long_fit_keeps_its_lease(sqlite_url: str):
 
 def test_a_worker_of_two_studies_turns_to_the_other_while_one_is_being_fitted(sqlite_url: str):
     busy, storage = _started(sqlite_url, trials=40)
-    other = _calibration(sqlite_url, "other", trials=40)
+    other = calibration_study(sqlite_url, "other", trials=40)
     assert _trials(storage, busy).start_fit("fitter")  # busy's queue is empty
     worker = Worker(storage, find_records(storage, None), device="cpu", seed=2)
     start = time.monotonic()

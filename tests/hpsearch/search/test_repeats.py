@@ -20,7 +20,7 @@ import hpsearch.search.gp_batch
 from hpsearch.search.gp import REPEAT_DISTANCE, GPSampler, scaled_distances, unrepeated
 from hpsearch.search.gp_batch import GPBatchSampler
 from hpsearch.search.samplers import STARTUP_TRIALS
-from tests.hpsearch.search.test_gp_batch import SPACE, _normalized, _study, _suggest
+from tests.testing import SEARCH_SPACE, filled_study, normalized, suggest_point
 
 
 @pytest.fixture
@@ -43,13 +43,13 @@ def searches_return_their_warm_start(monkeypatch: pytest.MonkeyPatch) -> list[np
 
 
 def _min_gap(points: list[dict[str, Any]], others: list[dict[str, Any]]) -> float:
-    a, b = _normalized(points), _normalized(others)
+    a, b = normalized(points), normalized(others)
     return float(np.linalg.norm(a[:, None] - b[None], axis=-1).min())
 
 
 def test_gp_does_not_repeat_the_best_trial(searches_return_their_warm_start: list[np.ndarray]):
-    study = _study(20, GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS))
-    params = _suggest(study.ask())
+    study = filled_study(20, GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS))
+    params = suggest_point(study.ask())
     assert searches_return_their_warm_start  # the search ran, and came back to the best trial
     assert params != study.best_trial.params
     done = [t.params for t in study.trials if t.state == TrialState.COMPLETE]
@@ -57,11 +57,11 @@ def test_gp_does_not_repeat_the_best_trial(searches_return_their_warm_start: lis
 
 
 def test_gp_does_not_repeat_a_running_trial(searches_return_their_warm_start: list[np.ndarray]):
-    study = _study(20, GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS))
+    study = filled_study(20, GPSampler(seed=0, n_startup_trials=STARTUP_TRIALS))
     study.enqueue_trial(study.best_trial.params)
     running = study.ask()  # the best point again, held by another worker
-    _suggest(running)
-    params = _suggest(study.ask())
+    suggest_point(running)
+    params = suggest_point(study.ask())
     assert _min_gap([params], [running.params]) > 1e-3
 
 
@@ -69,12 +69,12 @@ def test_a_batch_repeats_neither_trials_nor_itself(
     searches_return_their_warm_start: list[np.ndarray],
 ):
     sampler = GPBatchSampler(q=6, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     proposals = sampler.propose(study, 6)
     assert proposals is not None and len(proposals.params) == 6
     assert len(searches_return_their_warm_start) == 6  # each search came back to its start
     points = list(proposals.params)
-    gaps = np.linalg.norm(_normalized(points)[:, None] - _normalized(points)[None], axis=-1)[
+    gaps = np.linalg.norm(normalized(points)[:, None] - normalized(points)[None], axis=-1)[
         np.triu_indices(6, 1)
     ]
     assert gaps.min() > 1e-3
@@ -83,7 +83,7 @@ def test_a_batch_repeats_neither_trials_nor_itself(
 
 def _acquisition(study: optuna.Study) -> tuple[acqf_module.LogEI, np.ndarray]:
     """LogEI of a GP fitted to the study's trials, and their normalized points."""
-    space = gp_search_space.SearchSpace(SPACE)
+    space = gp_search_space.SearchSpace(SEARCH_SPACE)
     X = space.get_normalized_params(study.trials)
     y, _, _ = _standardize_values(np.array([[t.value] for t in study.trials]))
     sampler = GPBatchSampler(seed=0, n_startup_trials=STARTUP_TRIALS)
@@ -92,7 +92,7 @@ def _acquisition(study: optuna.Study) -> tuple[acqf_module.LogEI, np.ndarray]:
 
 
 def test_a_point_that_repeats_none_is_kept_and_a_repeat_replaced():
-    acqf, X = _acquisition(_study(20, optuna.samplers.RandomSampler(seed=0)))
+    acqf, X = _acquisition(filled_study(20, optuna.samplers.RandomSampler(seed=0)))
     rng = np.random.RandomState(0)
     fresh = X[0].copy()
     assert unrepeated(acqf, fresh, X[1:], rng) is fresh
@@ -109,7 +109,7 @@ def test_a_point_that_repeats_none_is_kept_and_a_repeat_replaced():
 
 def test_a_proposal_is_checked_against_a_trial_that_had_no_point_at_the_fit():
     sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
-    study = _study(20, sampler)
+    study = filled_study(20, sampler)
     storage = study._storage
     trial_id = storage.create_new_trial(study._study_id)  # RUNNING, its point not chosen yet
     proposals = sampler.propose(study)
@@ -118,6 +118,8 @@ def test_a_proposal_is_checked_against_a_trial_that_had_no_point_at_the_fit():
     assert not proposals.near(proposals.params[0], [fresh])  # no point: nothing to be near
     # It takes the point of a proposal after the fit: queueing that proposal would repeat it.
     for name, value in proposals.params[0].items():
-        storage.set_trial_param(trial_id, name, SPACE[name].to_internal_repr(value), SPACE[name])
+        storage.set_trial_param(
+            trial_id, name, SEARCH_SPACE[name].to_internal_repr(value), SEARCH_SPACE[name]
+        )
     (taken,) = study.get_trials(states=(TrialState.RUNNING,))
     assert proposals.near(proposals.params[0], [taken])

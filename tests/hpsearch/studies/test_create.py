@@ -19,7 +19,7 @@ from hpsearch.studies.records import create_study, list_records
 from hpsearch.studies.schema import Experiment
 from objectives.tasks.capacity.study import CapacityStudy, build_study
 from storage import open_storage
-from tests.hpsearch.helpers import ROOT, create_args, hpsearch, snapshot
+from tests.testing import ROOT, create_args, hpsearch, snapshot
 
 EXAMPLE = re.compile(r"`([^`]+)`")
 BASE = ("--arch", "rnn", "--budget", "300", "--depths", "1", "--trials", "1")

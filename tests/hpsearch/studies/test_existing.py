@@ -10,7 +10,7 @@ from hpsearch.cli import main
 from hpsearch.studies.records import Created, create_studies
 from hpsearch.studies.schema import Experiment
 from storage import open_storage
-from tests.hpsearch.helpers import snapshot
+from tests.testing import snapshot
 
 BASE = ["--arch", "rnn,gru", "--budget", "300", "--depths", "1,2", "--seed", "1"]
 

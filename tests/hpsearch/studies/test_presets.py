@@ -13,7 +13,7 @@ from hpsearch.cli import main
 from hpsearch.studies.loader import load_experiment, load_experiments
 from objectives.tasks.capacity import study as capacity
 from objectives.tasks.capacity.study import CapacityStudy
-from tests.hpsearch.helpers import ROOT, create_args, hpsearch, snapshot
+from tests.testing import ROOT, create_args, hpsearch, snapshot
 
 EXPERIMENTS = ROOT / "experiments"
 PRESETS = ("paper-fig1", "relu-vs-tanh", "unroll", "optimizers", "init", "input-size", "per-unit")

@@ -18,7 +18,7 @@ from hpsearch.cli.flags import add_arguments, from_args
 from hpsearch.errors import HpsearchError
 from hpsearch.studies.loader import load_experiment, load_experiments
 from hpsearch.studies.spelling import from_file, spell
-from tests.hpsearch.helpers import ROOT, create_args, snapshot
+from tests.testing import ROOT, create_args, snapshot
 
 # The ugrnn has gates (gate_bias) and a searched activation: every dimension can vary.
 BASE = "archs = ['ugrnn']\nbudgets = [300, 500]\ndepths = [1]\n"

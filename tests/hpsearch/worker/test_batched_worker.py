@@ -12,9 +12,7 @@ from hpsearch.studies.schema import Experiment
 from hpsearch.worker.loop import Worker
 from objectives.tasks.calibration.study import CalibrationStudy
 from storage import HeartbeatPolicy, open_storage
-from tests.conftest import TRIAL_ATTRS
-from tests.hpsearch.helpers import hpsearch
-from tests.objectives.configs import capacity_config
+from tests.testing import TRIAL_ATTRS, capacity_config, hpsearch
 
 POLICY = HeartbeatPolicy(interval=1, grace=3)
 

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from hpsearch.studies.records import create_study
 from objectives.tasks.calibration.study import CalibrationStudy
 from storage import normalize_url, open_storage
-from tests.hpsearch.helpers import start_worker, wait_for
+from tests.testing import start_worker, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -180,7 +180,7 @@ def test_gp_workers_do_not_duplicate_running_points(postgres_url):
 
 
 def test_capacity_table_on_postgres_matches_sqlite(postgres_url, sqlite_url):
-    from tests.hpsearch.helpers import hpsearch, run_workers
+    from tests.testing import hpsearch, run_workers
 
     args = [
         "--arch",

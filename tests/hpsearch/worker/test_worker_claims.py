@@ -179,7 +179,7 @@ def test_failing_task_stops_the_worker_after_three(sqlite_url, monkeypatch):
 
 @pytest.mark.timeout(120)
 def test_processes_start_that_many_workers(sqlite_url):
-    from tests.hpsearch.helpers import hpsearch
+    from tests.testing import hpsearch
 
     _setup(sqlite_url, trials=9, seconds=0.2)
     result = hpsearch(
@@ -208,7 +208,7 @@ def test_processes_start_that_many_workers(sqlite_url):
 
 
 def test_processes_flag_is_not_abbreviated_or_nested(sqlite_url):
-    from tests.hpsearch.helpers import hpsearch
+    from tests.testing import hpsearch
 
     _setup(sqlite_url, trials=1)
     short = hpsearch("worker", "--storage", sqlite_url, "--all", "--proc", "3")

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.hpsearch.helpers import create_args, hpsearch, start_worker
+from tests.testing import create_args, hpsearch, start_worker
 
 
 @pytest.mark.slow

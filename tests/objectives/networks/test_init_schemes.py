@@ -17,7 +17,7 @@ from objectives.tasks.per_unit.study import DIMENSIONS as PER_UNIT_DIMENSIONS
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.tasks.space import fixed
 from objectives.training.batched import BatchedTrainer
-from tests.objectives.configs import capacity_config
+from tests.testing import capacity_config
 
 
 def _params(arch, scheme, scale=1.0, seed=3, n_in=5, n=4, depth=2):

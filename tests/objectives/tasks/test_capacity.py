@@ -13,6 +13,7 @@ from objectives.tasks.capacity.study import (
 )
 from objectives.tasks.space import is_searched, parse_dimension
 from objectives.training.interface import LR_SCHEDULES
+from tests.testing import OLD_ATTRS
 
 
 def test_default_study_searches_b_lr_init_depth():
@@ -114,28 +115,6 @@ def test_suggest_config_uses_every_searched_dimension():
 def test_dimension_order_is_fixed():
     assert DIMENSIONS[0] == "depth"
     assert set(build_study("rnn", 500).space) == set(DIMENSIONS)
-
-
-# The space as stored by versions before it was held as Optuna distributions.
-OLD_ATTRS = {
-    "task": "capacity",
-    "arch": "gru",
-    "budget": 2000,
-    "n_in": 32,
-    "unroll": 5,
-    "patience": 200,
-    "space": {
-        "depth": {"kind": "choice", "choices": [1, 2]},
-        "b": {"kind": "int", "low": 1000.0, "high": 32000.0, "log": True},
-        "learning_rate": {"kind": "float", "low": 0.0001, "high": 0.1, "log": True},
-        "init_scale": {"kind": "float", "low": 0.1, "high": 3.0, "log": True},
-        "activation": {"kind": "fixed", "value": "tanh"},
-        "optimizer": {"kind": "choice", "choices": ["adam", "sgd"]},
-        "gate_bias": {"kind": "float", "low": 0.0, "high": 3.0, "log": False},
-        "grad_clip": {"kind": "fixed", "value": 0.0},
-        "max_steps": {"kind": "fixed", "value": 2000},
-    },
-}
 
 
 def test_old_space_attrs_still_load():

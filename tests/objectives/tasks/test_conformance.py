@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from objectives.tasks.registry import TASKS, get_task, supports_batching
-from tests.conftest import TRIAL_ATTRS
+from tests.testing import TRIAL_ATTRS
 
 TINY = {
     "capacity": {

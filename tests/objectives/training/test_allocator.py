@@ -14,7 +14,7 @@ import resource, sys, torch
 from objectives.training.allocator import keep_freed_memory
 from objectives.tasks.objective import shape_key
 from objectives.training.batched import BatchedTrainer
-from tests.objectives.configs import capacity_config
+from tests.testing import capacity_config
 torch.set_num_threads(1)
 if sys.argv[1] == "keep":
     assert keep_freed_memory()

@@ -12,7 +12,7 @@ from objectives.tasks.per_unit.objective import train_per_unit
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.training.batched import BatchedTrainer
 from objectives.training.interface import LR_SCHEDULES
-from tests.objectives.configs import capacity_config
+from tests.testing import capacity_config
 
 pytestmark = [
     pytest.mark.gpu,

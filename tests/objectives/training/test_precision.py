@@ -8,7 +8,7 @@ import torch
 from objectives.tasks.objective import probe, shape_key
 from objectives.training.batched import BatchedTrainer
 from objectives.training.precision import matmul_precision, probe_trials
-from tests.objectives.configs import capacity_config
+from tests.testing import capacity_config
 
 CPU = torch.device("cpu")
 

@@ -14,7 +14,7 @@ from objectives.tasks.objective import batch_group, shape_key
 from objectives.training.batched import NetworkShape
 from objectives.training.interface import LR_SCHEDULES
 from objectives.training.rules import DEVICE, HOST, Progress, advance, lr_factor, observe, prune
-from tests.objectives.configs import capacity_config
+from tests.testing import capacity_config
 
 
 @pytest.mark.parametrize("b", [1, 2, 7, 60, 1001, 4000])

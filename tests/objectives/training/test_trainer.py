@@ -4,7 +4,7 @@ from objectives.networks.architectures import ARCHS
 from objectives.tasks.capacity.metric import mutual_information_bits
 from objectives.tasks.capacity.objective import make_dataset, train_capacity
 from objectives.tasks.capacity.study import CapacityConfig
-from tests.objectives.configs import capacity_config
+from tests.testing import capacity_config
 
 
 def _config(**kw) -> CapacityConfig:
