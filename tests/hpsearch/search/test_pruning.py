@@ -34,6 +34,7 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 4])
 def test_median_pruner_stops_trials_below_the_median(sqlite_url, batch):
     trials = _run(sqlite_url, batch, "median")

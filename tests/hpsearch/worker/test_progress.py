@@ -82,6 +82,7 @@ def test_a_child_feeds_its_parent_and_draws_nothing(sqlite_url, monkeypatch):
         os.close(write)
 
 
+@pytest.mark.slow  # starts two worker processes
 @pytest.mark.timeout(240)
 def test_processes_draw_one_bar_of_the_whole(sqlite_url, monkeypatch):
     """Two child workers on a terminal: the parent's one bar counts both children's trials,

@@ -78,6 +78,7 @@ def test_task_conformance(name):
     assert type(task.study_from_attrs(settings.to_attrs())) is type(settings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_batching_tasks_train_a_batch_as_one_by_one(name):
     """Every task that batches: a batch of two of its trials ends them with the values

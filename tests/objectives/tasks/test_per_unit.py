@@ -161,6 +161,7 @@ def test_score_is_the_fraction_of_variance_reconstructed():
 # -- training ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["rnn", "lstm"])
 def test_enough_units_reconstruct_the_input(arch):
     result = train_per_unit(per_unit_config(arch=arch))
@@ -187,6 +188,7 @@ def test_enough_units_reconstruct_the_input(arch):
     assert (attrs["hidden_size"], attrs["n_in"]) == (16, 8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["rnn", "gru"])
 def test_a_quarter_of_the_units_cannot(arch):
     """2 units for 8 numbers: at most about a quarter of the variance gets through."""

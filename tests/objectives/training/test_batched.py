@@ -55,16 +55,26 @@ def _batched(configs, capacity=None):
 # higher rates, the float rounding differences of batched matmuls (1e-7 per step, see the
 # test below) grow exponentially, as between two runs of one network on different hardware;
 # and one error more or less moves the bits of a small data set by several percent.
-@pytest.mark.parametrize("schedule", LR_SCHEDULES)
+CELLS_AND_OPTIMIZERS = [
+    ("rnn", "adam", 0.005),
+    ("lstm", "adam", 0.005),
+    ("gru", "rmsprop", 0.002),
+    ("rnn", "sgd", 0.05),
+    ("ugrnn", "adagrad", 0.03),
+    ("+rnn", "adam", 0.005),
+]
+
+
+# Every cell and optimizer under every schedule; the fast lane runs each (cell, optimizer)
+# once and each schedule twice, the rest is slow.
 @pytest.mark.parametrize(
-    ("arch", "optimizer", "lr"),
+    ("arch", "optimizer", "lr", "schedule"),
     [
-        ("rnn", "adam", 0.005),
-        ("lstm", "adam", 0.005),
-        ("gru", "rmsprop", 0.002),
-        ("rnn", "sgd", 0.05),
-        ("ugrnn", "adagrad", 0.03),
-        ("+rnn", "adam", 0.005),
+        pytest.param(
+            *case, schedule, marks=() if (i + j) % len(LR_SCHEDULES) == 0 else pytest.mark.slow
+        )
+        for i, case in enumerate(CELLS_AND_OPTIMIZERS)
+        for j, schedule in enumerate(LR_SCHEDULES)
     ],
 )
 def test_batched_equals_one_by_one(arch, optimizer, lr, schedule):
