@@ -297,6 +297,7 @@ def test_the_plan_follows_the_queue(sqlite_url: str):
 
 def test_a_worker_not_waiting_passes_over_a_study_being_fitted(sqlite_url: str):
     study, storage = _started(sqlite_url, trials=40)
+    study.sampler = GPBatchSampler(q=4, seed=0, n_startup_trials=STARTUP_TRIALS)
     queue = _trials(storage, study)
     assert queue.start_fit("fitter")
     with Heartbeat(storage, 1) as beat:
