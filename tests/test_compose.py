@@ -359,7 +359,7 @@ def test_dockerfile_matches_pyproject():
 
 
 def test_experiment_files_are_valid():
-    from hpsearch.studies.schema import load_experiments
+    from hpsearch.studies.loader import load_experiments
 
     counts = {
         path.name: sum(len(e.studies()) for e in load_experiments(path))

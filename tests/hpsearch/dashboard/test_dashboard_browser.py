@@ -156,7 +156,7 @@ def test_dashboard_in_a_browser(sqlite_url: str, tmp_path: Path) -> None:
                 expect(best).to_be_visible()
                 # hpsearch's figure sits beside Optuna's own plots on the study's page ...
                 title = page.locator("svg text.gtitle").filter(
-                    has_text="Best bits stored against trained parameters"
+                    has_text="Best bits against parameters"
                 )
                 expect(title).to_have_count(1, timeout=15_000)
                 # ... and its note, kept current by the worker, on the study's Note page,
