@@ -247,3 +247,15 @@ def test_the_study_catalog_knows_no_command_line():
     loaded = _modules_loaded("import hpsearch.studies.records, hpsearch.studies.schema")
     assert "argparse" not in {m for m in loaded if not m.startswith("_")} - _modules_loaded("")
     assert not {m for m in loaded if m.startswith("hpsearch.cli")}
+
+
+def test_tests_share_helpers_through_the_testing_module_only():
+    """A test module imports helpers from tests.testing (and fixtures come from conftest),
+    never from another test module."""
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests"):
+                if node.module not in ("tests.testing",):
+                    found.append(f"{path.relative_to(ROOT)}: from {node.module} import ...")
+    assert not found, "\n".join(found)
