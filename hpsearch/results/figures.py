@@ -24,7 +24,14 @@ import optuna
 from hpsearch.results import figure_data
 from hpsearch.results.claims import MIN_TRIALS
 from hpsearch.results.figure_data import Axis, PanelFigure, ProgressFigure, tick_label
-from hpsearch.results.rows import BestRow, FitRow, Multipliers, Selection, best_rows, multipliers
+from hpsearch.results.rows import (
+    BestRow,
+    FitRow,
+    Multipliers,
+    Selection,
+    best_rows,
+    multipliers_by_tag,
+)
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -163,7 +170,8 @@ def multiplier_heatmap(m: Multipliers) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="Capacity multiplier: row arch / column arch (mean bits/param)",
+        title="Capacity multiplier: row arch / column arch (mean bits/param)"
+        + (f", tag {m.tag}" if m.tag else ""),
         template="plotly_white",
         height=480,
         width=560,
@@ -221,9 +229,11 @@ def figures(
     ):
         if not data.empty:
             out[data.name] = draw_panels(data)
-    m = multipliers(rows)
-    if m.archs:
-        out["multipliers"] = multiplier_heatmap(m)
+    # One matrix per tag (never a ratio of cells searched two ways): multipliers.html for
+    # the studies without a tag, multipliers-TAG.html for each tag.
+    for m in multipliers_by_tag(rows):
+        if m.archs:
+            out["multipliers" + (f"-{m.tag}" if m.tag else "")] = multiplier_heatmap(m)
     progress = figure_data.search_progress(storage, selection)
     if not progress.empty:
         out[progress.name] = draw_progress(progress)
@@ -263,7 +273,11 @@ def write_figures(
     written: list[Path] = []
     notes = []
     drawn = figures(storage, selection, min_trials)
-    empty = [name for name in FIGURES if name not in drawn]
+    empty = [
+        name
+        for name in FIGURES
+        if name not in drawn and not any(d.startswith(f"{name}-") for d in drawn)
+    ]
     if empty:
         notes.append(f"not written, no data: {', '.join(empty)}")
     if drawn:

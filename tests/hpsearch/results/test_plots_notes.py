@@ -20,7 +20,7 @@ from hpsearch.studies.records import create_studies, list_records
 from hpsearch.studies.schema import Experiment
 from hpsearch.worker.progress import ProgressBar
 from objectives.tasks.capacity.study import build_study
-from tests.testing import capacity_trial
+from tests.testing import add_trials, capacity_trial
 
 
 def test_bits_vs_params_panels_lines_and_fits(storage):
@@ -175,6 +175,25 @@ def test_a_figure_without_data_is_not_written(sqlite_url, tmp_path):
         "progress.html",
     ]
     assert "no data" not in skipped
+
+
+def test_studies_of_several_tags_get_a_multiplier_matrix_each(storage, tmp_path):
+    for tag, bits in (("gp", 2000.0), ("tpe", 1000.0)):
+        create_studies(
+            storage,
+            Experiment(
+                archs=("rnn", "gru"), budgets=(500,), depths=(1,), trials=4, seed=0, tag=tag
+            ),
+        )
+        add_trials(storage, f"capacity-rnn-p500-{tag}", [capacity_trial(bits, 1, 2100, 400)])
+        add_trials(storage, f"capacity-gru-p500-{tag}", [capacity_trial(800.0, 1, 900, 400)])
+    written, _ = write_figures(storage, tmp_path, Selection())
+    names = {p.name for p in written}
+    assert {"multipliers.html", "multipliers-gp.html", "multipliers-tpe.html"} <= names
+    gp = (tmp_path / "multipliers-gp.html").read_text()
+    assert "tag gp" in gp and "2.50" in gp  # rnn 5 bits/param against gru 2 in the gp studies
+    assert "tag gp" not in (tmp_path / "multipliers.html").read_text()
+    assert main(["plot", "--storage", storage.url, "--out", str(tmp_path / "cli")]) == 0
 
 
 def test_note_and_figure_on_the_dashboard(storage):
