@@ -11,6 +11,9 @@
           number of trials every one reached). Prints best bits/param after 50, 100, ...
           trials and the mean and spread over seeds. --summarize: only that comparison, of
           the studies a run left in --out (a run stopped early).
+  recipes: best bits/param against CPU time for each experiment file of --recipes (a
+          recipe), each in a fresh storage searched by --workers processes for --cpu-hours
+          of CPU, all at once; with Optuna's importances and the best trial of each study.
   pruning: best bits/param against CPU time for two studies of rnn, budget 1000, depth 1,
           from fresh: --long-steps steps a trial with --pruner (and --long-patience, default
           the study's 200), against --short-steps without; --arms long,short picks them. Each
@@ -18,7 +21,7 @@
           used --cpu-hours of CPU together (read from /proc). The curve puts each trial at
           its share of the arm's CPU time (CPU time is spread over the arm's wall time evenly).
 
-Usage: python benchmarks/capacity_search.py speed|search|quality|pruning [--trials N]
+Usage: python benchmarks/capacity_search.py speed|search|quality|pruning|recipes [--trials N]
        [--out DIR] [--batch K|auto] [--sampler gp|gp-batch|random] [--budgets 200,1000]
        [--space NAME=SPEC] [--device cpu|cuda] (the last five: speed only; --space also for
        quality and pruning)
@@ -270,6 +273,69 @@ def _cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def _run_for_cpu(
+    procs: dict[str, list[subprocess.Popen[bytes]]], cpu_hours: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Wait for each arm's worker processes, stopping an arm (SIGTERM: its running trials are
+    failed and queued again) once its processes have used `cpu_hours` of CPU together.
+    Returns the CPU seconds and wall seconds of each arm."""
+    start = time.perf_counter()
+    used: dict[str, float] = {}
+    walls: dict[str, float] = {}
+    limit = 3600 * cpu_hours
+    seen: dict[int, float] = {}  # CPU seconds of each worker process, as last read
+    while procs:
+        time.sleep(2)
+        for arm, group in list(procs.items()):
+            for proc in group:
+                if proc.poll() is None:
+                    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                        seen[proc.pid] = _cpu_seconds(proc.pid)
+            used[arm] = sum(seen.get(proc.pid, 0.0) for proc in group)
+            if all(proc.poll() is not None for proc in group) or used[arm] >= limit:
+                for proc in group:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGTERM)  # fails and requeues its trial
+                for proc in group:
+                    proc.wait(timeout=120)
+                walls[arm] = time.perf_counter() - start
+                del procs[arm]
+    return used, walls
+
+
+def _by_cpu_hour(
+    study: optuna.Study, cpu_seconds: float, wall: float, cpu_hours: float
+) -> dict[str, object]:
+    """A study's best bits/param against CPU time: each ended trial is put at its share of
+    the arm's CPU time (spread evenly over the arm's wall time)."""
+    ended = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_complete
+    ]
+    ended.sort(key=lambda t: t.datetime_complete)  # type: ignore[arg-type, return-value]
+    curve, best = [], 0.0
+    if ended:
+        first = min(t.datetime_start for t in ended if t.datetime_start)
+        for t in ended:
+            if t.state == TrialState.COMPLETE:
+                best = max(best, float(t.user_attrs["bits_per_param"]))
+            at = (t.datetime_complete - first).total_seconds()  # type: ignore[operator]
+            curve.append((cpu_seconds / 3600 * at / wall, best))
+    by_tenth = {
+        f"{h:.3g}": max((b for c, b in curve if c <= h), default=0.0)
+        for h in (cpu_hours * k / 10 for k in range(1, 11))
+    }
+    return {
+        "cpu_hours_used": cpu_seconds / 3600,
+        "wall_seconds": wall,
+        "complete": sum(t.state == TrialState.COMPLETE for t in ended),
+        "pruned": sum(t.state == TrialState.PRUNED for t in ended),
+        "best_bits_per_param": best,
+        "best_by_cpu_hours": by_tenth,
+    }
+
+
 def pruning(
     out: Path,
     cpu_hours: float,
@@ -291,7 +357,8 @@ def pruning(
         }.items()
         if name.split("-")[0] in which
     }
-    urls, procs, used, walls = {}, {}, {}, {}
+    urls: dict[str, str] = {}
+    procs: dict[str, list[subprocess.Popen[bytes]]] = {}
     for arm, (steps, arm_pruner, arm_patience) in arms.items():
         db = out / f"pruning-{arm}.db"
         db.unlink(missing_ok=True)
@@ -301,30 +368,12 @@ def pruning(
             *("--space", f"max_steps={steps}", "--pruner", arm_pruner, *arm_patience),
         ]
         _create(urls[arm], "gp", seed, 100_000, extra)
-    start = time.perf_counter()
     for arm in arms:
         procs[arm] = [
             _worker(urls[arm], seed + 1000 * i, out / f"pruning-{arm}-{i}.log")
             for i in range(workers)
         ]
-    limit = 3600 * cpu_hours
-    seen: dict[int, float] = {}  # CPU seconds of each worker process, as last read
-    while procs:
-        time.sleep(2)
-        for arm, group in list(procs.items()):
-            for proc in group:
-                if proc.poll() is None:
-                    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-                        seen[proc.pid] = _cpu_seconds(proc.pid)
-            used[arm] = sum(seen.get(proc.pid, 0.0) for proc in group)
-            if all(proc.poll() is not None for proc in group) or used[arm] >= limit:
-                for proc in group:
-                    if proc.poll() is None:
-                        proc.send_signal(signal.SIGTERM)  # fails and requeues its trial
-                for proc in group:
-                    proc.wait(timeout=120)
-                walls[arm] = time.perf_counter() - start
-                del procs[arm]
+    used, walls = _run_for_cpu(procs, cpu_hours)
     figures: dict[str, object] = {
         "cpu_hours": cpu_hours,
         "space": space,
@@ -334,40 +383,61 @@ def pruning(
     }
     for arm in arms:
         study = optuna.load_study(study_name="capacity-rnn-p1000", storage=urls[arm])
-        ended = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_complete
-        ]
-        ended.sort(key=lambda t: t.datetime_complete)  # type: ignore[arg-type, return-value]
-        first = min(t.datetime_start for t in ended if t.datetime_start)
-        wall = walls[arm]
-        curve, best = [], 0.0
-        for t in ended:
-            if t.state == TrialState.COMPLETE:
-                best = max(best, float(t.user_attrs["bits_per_param"]))
-            at = (t.datetime_complete - first).total_seconds()  # type: ignore[operator]
-            curve.append((used[arm] / 3600 * at / wall, best))
-        by_tenth = {
-            f"{h:.3g}": max((b for c, b in curve if c <= h), default=0.0)
-            for h in (cpu_hours * k / 10 for k in range(1, 11))
-        }
-        row = {
-            "cpu_hours_used": used[arm] / 3600,
-            "wall_seconds": wall,
-            "complete": sum(t.state == TrialState.COMPLETE for t in ended),
-            "pruned": sum(t.state == TrialState.PRUNED for t in ended),
-            "best_bits_per_param": best,
-            "best_by_cpu_hours": by_tenth,
-        }
+        row = _by_cpu_hour(study, used[arm], walls[arm], cpu_hours)
         figures[arm] = row
         print(f"{arm}: {json.dumps(row)}", flush=True)
     return figures
 
 
+def recipes(
+    out: Path, files: list[Path], cpu_hours: float, workers: int, seed: int
+) -> dict[str, object]:
+    """Each experiment file (a recipe: a space and its settings) in a fresh storage of its
+    own, searched by `workers` worker processes until they have used `cpu_hours` of CPU
+    together, all recipes at once (`seed` seeds the workers; the file holds the study's).
+    Per study: best bits/param by CPU-hour, which dimensions
+    mattered (Optuna's fANOVA importances over the complete trials) and the best trial."""
+    urls: dict[str, str] = {}
+    procs: dict[str, list[subprocess.Popen[bytes]]] = {}
+    for path in files:
+        arm = path.stem
+        db = out / f"recipes-{arm}.db"
+        db.unlink(missing_ok=True)
+        urls[arm] = f"sqlite:///{db}"
+        _run(["create", "--storage", urls[arm], "--from", str(path)])  # its own study seed
+    for arm in urls:
+        procs[arm] = [
+            _worker(urls[arm], seed + 1000 * i, out / f"recipes-{arm}-{i}.log")
+            for i in range(workers)
+        ]
+    used, walls = _run_for_cpu(procs, cpu_hours)
+    figures: dict[str, object] = {"cpu_hours": cpu_hours, "workers": workers, "seed": seed}
+    for arm, url in urls.items():
+        storage = optuna.storages.RDBStorage(url)
+        for summary in storage.get_all_studies():
+            study = optuna.load_study(study_name=summary.study_name, storage=url)
+            row = _by_cpu_hour(study, used[arm], walls[arm], cpu_hours)
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if complete:
+                best = max(complete, key=lambda t: (t.value, -t.number))
+                row["best_trial"] = {
+                    "number": best.number,
+                    "params": best.params,
+                    "bits_per_param": best.user_attrs.get("bits_per_param"),
+                }
+            try:
+                importances = optuna.importance.get_param_importances(study)
+                row["importances"] = {k: round(v, 3) for k, v in importances.items()}
+            except (RuntimeError, ValueError) as e:  # too few trials, or nothing varied
+                row["importances"] = f"not computed: {e}"
+            figures[f"{arm}/{summary.study_name}"] = row
+            print(f"{arm}/{summary.study_name}: {json.dumps(row)}", flush=True)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("part", choices=("speed", "search", "quality", "pruning"))
+    parser.add_argument("part", choices=("speed", "search", "quality", "pruning", "recipes"))
     parser.add_argument("--trials", type=int)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--batch", default="1", help="a number, or auto")
@@ -392,6 +462,9 @@ def main() -> None:
     parser.add_argument("--long-patience", type=int, help="pruning: the long arm's patience")
     parser.add_argument("--workers", type=int, default=1, help="pruning: processes per arm")
     parser.add_argument("--arms", default="long,short", help="pruning: long, short or both")
+    parser.add_argument(
+        "--recipes", default="", help="recipes: experiment files, comma-separated, run at once"
+    )
     args = parser.parse_args()
     if not set(args.arms.split(",")) <= {"long", "short"}:
         parser.error(f"--arms: long, short or long,short, got {args.arms!r}")
@@ -430,6 +503,11 @@ def main() -> None:
             args.workers,
             tuple(args.arms.split(",")),
         )
+    elif args.part == "recipes":
+        files = [Path(f) for f in args.recipes.split(",") if f]
+        if not files:
+            parser.error("recipes: give --recipes FILE.toml[,FILE.toml ...]")
+        figures = recipes(args.out, files, args.cpu_hours, args.workers, args.seed)
     else:
         figures = search(args.out, args.trials or 100)
     (args.out / f"{args.part}.json").write_text(json.dumps(figures, indent=2))
