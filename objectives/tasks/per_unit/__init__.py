@@ -19,7 +19,10 @@ DESCRIPTION = TaskDescription(
     table="per-unit",
     study="objectives.tasks.per_unit.study.PerUnitStudy",
     sizes="units",
-    note_setup="**Cell**: {arch}; **units**: {units} per layer; **n_in**: {n_in}.",
+    note_setup=(
+        "**Cell**: {arch}; **units**: {units} per layer; **n_in**: {n_in}; **inputs**: {inputs} "
+        "(variance 1)."
+    ),
     note_best=(
         "**Best so far**: **{value:.4f}** of the input reconstructed (trial {number}"
         "{at_depth}). {complete} of {target} trials complete."

@@ -1,10 +1,12 @@
 """What the per-unit task brings to the shared trainers (`objectives.training.interface.Objective`):
-Gaussian inputs to give back, n_in outputs, mean squared error; scored on a held-out set by
-the fraction of its variance reconstructed (objectives.tasks.per_unit.study; docs/tasks.md).
+random inputs of the study's distribution to give back, n_in outputs, mean squared error; scored
+on a held-out set by the fraction of its variance reconstructed (objectives.tasks.per_unit.study;
+docs/tasks.md). Both trainers, one at a time and batched, take their data from `data` here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,16 +18,31 @@ from objectives.tasks.per_unit.study import RECONSTRUCTED, SCORE_MARGIN, TASK, P
 from objectives.training.interface import CHECKPOINT_STEPS, Checkpoint, Data, Outcome, Start
 from objectives.training.trainer import train
 
+# Half the width of the uniform inputs: uniform on [-a, a] has variance a^2 / 3, so a = sqrt(3)
+# gives variance 1, as the Gaussian inputs have.
+UNIFORM_HALF_WIDTH = math.sqrt(3.0)
+
+
+def _draw(rows: int, n_in: int, inputs: str, generator: torch.Generator) -> Tensor:
+    if inputs == "gaussian":
+        return torch.randn(rows, n_in, generator=generator)
+    if inputs == "uniform":
+        unit = torch.rand(rows, n_in, generator=generator)  # [0, 1)
+        return (2.0 * unit - 1.0) * UNIFORM_HALF_WIDTH
+    raise ValueError(f"inputs must be uniform or gaussian, got {inputs!r}")
+
 
 def reconstruction_inputs(
-    samples: int, eval_samples: int, n_in: int, seed: int
+    samples: int, eval_samples: int, n_in: int, seed: int, *, inputs: str
 ) -> tuple[Tensor, Tensor]:
     """(training inputs (samples, n_in), held-out inputs (eval_samples, n_in)), every number
-    standard Gaussian and independent. The held-out set is drawn first, so that it depends
-    only on the seed and its own size, not on the training set's."""
+    independent, of mean 0 and variance 1: uniform on [-sqrt(3), sqrt(3)] or standard
+    Gaussian (`inputs`, objectives.tasks.per_unit.study). The held-out set is drawn first, so
+    that it depends only on the seed and its own size, not on the training set's; the
+    Gaussian draws are those of studies stored before `inputs` existed, number for number."""
     generator = torch.Generator().manual_seed(seed)
-    held_out = torch.randn(eval_samples, n_in, generator=generator)
-    return torch.randn(samples, n_in, generator=generator), held_out
+    held_out = _draw(eval_samples, n_in, inputs, generator)
+    return _draw(samples, n_in, inputs, generator), held_out
 
 
 def sum_of_squares(x: Tensor) -> float:
@@ -112,7 +129,7 @@ class PerUnitObjective:
 
     def data(self, config: PerUnitConfig) -> Data:
         x, held_out = reconstruction_inputs(
-            config.samples, config.eval_samples, config.n_in, config.seed
+            config.samples, config.eval_samples, config.n_in, config.seed, inputs=config.inputs
         )
         return Data(x, x, held_out, held_out, sum_of_squares(held_out))
 

@@ -2,12 +2,19 @@
 study settings, the frozen per-trial config, and the one function that turns an Optuna trial
 into that config.
 
-A random real-valued input x of n_in numbers (standard Gaussian, independent) is presented at
-the first time step only; the network (one of the six cells, learned initial state) runs
-`unroll` steps in all with zero input after, and a linear readout of its last layer's state
-at the last step must give back the whole x (n_in outputs). Training minimises the mean
-squared error, full batch, on a fixed random training set of `samples` inputs. The study fixes
-the hidden units per layer (`units`), not a parameter budget; depth is searched.
+A random real-valued input x of n_in independent numbers, each of mean 0 and variance 1, is
+presented at the first time step only; the network (one of the six cells, learned initial
+state) runs `unroll` steps in all with zero input after, and a linear readout of its last
+layer's state at the last step must give back the whole x (n_in outputs). Training minimises
+the mean squared error, full batch, on a fixed random training set of `samples` inputs. The
+study fixes the hidden units per layer (`units`), not a parameter budget; depth is searched.
+
+The input distribution (`inputs`). The paper drew each number uniformly on [-sqrt(3), sqrt(3)]
+(variance 1) and reconstructed it T = 12 steps later at n_in 64: a new study does the same by
+default (`uniform`, unroll 12). Studies stored before the setting existed drew standard
+Gaussian numbers (at the n_in and unroll they stored): their attrs lack `inputs` and read as
+`gaussian` (INPUTS_BEFORE), so that they resume and train again on the data they began with.
+Both distributions have variance 1, so the score below means the same under either.
 
 The score (the trial's value, maximised) is the fraction of the input variance reconstructed,
 measured on a held-out set of `eval_samples` fresh inputs from the same distribution:
@@ -78,9 +85,16 @@ RECONSTRUCTED = 1.0 - 1e-4
 # score it last rose from (or the training loss falling by rules.LOSS_MARGIN): a continuous
 # score that creeps up by rounding-sized amounts is not progress.
 SCORE_MARGIN = 1e-4
+# How each input number is drawn (module docstring): the paper's bounded uniform of variance
+# 1, or standard Gaussian. Stored with the study; those stored before the setting drew
+# Gaussian ones.
+INPUTS: tuple[str, ...] = ("uniform", "gaussian")
+INPUTS_BEFORE = "gaussian"
 
 __all__ = [
     "DIMENSIONS",
+    "INPUTS",
+    "INPUTS_BEFORE",
     "TASK",
     "PerUnitConfig",
     "PerUnitStudy",
@@ -106,6 +120,11 @@ DIMENSIONS: tuple[str, ...] = (
 # Dimensions added since studies were first stored, with the value every trial of an older
 # study had; a stored space without them reads as fixed to that value.
 ADDED_DIMENSIONS: dict[str, Distribution] = {"init_scheme": dims.fixed("scaled-normal")}
+
+
+def check_inputs(inputs: str) -> None:
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be {' or '.join(INPUTS)}, got {inputs!r}")
 
 
 def auto_samples(num_params: int, n_in: int) -> int:
@@ -140,7 +159,14 @@ class PerUnitStudy:
     arch: str = field(metadata={"help": "cell: " + ", ".join(ARCHS)})
     units: int = field(metadata={"help": "hidden units per layer"})
     n_in: int = field(default=64, metadata={"help": "input numbers to reconstruct"})
-    unroll: int = field(default=5, metadata={"help": "time steps T"})
+    unroll: int = field(default=12, metadata={"help": "time steps T"})
+    inputs: str = field(
+        default="uniform",
+        metadata={
+            "help": "how each input number is drawn, with variance 1: uniform on "
+            "[-sqrt(3), sqrt(3)] (the paper's) or gaussian"
+        },
+    )
     patience: int = field(
         default=200, metadata={"help": "steps without improvement before a trial stops"}
     )
@@ -162,6 +188,7 @@ class PerUnitStudy:
     def __post_init__(self) -> None:
         check_arch(self.arch)
         check_tag(self.tag)
+        check_inputs(self.inputs)
         check_integers(
             (
                 ("units", self.units, 1, 65536),
@@ -207,6 +234,7 @@ class PerUnitStudy:
             hidden_size=self.units,
             depth=depth,
             unroll=self.unroll,
+            inputs=self.inputs,
             samples=self.samples_at(depth),
             eval_samples=self.eval_samples,
             learning_rate=1e-3,
@@ -221,7 +249,11 @@ class PerUnitStudy:
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> PerUnitStudy:
-        return cls(**study_values(cls, attrs, ADDED_DIMENSIONS))
+        """The study of stored attrs; one stored before `inputs` existed drew Gaussian
+        inputs (INPUTS_BEFORE), whatever a new study's default."""
+        values = study_values(cls, attrs, ADDED_DIMENSIONS)
+        values.setdefault("inputs", INPUTS_BEFORE)
+        return cls(**values)
 
 
 def build_study(
@@ -233,7 +265,7 @@ def build_study(
     **settings: Any,
 ) -> PerUnitStudy:
     """A study with the default space, where `overrides` (name -> spec) replace dimensions;
-    `settings` are other `PerUnitStudy` fields (n_in, unroll, patience, samples,
+    `settings` are other `PerUnitStudy` fields (n_in, unroll, inputs, patience, samples,
     eval_samples, tag), defaults where left out. Specs as for `objectives.tasks.capacity.study.
     build_study` (`objectives.tasks.space.parse_dimension`)."""
     check_arch(arch)
@@ -268,9 +300,13 @@ class PerUnitConfig:
     init_scheme: str = "scaled-normal"
     patience: int = 200
     seed: int = 0
+    # Last, with the value of every trial stored before it existed (module docstring): a
+    # stored config without it reads as what it ran. A study passes its own.
+    inputs: str = INPUTS_BEFORE
 
     def __post_init__(self) -> None:
         check_training_config(self)
+        check_inputs(self.inputs)
         check_integers(
             (
                 ("samples", self.samples, 2, MAX_SAMPLES),
@@ -300,6 +336,7 @@ def suggest_config(trial: optuna.trial.BaseTrial, study: PerUnitStudy, seed: int
         hidden_size=study.units,
         depth=depth,
         unroll=study.unroll,
+        inputs=study.inputs,
         samples=study.samples_at(depth),
         eval_samples=study.eval_samples,
         learning_rate=float(values["learning_rate"]),

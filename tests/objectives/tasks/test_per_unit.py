@@ -9,10 +9,12 @@ import torch
 
 from objectives.networks.architectures import ARCHS, count_params
 from objectives.networks.cells import init_params, num_params
-from objectives.tasks.objective import objective_of
+from objectives.tasks.objective import objective_of, shape_key
 from objectives.tasks.per_unit.objective import reconstruction_inputs, train_per_unit
 from objectives.tasks.per_unit.study import (
     DIMENSIONS,
+    INPUTS,
+    INPUTS_BEFORE,
     MIN_SAMPLES,
     RECONSTRUCTED,
     TASK,
@@ -24,6 +26,7 @@ from objectives.tasks.per_unit.study import (
 )
 from objectives.tasks.per_unit.study import TASK as PER_UNIT_TASK
 from objectives.tasks.space import is_searched
+from objectives.training.batched import BatchedTrainer
 
 
 def per_unit_config(**overrides) -> PerUnitConfig:
@@ -54,10 +57,11 @@ def test_study_name_space_and_attrs():
     searched = {name for name in DIMENSIONS if is_searched(study.space[name])}
     assert searched == {"depth", "learning_rate", "init_scale"}
     assert study.depths == (1, 2, 4) and build_study("+rnn", 8).depths == (2, 4)
-    assert (study.n_in, study.unroll, study.patience) == (64, 5, 200)
+    assert (study.n_in, study.unroll, study.inputs, study.patience) == (64, 12, "uniform", 200)
     attrs = study.to_attrs()
     assert attrs["task"] == "per-unit"
-    for name in ("arch", "units", "n_in", "unroll", "patience", "samples", "eval_samples", "tag"):
+    fields = ("arch", "units", "n_in", "unroll", "inputs", "patience", "samples", "eval_samples")
+    for name in (*fields, "tag"):
         assert attrs[name] == getattr(study, name)
     assert set(attrs["space"]) == set(DIMENSIONS)
     assert PerUnitStudy.from_attrs(attrs) == study
@@ -81,6 +85,45 @@ def test_overrides_and_bad_settings():
         build_study("+rnn", 16, depths=(1, 2))
     with pytest.raises(ValueError, match="tag may hold"):
         build_study("rnn", 16, tag="a b")
+    with pytest.raises(ValueError, match="inputs must be uniform or gaussian, got 'cauchy'"):
+        build_study("rnn", 16, inputs="cauchy")
+    with pytest.raises(ValueError, match="inputs must be"):
+        per_unit_config(inputs="Uniform")
+
+
+# The attrs of a per-unit study as stored before `inputs` existed (every field but it, as
+# `to_attrs` wrote them then; tests/data/b2cc86b holds such studies in a storage).
+OLD_ATTRS = {
+    "task": "per-unit",
+    "arch": "gru",
+    "units": 16,
+    "n_in": 8,
+    "unroll": 5,
+    "patience": 100,
+    "samples": 0,
+    "eval_samples": 256,
+    "tag": "",
+}
+
+
+def test_an_old_study_reads_as_it_was_made():
+    """No `inputs` in its attrs: Gaussian inputs, at the n_in and unroll it stored, whatever
+    a new study's defaults; its trials get the same configs, so they train on the same data."""
+    new = build_study("gru", 16, n_in=8, unroll=5, patience=100, eval_samples=256)
+    assert new.inputs == "uniform" != INPUTS_BEFORE == "gaussian"
+    old = PerUnitStudy.from_attrs({**OLD_ATTRS, "space": new.to_attrs()["space"]})
+    assert (old.n_in, old.unroll, old.inputs) == (8, 5, "gaussian")
+    assert old == PerUnitStudy(**{**new.__dict__, "inputs": "gaussian"})
+    assert PerUnitStudy.from_attrs(old.to_attrs()) == old  # stored again, it says gaussian
+    assert old.to_attrs()["inputs"] == "gaussian"
+    trial = optuna.trial.FixedTrial({"depth": 1, "learning_rate": 0.01, "init_scale": 1.0})
+    assert suggest_config(trial, old, 3).inputs == "gaussian"
+    assert suggest_config(trial, new, 3).inputs == "uniform"
+    assert old.largest_config(1).inputs == "gaussian"
+    # A stored trial's config without the setting reads as what it ran.
+    config = suggest_config(trial, old, 3).to_attrs()
+    del config["inputs"]
+    assert PerUnitConfig(**config) == suggest_config(trial, old, 3)
 
 
 def test_default_training_set_is_four_numbers_a_parameter():
@@ -123,14 +166,85 @@ def test_parameter_count_is_exact(arch, depth):
     assert config.num_params == count_params(arch, 64, 20, depth, n_out=64)
 
 
-def test_held_out_inputs_are_fresh_and_fixed():
-    x, held = reconstruction_inputs(500, 300, 8, seed=4)
+@pytest.mark.parametrize("inputs", INPUTS)
+def test_held_out_inputs_are_fresh_and_fixed(inputs):
+    x, held = reconstruction_inputs(500, 300, 8, seed=4, inputs=inputs)
     assert x.shape == (500, 8) and held.shape == (300, 8)
-    _, held2 = reconstruction_inputs(200, 300, 8, seed=4)
+    _, held2 = reconstruction_inputs(200, 300, 8, seed=4, inputs=inputs)
     assert torch.equal(held, held2)  # the held-out set does not depend on the training set
     assert not torch.isclose(x[:, None, :], held[None, :, :]).all(-1).any()
     assert abs(float(x.mean())) < 0.1 and abs(float(x.std()) - 1) < 0.05
-    assert not torch.equal(reconstruction_inputs(500, 300, 8, seed=5)[1], held)
+    assert not torch.equal(reconstruction_inputs(500, 300, 8, seed=5, inputs=inputs)[1], held)
+
+
+def _moments(x: torch.Tensor) -> tuple[float, float, float]:
+    """Sample mean, variance and fourth moment of every number in x."""
+    x = x.double().flatten()
+    return float(x.mean()), float(x.var()), float(x.pow(4).mean())
+
+
+def test_uniform_inputs_have_variance_1_within_the_stated_range():
+    """The paper's inputs: uniform on [-sqrt(3), sqrt(3)], so mean 0, variance 1 and fourth
+    moment 9/5 (a Gaussian's is 3), each within 5 standard errors of the sample."""
+    x, held = reconstruction_inputs(20_000, 5_000, 8, seed=1, inputs="uniform")
+    half = math.sqrt(3.0)
+    for numbers in (x, held):
+        n = numbers.numel()
+        mean, variance, fourth = _moments(numbers)
+        assert abs(mean) < 5 * math.sqrt(1 / n)
+        assert abs(variance - 1) < 5 * math.sqrt((9 / 5 - 1) / n)
+        assert abs(fourth - 9 / 5) < 5 * math.sqrt((9 - (9 / 5) ** 2) / n)  # E x^8 = 3^4 / 9
+        assert float(numbers.min()) >= -half and float(numbers.max()) <= half
+        # The whole range is used: the extremes lie close to its ends.
+        assert float(numbers.min()) < -half + 0.01 and float(numbers.max()) > half - 0.01
+        # Evenly: each of 6 equal bins holds a sixth, within 5 standard errors.
+        counts = torch.histc(numbers.double(), bins=6, min=-half, max=half)
+        assert (counts / n - 1 / 6).abs().max() < 5 * math.sqrt((1 / 6) * (5 / 6) / n)
+
+
+def test_gaussian_inputs_are_the_old_draws():
+    """Studies stored before `inputs` drew torch.randn, held-out set first: the same numbers
+    now, so that they resume on the data they began with."""
+    x, held = reconstruction_inputs(300, 200, 5, seed=9, inputs="gaussian")
+    generator = torch.Generator().manual_seed(9)
+    assert torch.equal(held, torch.randn(200, 5, generator=generator))
+    assert torch.equal(x, torch.randn(300, 5, generator=generator))
+    assert float(x.abs().max()) > math.sqrt(3.0)  # unbounded, unlike the uniform ones
+    with pytest.raises(ValueError, match="inputs must be"):
+        reconstruction_inputs(3, 3, 2, seed=0, inputs="normal")
+
+
+@pytest.mark.parametrize("inputs", INPUTS)
+def test_the_objective_makes_the_configs_inputs(inputs):
+    """The data both trainers train and score on is the config's distribution."""
+    config = per_unit_config(inputs=inputs)
+    data = objective_of(config).data(config)
+    expected = reconstruction_inputs(256, 256, 8, seed=0, inputs=inputs)
+    assert torch.equal(data.x, expected[0]) and torch.equal(data.y, expected[0])
+    assert torch.equal(data.x_eval, expected[1]) and torch.equal(data.y_eval, expected[1])
+    if inputs == "uniform":
+        assert float(data.x.abs().max()) <= math.sqrt(3.0)
+
+
+def test_both_trainers_train_on_the_configs_inputs():
+    """One at a time and batched, a uniform trial ends as the other trainer's does, and
+    apart from the same trial on Gaussian inputs."""
+    configs = [per_unit_config(max_steps=30, inputs=inputs) for inputs in ("uniform", "gaussian")]
+    configs = [PerUnitConfig(**{**c.__dict__, "seed": i}) for i, c in enumerate(configs)]
+    # Same seed, only the distribution differs: compared separately from the batched pair.
+    same_seed = PerUnitConfig(**{**configs[1].__dict__, "seed": 0})
+    trainer = BatchedTrainer(shape_key(configs[0]), 2)
+    for c in configs:
+        trainer.add(c)
+    together = {c.seed: r for c, r in trainer.run(10_000)}
+    for c in configs:
+        alone = train_per_unit(c)
+        assert together[c.seed].steps == alone.steps == 30
+        assert together[c.seed].fraction_reconstructed == pytest.approx(
+            alone.fraction_reconstructed, rel=1e-4, abs=1e-6
+        )
+        assert together[c.seed].final_loss == pytest.approx(alone.final_loss, rel=1e-4)
+    assert train_per_unit(same_seed).final_loss != pytest.approx(together[0].final_loss, rel=1e-3)
 
 
 def test_score_is_the_fraction_of_variance_reconstructed():
