@@ -190,6 +190,26 @@ def _study_setting(help: str, kind: Mapping[str, Any]) -> Any:
     )
 
 
+def _own_default_help(name: str) -> str:
+    """The default of a setting only some tasks' studies have, read from their study
+    classes."""
+    defaults = {
+        task: by_name[name].default
+        for task, schema in TASKS.items()
+        if name in (by_name := {f.name: f for f in fields(schema.study)})
+    }
+    return " (default " + ", ".join(f"{v} for {task}" for task, v in defaults.items()) + ")"
+
+
+def _task_setting(task: str, help: str, kind: Mapping[str, Any]) -> Any:
+    """A setting passed on to the studies of one task only (given for another task, an
+    error). Left out (None), each study takes the default declared on its study class."""
+    return field(
+        default=None,
+        metadata={**_option(help, kind, more_help=_own_default_help), "task_setting": task},
+    )
+
+
 def _csv(values: tuple[int, ...]) -> str:
     return ",".join(str(v) for v in values)
 
@@ -256,6 +276,13 @@ class Experiment:
     )
     n_in: int | None = _study_setting("input size: bits (capacity), dimensions (per-unit)", WHOLE)
     unroll: int | None = _study_setting("time steps T", WHOLE)
+    inputs: str | None = _task_setting(
+        "per-unit",
+        "how --task per-unit draws each input number, with variance 1: uniform on "
+        "[-sqrt(3), sqrt(3)] (the paper's) or gaussian (that of studies made before this "
+        "setting): `--task per-unit --units 8 --inputs gaussian`",
+        TEXT,
+    )
     patience: int | None = _study_setting("steps without improvement before a trial stops", WHOLE)
     sampler: str = field(
         default="gp",
@@ -298,6 +325,10 @@ class Experiment:
             raise HpsearchError(unknown_choice("task", self.task, TASK_CHOICES))
         given = [f.name for f in fields(self) if getattr(self, f.name) is not None]
         check_sizes(self.task, given, _flag_of)
+        for f in fields(self):
+            owner = f.metadata.get("task_setting")
+            if owner is not None and owner != self.task and f.name in given:
+                raise HpsearchError(f"{_flag_of(f.name)} is for --task {owner}")
         if not self.archs:
             raise HpsearchError("give at least one arch")
         size = _flag_of(SIZE_FIELD[self.task])
@@ -352,7 +383,8 @@ class Experiment:
         settings = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.metadata.get("study_field") and getattr(self, f.name) is not None
+            if (f.metadata.get("study_field") or f.metadata.get("task_setting"))
+            and getattr(self, f.name) is not None
         }
         out = []
         for arch in self.archs:
