@@ -45,11 +45,11 @@ CAPACITY_NOTE = (
 PER_UNIT_HEAD = (
     "## per-unit-rnn-n16\n\n"
     "**Task**: per-unit capacity (Collins, Sohl-Dickstein & Sussillo, ICLR 2017, the "
-    "memory-throughput task). A random 64-dimensional input, shown at the first of 5 steps, "
+    "memory-throughput task). A random 64-dimensional input, shown at the first of 12 steps, "
     "is to be reconstructed from the network's state at the last step; the value is the "
     "fraction reconstructed (1 is all of it). The paper finds that every cell succeeds if and "
     "only if it has at least n_in units per layer.\n\n"
-    "**Cell**: rnn; **units**: 16 per layer; **n_in**: 64.\n\n"
+    "**Cell**: rnn; **units**: 16 per layer; **n_in**: 64; **inputs**: uniform (variance 1).\n\n"
     "**Search** (gp, target 3 trials): `learning_rate` [0.0001, 0.1] log; `init_scale` "
     "[0.1, 3] log. Fixed: `depth` = 1; `activation` = tanh; `optimizer` = adam; `gate_bias` = "
     "1.0; `grad_clip` = 0.0; `max_steps` = 2000; `lr_schedule` = constant; `init_scheme` = "
