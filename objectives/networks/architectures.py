@@ -27,6 +27,12 @@ ACTIVATIONS: tuple[str, ...] = ("tanh", "relu")
 # The IRNN's recurrent matrix is the identity whatever the scheme.
 INIT_SCHEMES: tuple[str, ...] = ("scaled-normal", "identity", "orthogonal", "he")
 
+# The paper's initialisation per kind of matrix (objectives.networks.cells.init_params):
+# recurrent (square) matrices identity, orthogonal or normal N(0, 1 / n), or "scheme" (as
+# init_scheme says, the behaviour before these were added); biases constant or normal.
+RECURRENT_INITS: tuple[str, ...] = ("scheme", "identity", "orthogonal", "normal")
+BIAS_INITS: tuple[str, ...] = ("constant", "normal")
+
 
 def check_arch(arch: str) -> None:
     if arch not in GATE_BLOCKS:

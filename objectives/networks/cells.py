@@ -22,10 +22,20 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from objectives.networks.architectures import GATE_BLOCKS, check_arch, layer_input_width
+from objectives.networks.architectures import (
+    BIAS_INITS,
+    GATE_BLOCKS,
+    RECURRENT_INITS,
+    check_arch,
+    layer_input_width,
+)
 
 Params = dict[str, Tensor]
 State = tuple[Tensor, ...]
+
+
+# recurrent_init -> the `_matrix` scheme of the recurrent matrices ("scheme": init_scheme's).
+_RECURRENT_SCHEMES = {"identity": "identity", "orthogonal": "orthogonal", "normal": "scaled-normal"}
 
 
 def _normal(shape: tuple[int, ...], std: float, generator: torch.Generator) -> Tensor:
@@ -81,18 +91,46 @@ def init_params(
     *,
     n_out: int = 1,
     scheme: str = "scaled-normal",
+    recurrent_init: str = "scheme",
+    input_scale: float | str = "auto",
+    bias_init: str = "constant",
+    bias_scale: float = 0.0,
 ) -> Params:
     """Fresh weights: input and recurrent matrices by `scheme` (`_matrix`; the default,
     scaled-normal, is N(0, init_scale^2 / fan_in)), biases and initial states zero; the
     IRNN's recurrent matrix is the identity under every scheme (that is the IRNN); a readout
-    to `n_out` outputs, N(0, 1 / n). The one initialisation of both trainers."""
+    to `n_out` outputs, N(0, 1 / n). The one initialisation of both trainers.
+
+    The paper's initialisation per kind of matrix (docs/tasks.md, "The paper's protocol"):
+    `recurrent_init` other than "scheme" sets the recurrent (square) matrices, each gate
+    block identity, orthogonal or N(0, 1 / n), times init_scale, and the input
+    (rectangular) ones N(0, 1 / fan_in); `input_scale` scales the input matrices ("auto":
+    init_scale, as under `scheme`); `bias_init` sets the layers' biases to bias_scale
+    (constant) or N(0, bias_scale^2) (normal). Their defaults draw exactly what `scheme`
+    alone drew."""
     check_arch(arch)
     n = hidden_size
     blocks = GATE_BLOCKS[arch]
     params: Params = {}
+    if recurrent_init not in RECURRENT_INITS:
+        raise ValueError(f"unknown recurrent_init {recurrent_init!r}")
+    if bias_init not in BIAS_INITS:
+        raise ValueError(f"unknown bias_init {bias_init!r}")
+    recurrent_scheme = _RECURRENT_SCHEMES.get(recurrent_init, scheme)
+    input_scheme = scheme if recurrent_init == "scheme" else "scaled-normal"
+    in_scale = init_scale if input_scale == "auto" else float(input_scale)
 
     def matrix(fan_in: int, count: int, *, recurrent: bool) -> Tensor:
-        return _matrix(scheme, fan_in, count, n, init_scale, generator, recurrent=recurrent)
+        if recurrent:
+            return _matrix(
+                recurrent_scheme, fan_in, count, n, init_scale, generator, recurrent=True
+            )
+        return _matrix(input_scheme, fan_in, count, n, in_scale, generator, recurrent=False)
+
+    def bias(width: int) -> Tensor:
+        if bias_init == "normal":
+            return _normal((1, width), bias_scale, generator)
+        return torch.full((1, width), float(bias_scale))
 
     if arch == "+rnn":
         params["proj"] = matrix(n_in, 1, recurrent=False)
@@ -107,7 +145,7 @@ def init_params(
             params[p + "w_hc"] = matrix(n, 1, recurrent=True)
         else:
             params[p + "w_h"] = matrix(n, blocks, recurrent=True)
-        params[p + "bias"] = torch.zeros(1, blocks * n)
+        params[p + "bias"] = bias(blocks * n)
         params[p + "h0"] = torch.zeros(1, n)
         if arch == "lstm":
             params[p + "c0"] = torch.zeros(1, n)
@@ -217,21 +255,25 @@ def _readout(
     unroll: int,
     activation: str,
     gate_bias: float | Tensor,
+    input_mode: str = "first",
 ) -> Tensor:
     """The readout, feature-major (..., n_out, b): input x (..., b, n_in) at the first step
-    only, zero input after, `unroll` steps in all, the last layer's output at the last step
-    read out linearly.
+    only, zero input after (input_mode "every": the same input at every step), `unroll`
+    steps in all, the last layer's output at the last step read out linearly.
 
     Inside, activations are feature-major, (..., width, b), so that each gate block of the
     pre-activations is one contiguous piece of memory (sample-major, every gate
     nonlinearity would run over rows of n numbers with gaps between them, several times
     slower on a CPU)."""
     act = _activation(activation)
+    if input_mode not in ("first", "every"):
+        raise ValueError(f"unknown input_mode {input_mode!r}")
+    every = input_mode == "every"
     inputs: Tensor = _t(params["proj"]) @ _t(x) if arch == "+rnn" else _t(x)
     states = [initial_state(arch, params, layer) for layer in range(depth)]
     out: Tensor | None = None
     for t in range(unroll):
-        layer_in: Tensor | None = inputs if t == 0 else None
+        layer_in: Tensor | None = inputs if t == 0 or every else None
         for layer in range(depth):
             out, states[layer] = step(arch, params, layer, states[layer], layer_in, act, gate_bias)
             layer_in = out
@@ -248,10 +290,18 @@ def forward(
     unroll: int,
     activation: str = "tanh",
     gate_bias: float | Tensor = 1.0,
+    input_mode: str = "first",
 ) -> Tensor:
     """Logits (..., b) of a network with one output (see `outputs`)."""
     return _readout(
-        arch, params, x, depth=depth, unroll=unroll, activation=activation, gate_bias=gate_bias
+        arch,
+        params,
+        x,
+        depth=depth,
+        unroll=unroll,
+        activation=activation,
+        gate_bias=gate_bias,
+        input_mode=input_mode,
     ).squeeze(-2)
 
 
@@ -264,12 +314,20 @@ def outputs(
     unroll: int,
     activation: str = "tanh",
     gate_bias: float | Tensor = 1.0,
+    input_mode: str = "first",
 ) -> Tensor:
-    """Outputs (..., b, n_out): input x (..., b, n_in) at the first step only, zero input
-    after, `unroll` steps in all, the last layer's output at the last step read out
-    linearly to the readout's n_out outputs."""
+    """Outputs (..., b, n_out): input x (..., b, n_in) at the first step only (input_mode
+    "every": at every step), zero input after, `unroll` steps in all, the last layer's output
+    at the last step read out linearly to the readout's n_out outputs."""
     return _t(
         _readout(
-            arch, params, x, depth=depth, unroll=unroll, activation=activation, gate_bias=gate_bias
+            arch,
+            params,
+            x,
+            depth=depth,
+            unroll=unroll,
+            activation=activation,
+            gate_bias=gate_bias,
+            input_mode=input_mode,
         )
     )

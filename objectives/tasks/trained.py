@@ -20,10 +20,24 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from objectives.networks.architectures import ACTIVATIONS, GATED, INIT_SCHEMES, check_arch
+from objectives.networks.architectures import (
+    ACTIVATIONS,
+    BIAS_INITS,
+    GATED,
+    INIT_SCHEMES,
+    RECURRENT_INITS,
+    check_arch,
+)
 from objectives.tasks import space as dims
 from objectives.tasks.space import Distribution, Scalar
-from objectives.training.interface import LR_SCHEDULES, OPTIMIZERS
+from objectives.training.interface import (
+    FULL_BATCH,
+    INPUT_MODES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    SETTINGS,
+    setting,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -114,6 +128,110 @@ def check_training_space(arch: str, space: Mapping[str, BaseDistribution]) -> No
         raise ValueError(f"gate_bias: {arch} has no gates; gated cells: {', '.join(sorted(GATED))}")
 
 
+# The paper's dimensions (docs/tasks.md, "The paper's protocol") whose value is a word (their
+# default, today's behaviour) or a number: the word, and how numbers are read (a range on
+# that scale). Others of them are read as any dimension, from their default; these give the
+# scale a range is searched on.
+WORD_OR_NUMBER: dict[str, tuple[str, Distribution]] = {
+    "batch_size": (FULL_BATCH, IntDistribution(1, 2, log=True)),
+    "momentum_logit": ("auto", FloatDistribution(1.0, 7.0)),
+    "input_scale": ("auto", FloatDistribution(1e-3, 2.0, log=True)),
+}
+NUMBER_SCALES: dict[str, Distribution] = {
+    "grad_clip": FloatDistribution(1.0, 100.0, log=True),
+    "lr_decay": FloatDistribution(1e-3, 1.0, log=True),
+    "l2": FloatDistribution(1e-8, 1e-3, log=True),
+    "bias_scale": FloatDistribution(-2.0, 2.0),
+}
+
+
+def protocol_space() -> dict[str, Distribution]:
+    """The paper's dimensions, each fixed to its default (the training of every trial before
+    they were added: objectives.training.interface.SETTINGS)."""
+    return {name: dims.fixed(value) for name, value in SETTINGS.items()}
+
+
+def _parse_protocol(name: str, spec: Any, default: Distribution) -> Distribution:
+    """One of the paper's dimensions from its spec (see `parse_overrides`)."""
+    if name in NUMBER_SCALES:  # numbers (floats), a range on the dimension's scale
+        return dims.parse_dimension(name, spec, NUMBER_SCALES[name])
+    if name not in WORD_OR_NUMBER:
+        return dims.parse_dimension(name, spec, default)
+    word, numeric = WORD_OR_NUMBER[name]
+
+    def one(value: Any) -> Scalar:
+        if str(value).strip() == word:
+            return word
+        try:
+            parsed = dims.parse_dimension(name, str(value), numeric)
+        except ValueError as e:
+            text = str(e)
+            raise ValueError(text if text.startswith(name) else f"{name}: {text}") from None
+        return dims.values(name, parsed)[0]
+
+    if isinstance(spec, str) and "," in spec:
+        return dims.choice(name, tuple(one(p) for p in spec.split(",")))
+    if isinstance(spec, Mapping) and "choices" in spec:
+        choices = spec["choices"]
+        if isinstance(choices, str) or not isinstance(choices, list | tuple):
+            raise ValueError(f"{name}: choices must be a list, got {choices!r}")
+        return dims.choice(name, tuple(one(v) for v in choices))
+    if isinstance(spec, list | tuple) and word in [str(v) for v in spec]:
+        return dims.choice(name, tuple(one(v) for v in spec))
+    if (isinstance(spec, str) and ":" not in spec) or isinstance(spec, int | float):
+        return dims.fixed(one(spec))
+    return dims.parse_dimension(name, spec, numeric)
+
+
+def _numbers_of(space: Mapping[str, BaseDistribution], name: str, word: str) -> list[float]:
+    dim = space[name]
+    if isinstance(dim, CategoricalDistribution):
+        dim = CategoricalDistribution(tuple(v for v in dim.choices if v != word) or (1,))
+        if all(v == word for v in space[name].choices):  # type: ignore[attr-defined]
+            return []
+    return numbers(name, dim)
+
+
+def check_protocol_space(space: Mapping[str, BaseDistribution], smallest_b: int | None) -> None:
+    """The checks of the paper's dimensions (those of SETTINGS present in `space`);
+    `smallest_b`, the least b the study can draw, bounds batch_size (None: no b)."""
+    if "batch_size" in space:
+        sizes = _numbers_of(space, "batch_size", FULL_BATCH)
+        for x in sizes:
+            if x != int(x) or x < 1:
+                raise ValueError(
+                    f"batch_size: {x:g} is out of range; allowed: {FULL_BATCH!r} or an integer >= 1"
+                )
+            if smallest_b is not None and x > smallest_b:
+                raise ValueError(
+                    f"batch_size: {x:g} is above the smallest b searched ({smallest_b}); "
+                    f"allowed: {FULL_BATCH!r} or at most b"
+                )
+    if "lr_decay" in space:
+        check_range(space, "lr_decay", 1e-12, 1.0, "(0, 1]; 1 is no decay")
+    if "momentum_logit" in space:
+        for x in _numbers_of(space, "momentum_logit", "auto"):
+            if not -20.0 <= x <= 20.0:
+                raise ValueError(
+                    f"momentum_logit: {x:g} is out of range; allowed: auto or [-20, 20]"
+                )
+    if "l2" in space:
+        check_range(space, "l2", 0.0, 1.0, "[0, 1]; 0 is none")
+    if "input_scale" in space:
+        for x in _numbers_of(space, "input_scale", "auto"):
+            if not 1e-6 <= x <= 100.0:
+                raise ValueError(f"input_scale: {x:g} is out of range; allowed: auto or (0, 100]")
+    if "bias_scale" in space:
+        check_range(space, "bias_scale", -20.0, 20.0, "[-20, 20]")
+    for name, allowed in (
+        ("recurrent_init", RECURRENT_INITS),
+        ("bias_init", BIAS_INITS),
+        ("input_mode", INPUT_MODES),
+    ):
+        if name in space:
+            _check_words(space, name, allowed)
+
+
 def check_space_names(space: Mapping[str, BaseDistribution], dimensions: tuple[str, ...]) -> None:
     missing = [d for d in dimensions if d not in space]
     unknown = [d for d in space if d not in dimensions]
@@ -129,11 +247,17 @@ def parse_overrides(
     overrides: Mapping[str, Any] | None,
     dimensions: tuple[str, ...],
 ) -> dict[str, Distribution]:
-    """`space` with the dimensions named in `overrides` (name -> spec) replaced."""
+    """`space` with the dimensions named in `overrides` (name -> spec) replaced. The paper's
+    dimensions (SETTINGS) are read by `_parse_protocol`: a word-or-number one (batch_size
+    ``full`` or ``64`` or ``16:1024``) takes its word or numbers, and a range of lr_decay, l2,
+    input_scale, batch_size or grad_clip (the paper's [1, 100]) is searched on a log scale."""
     for name, spec in (overrides or {}).items():
         if name not in space:
             raise ValueError(f"unknown search dimension {name!r}; known: {', '.join(dimensions)}")
-        space[name] = dims.parse_dimension(name, spec, space[name])
+        if name in SETTINGS or name in NUMBER_SCALES:
+            space[name] = _parse_protocol(name, spec, space[name])
+        else:
+            space[name] = dims.parse_dimension(name, spec, space[name])
     return space
 
 
@@ -177,6 +301,32 @@ def check_training_config(config: Any) -> None:
         raise ValueError(f"{config.arch} uses tanh")
     if config.seed < 0:
         raise ValueError(f"seed must be >= 0, got {config.seed}")
+    check_protocol_config(config)
+
+
+def check_protocol_config(config: Any) -> None:
+    """The checks of the paper's settings (SETTINGS) of a config; one without them has the
+    defaults. (batch_size against b: the task's config, which knows its b.)"""
+    size = setting(config, "batch_size")
+    if size != FULL_BATCH and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"batch_size must be {FULL_BATCH!r} or a positive integer, got {size!r}")
+    if not 0 < setting(config, "lr_decay") <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {setting(config, 'lr_decay')}")
+    logit = setting(config, "momentum_logit")
+    if logit != "auto" and (isinstance(logit, str | bool) or not -20 <= logit <= 20):
+        raise ValueError(f"momentum_logit must be 'auto' or in [-20, 20], got {logit!r}")
+    if not 0 <= setting(config, "l2") <= 1:
+        raise ValueError(f"l2 must be in [0, 1], got {setting(config, 'l2')}")
+    scale = setting(config, "input_scale")
+    if scale != "auto" and (isinstance(scale, str | bool) or not scale > 0):
+        raise ValueError(f"input_scale must be 'auto' or positive, got {scale!r}")
+    for name, allowed in (
+        ("recurrent_init", RECURRENT_INITS),
+        ("bias_init", BIAS_INITS),
+        ("input_mode", INPUT_MODES),
+    ):
+        if setting(config, name) not in allowed:
+            raise ValueError(f"{name} {setting(config, name)!r}; allowed: {', '.join(allowed)}")
 
 
 # -- stored attrs ---------------------------------------------------------------------------

@@ -5,8 +5,11 @@ its objective (`objectives.training.interface.Objective`), which the caller hand
 batch's key (`shape_key`); everything else is shared.
 
 Per trial: its own data set (padded to the largest b in the batch and masked, so padding adds
-nothing to loss, gradient or score; likewise a held-out set it is scored on), learning rate,
-init scale, gate bias, gradient clip, optimizer state, early stopping and divergence. The
+nothing to loss, gradient or score; likewise a held-out set it is scored on), learning rate
+and its decay, init, gate bias, gradient clip, momentum, L2 decay, optimizer state, early
+stopping and divergence. Minibatch trials (one batch_size per batch) draw their samples as
+`objectives.training.minibatch` says, and are scored on their whole set at the steps
+`objectives.training.rules.scored` names. The
 summed per-trial losses give each trial exactly its own gradient. A trial that ends
 (stopped, converged, diverged) leaves its slot, which a new trial of the same shape can take
 at once; `resize` moves the trials held into a batch of another size (to stop computing
@@ -39,23 +42,45 @@ import torch
 from torch import Tensor
 
 from objectives.networks.cells import Params, init_params, outputs
-from objectives.training.interface import Objective, TrainingConfig
+from objectives.training.interface import (
+    FULL_BATCH,
+    SCORE_STEPS,
+    Objective,
+    TrainingConfig,
+    momentum,
+    setting,
+)
 from objectives.training.matmul import FULL, PRECISIONS, matmul_precision
-from objectives.training.rules import DEVICE, Progress, advance, lr_factor, observe, prune
+from objectives.training.minibatch import indices as minibatch_indices
+from objectives.training.rules import DEVICE, Progress, advance, lr_factor, observe, prune, scored
 from objectives.training.step_graph import StepGraph
+from objectives.training.trainer import init_of
 
 # The trainer's own per-model rows, first axis K (moved with the rules' rows by `resize`),
 # and the rows of the held-out set of a task scored on one.
-_ROWS = ("b", "norm", "lr", "clip", "gate_bias", "step_count", "x", "y", "mask")
+_ROWS = (
+    "b",
+    "norm",
+    "lr",
+    "clip",
+    "gate_bias",
+    "step_count",
+    "momentum",
+    "l2",
+    "seed",
+    "x",
+    "y",
+    "mask",
+)
 _EVAL_ROWS = ("x_eval", "y_eval", "mask_eval")
-_BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v",), "sgd": ("buf",), "adagrad": ("sum",)}
+_BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v", "buf"), "sgd": ("buf",), "adagrad": ("sum",)}
 
 
 @dataclass(frozen=True)
 class NetworkShape:
     """What trials must share to be trained in one batch: the task (its objective), the
-    network's shape, its activation and the optimizer (everything else may differ from trial
-    to trial)."""
+    network's shape, its activation, the optimizer, the batch size and the input mode
+    (everything else may differ from trial to trial)."""
 
     arch: str
     n_in: int
@@ -65,21 +90,25 @@ class NetworkShape:
     activation: str
     optimizer: str
     objective: Objective
+    batch_size: int | str = FULL_BATCH
+    input_mode: str = "first"
 
     @property
     def task(self) -> str:
         return self.objective.task
 
     def __str__(self) -> str:
+        extra = "" if self.batch_size == FULL_BATCH else f" batch {self.batch_size}"
+        extra += "" if self.input_mode == "first" else f" input {self.input_mode}"
         return (
             f"{self.task} {self.arch} n_in {self.n_in} hidden {self.hidden_size} "
-            f"depth {self.depth} unroll {self.unroll} {self.activation} {self.optimizer}"
+            f"depth {self.depth} unroll {self.unroll} {self.activation} {self.optimizer}" + extra
         )
 
 
 def shape_key(config: TrainingConfig, objective: Objective) -> NetworkShape:
     """Trials that can share one batch: same task (`objective`, config's), network shape,
-    activation and optimizer."""
+    activation, optimizer, batch size and input mode."""
     if config.task != objective.task:
         raise ValueError(f"a {config.task} trial with the {objective.task} objective")
     return NetworkShape(
@@ -91,6 +120,8 @@ def shape_key(config: TrainingConfig, objective: Objective) -> NetworkShape:
         activation=config.activation,
         optimizer=config.optimizer,
         objective=objective,
+        batch_size=setting(config, "batch_size"),
+        input_mode=setting(config, "input_mode"),
     )
 
 
@@ -171,6 +202,8 @@ class BatchedTrainer:
         self.arch, self.n_in, self.hidden = key.arch, key.n_in, key.hidden_size
         self.depth, self.unroll = key.depth, key.unroll
         self.activation, self.optimizer = key.activation, key.optimizer
+        self.minibatch = None if key.batch_size == FULL_BATCH else int(key.batch_size)
+        self.input_mode = key.input_mode
         self.capacity = capacity
         self.device = torch.device(device)
         # How often the host looks for ended trials: every step on a CPU (no cost there),
@@ -182,7 +215,10 @@ class BatchedTrainer:
         self.cuda_graph = self.device.type == "cuda" if cuda_graph is None else cuda_graph
         if self.cuda_graph and self.device.type != "cuda":
             raise ValueError("cuda_graph needs a CUDA device")
-        self._graph: StepGraph | None = None
+        # The captured steps, by whether the step scores the whole sets (minibatch batches
+        # capture two; full-batch ones score at every step).
+        self._graphs: dict[bool, StepGraph] = {}
+        self._calls: list[int] = [0] * capacity  # steps run since each slot's trial came
         self.slots: list[_Slot | None] = [None] * capacity
         self.max_b = self.max_eval = 0
         self.n_out = self.objective.n_out(self.n_in)
@@ -236,17 +272,7 @@ class BatchedTrainer:
             if len(data.x_eval) > self.max_eval:
                 self._pad_eval_to(self._grown(len(data.x_eval), self.max_eval))
             sets.append(("x_eval", "y_eval", "mask_eval", data.x_eval, data.y_eval))
-        gen = torch.Generator().manual_seed(config.seed + 1)
-        fresh = init_params(
-            self.arch,
-            self.n_in,
-            self.hidden,
-            self.depth,
-            config.init_scale,
-            gen,
-            n_out=self.n_out,
-            scheme=config.init_scheme,
-        )
+        fresh = init_of(config, self.n_out)
         with torch.no_grad():
             for name, view in self._blocks(self.weights).items():
                 view[index] = fresh[name].to(self.device)
@@ -267,8 +293,12 @@ class BatchedTrainer:
             self.clip[index] = config.grad_clip
             self.gate_bias[index] = config.gate_bias
             self.step_count[index] = 0
+            self.momentum[index] = momentum(config)
+            self.l2[index] = float(setting(config, "l2"))
+            self.seed[index] = config.seed
         self.rows.set_row(index, config, self.objective.start(config))
         self.slots[index] = _Slot(config=config, started=time.perf_counter())
+        self._calls[index] = 0
         self._changed()
         return index
 
@@ -309,9 +339,10 @@ class BatchedTrainer:
         self.weights, self.state, self.max_b = weights, state, max_b
         self.max_eval = max_eval if self.objective.held_out else 0
         self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
+        self._calls = [self._calls[i] for i in held] + [0] * (capacity - len(held))
         self.capacity = capacity
         self._index_models()
-        self._graph = None
+        self._graphs = {}
         self._changed()
 
     def _allocate(self) -> None:
@@ -326,6 +357,9 @@ class BatchedTrainer:
         self.clip = torch.zeros(k, device=d)
         self.gate_bias = torch.zeros(k, 1, 1, device=d)
         self.step_count = torch.zeros(k, device=d)
+        self.momentum = torch.zeros(k, device=d)
+        self.l2 = torch.zeros(k, device=d)
+        self.seed = torch.zeros(k, dtype=torch.long, device=d)
         # The rules' rows (objectives.training.rules), kept on the device and updated in place.
         self.rows = Progress.rows(k, d)
         self.x = torch.zeros(k, 0, self.n_in, device=d)
@@ -349,7 +383,7 @@ class BatchedTrainer:
         )
         padding = torch.zeros(k, extra, dtype=torch.bool, device=d)
         setattr(self, mask, torch.cat([getattr(self, mask), padding], 1))
-        self._graph = None
+        self._graphs = {}
 
     def _pad_to(self, b: int) -> None:
         """Pad every slot's data to the new largest b (padding is masked out)."""
@@ -380,9 +414,10 @@ class BatchedTrainer:
     def _changed(self) -> None:
         """Called when trials come or go: what the step needs to know from the host. (A
         captured step clips always: a clip of 0 leaves a gradient exactly as it is.)"""
-        self._clipping = self.cuda_graph or any(
-            s is not None and s.config.grad_clip > 0 for s in self.slots
-        )
+        held = [s.config for s in self.slots if s is not None]
+        self._clipping = self.cuda_graph or any(c.grad_clip > 0 for c in held)
+        self._decaying = self.cuda_graph or any(setting(c, "l2") > 0 for c in held)
+        self._moving = self.cuda_graph or any(momentum(c) > 0 for c in held)
 
     def _tensors(self) -> list[Tensor]:
         """Every tensor the step reads or writes."""
@@ -423,16 +458,33 @@ class BatchedTrainer:
         return matmul_precision(self.device, self.precision)
 
     def _train_step(self) -> None:
+        whole = self._scores_now()
+        self._calls = [
+            c + 1 if s is not None else c for c, s in zip(self._calls, self.slots, strict=True)
+        ]
         if not self.cuda_graph:
-            self.step()
+            self.step(whole)
             return
-        if self._graph is None:
-            self._graph = StepGraph(self.step, self._tensors)
-        self._graph()
-        if self._graph.failed:  # reported once; this batch trains eagerly from now on
+        graph = self._graphs.get(whole)
+        if graph is None:
+            graph = self._graphs[whole] = StepGraph(lambda: self.step(whole), self._tensors)
+        graph()
+        if graph.failed:  # reported once; this batch trains eagerly from now on
             self.cuda_graph = False
-            self._graph = None
+            self._graphs = {}
             self._changed()
+
+    def _scores_now(self) -> bool:
+        """Whether this step scores any trial on its whole set (always, full batch): a
+        minibatch trial at steps 0, SCORE_STEPS, ... and its last (`rules.scored`, which the
+        step applies per trial on the device). The host's count of each slot's steps is the
+        trial's own while it trains."""
+        if self.minibatch is None:
+            return True
+        return any(
+            s is not None and (c % SCORE_STEPS == 0 or c >= s.config.max_steps)
+            for c, s in zip(self._calls, self.slots, strict=True)
+        )
 
     def _outputs(self, params: Params, x: Tensor) -> Tensor:
         """Every model's outputs (K, b, n_out) for its inputs x (K, b, n_in)."""
@@ -447,6 +499,7 @@ class BatchedTrainer:
                 unroll=self.unroll,
                 activation=self.activation,
                 gate_bias=self.gate_bias[0],
+                input_mode=self.input_mode,
             ).unsqueeze(0)
         return outputs(
             self.arch,
@@ -456,22 +509,48 @@ class BatchedTrainer:
             unroll=self.unroll,
             activation=self.activation,
             gate_bias=self.gate_bias,
+            input_mode=self.input_mode,
         )
 
-    def step(self) -> None:
-        """One training step of every model in the batch: score, stop or go on, update."""
+    def step(self, whole: bool = True) -> None:
+        """One training step of every model in the batch: score, stop or go on, update.
+        `whole`: the step scores the whole sets (of a minibatch batch: of the trials that
+        `rules.scored` names)."""
         params = self._blocks(self.weights)
         objective = self.objective
-        out = self._outputs(params, self.x)
-        per_model = objective.loss(out, self.y, self.mask, self.b)
+        if self.minibatch is None:
+            out = self._outputs(params, self.x)
+            per_model = objective.loss(out, self.y, self.mask, self.b)
+            seen = per_model.detach()
+            look: Tensor | bool = True
+            picked: Tensor | None = None
+        else:
+            chosen = minibatch_indices(self.seed, self.rows.steps, self.b, self.minibatch)
+            xb = self.x.gather(1, chosen[..., None].expand(-1, -1, self.n_in))
+            yb = self.y.gather(
+                1,
+                chosen.view(*chosen.shape, *[1] * len(self.targets)).expand(-1, -1, *self.targets),
+            )
+            every = torch.ones_like(chosen, dtype=torch.bool)
+            count = torch.full_like(self.b, float(self.minibatch))
+            per_model = objective.loss(self._outputs(params, xb), yb, every, count)
+            seen = per_model.detach()
+            look = picked = scored(self.rows, True)
         with torch.no_grad():
-            if objective.held_out:
-                scored = objective.score(
-                    self._outputs(params, self.x_eval), self.y_eval, self.mask_eval, self.norm
-                )
+            if not whole:  # no trial is scored: a placeholder it does not look at
+                results = (self.rows.best_score, self.rows.best_kept, self.rows.ended & False)
             else:
-                scored = objective.score(out, self.y, self.mask, self.norm)
-            train = observe(self.rows, per_model.detach().double(), *scored, DEVICE)
+                if picked is not None:
+                    out = self._outputs(params, self.x)
+                    full_loss = objective.loss(out, self.y, self.mask, self.b)
+                    seen = torch.where(picked, full_loss, seen)
+                if objective.held_out:
+                    results = objective.score(
+                        self._outputs(params, self.x_eval), self.y_eval, self.mask_eval, self.norm
+                    )
+                else:
+                    results = objective.score(out, self.y, self.mask, self.norm)
+            train = observe(self.rows, seen.double(), *results, DEVICE, scored=look)
         # Each model's gradient comes from its own loss only; models that stopped or left
         # add nothing (torch.where, so that a NaN loss cannot reach the others' sum).
         total = torch.where(train, per_model, 0).sum()
@@ -551,6 +630,8 @@ class BatchedTrainer:
             assert isinstance(sq, Tensor)
             coef = torch.clamp(self.clip / (sq.sqrt() + 1e-6), max=1.0)
             grad = grad * torch.where(self.clip > 0, coef, 1.0)[model_of]
+        if self._decaying:  # L2 decay, added to the (clipped) gradient as torch.optim adds it
+            grad = grad + self.l2[model_of] * self.weights.detach()
         self.step_count += 1
         t = self.step_count
         w, st = self.weights, self.state
@@ -566,10 +647,18 @@ class BatchedTrainer:
         elif self.optimizer == "rmsprop":
             a = self.RMSPROP_ALPHA
             st["v"].mul_(a).addcmul_(grad, grad, value=1 - a)
-            w.addcdiv_(grad * lr[model_of], st["v"].sqrt().add_(1e-8), value=-1)
-        elif self.optimizer == "sgd":  # momentum 0.9, Nesterov; the first step sets the buffer
-            st["buf"].mul_(torch.where(t > 1, 0.9, 0.0)[model_of]).add_(grad)
-            w.sub_(lr[model_of] * grad.add(st["buf"], alpha=0.9))
+            denom = st["v"].sqrt().add_(1e-8)
+            if self._moving:  # torch.optim's momentum form where a trial has momentum
+                mom = self.momentum[model_of]
+                st["buf"].mul_(mom).addcdiv_(grad, denom)
+                plain = grad * lr[model_of] / denom
+                w.sub_(torch.where(mom > 0, lr[model_of] * st["buf"], plain))
+            else:
+                w.addcdiv_(grad * lr[model_of], denom, value=-1)
+        elif self.optimizer == "sgd":  # Nesterov momentum; the first step sets the buffer
+            mom = self.momentum[model_of]
+            st["buf"].mul_(torch.where(t > 1, self.momentum, 0.0)[model_of]).add_(grad)
+            w.sub_(lr[model_of] * grad.addcmul(st["buf"], mom))
         else:  # adagrad
             st["sum"].addcmul_(grad, grad)
             w.addcdiv_(grad * lr[model_of], st["sum"].sqrt().add_(1e-10), value=-1)

@@ -25,6 +25,12 @@ whether the trial is done (nothing left to learn).
 - A trial stops when it is done (capacity: every sample right), after `max_steps` optimizer
   steps, when it has made no progress for `patience` steps, or when its loss is not finite
   (NaN or inf).
+- A minibatch trial (batch_size not full) is scored on its whole training set only at the
+  steps `scored` names (every SCORE_STEPS steps, and its last step): at the others its step
+  says nothing of its score, and only its minibatch loss is looked at, for divergence. Its
+  progress is its score and whole-set loss from one scoring to the next, and its patience is
+  checked at scored steps only (so a patience shorter than SCORE_STEPS ends a trial whose
+  score and loss did not improve since the last scoring).
 - Progress is a score more than the trial's `margin` above the score it last progressed
   from (capacity: margin 0, any better score), or a loss below the lowest loss seen by more
   than `LOSS_MARGIN` (relative): a trial whose score plateaus while its loss still falls is
@@ -46,7 +52,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from objectives.training.interface import LR_SCHEDULES, Start, TrainingConfig
+from objectives.training.interface import LR_SCHEDULES, SCORE_STEPS, Start, TrainingConfig, setting
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class Progress:
     diverged: Any
     pruned: Any  # ended from outside (`prune`)
     schedule: Any  # learning-rate schedule: its index in LR_SCHEDULES
+    decay: Any  # the exponential schedule's lr_decay (float64)
     steps: Any  # optimizer steps taken
     since_best: Any  # steps since the score or the loss last improved
     best_score: Any  # best score seen (the task's chance at first)
@@ -114,6 +121,7 @@ class Progress:
             diverged=False,
             pruned=False,
             schedule=LR_SCHEDULES.index(config.lr_schedule),
+            decay=float(setting(config, "lr_decay")),
             steps=0,
             since_best=0,
             best_score=start.score,
@@ -172,45 +180,77 @@ class Progress:
 
 
 _FLAGS = ("active", "ended", "diverged", "pruned")
-_SCORES = ("best_score", "best_kept", "margin", "score_mark")
+_SCORES = ("best_score", "best_kept", "margin", "score_mark", "decay")
 _EMPTY_LOSSES = {"best_loss": math.inf, "last_loss": math.nan}
 _COSINE, _STEP = LR_SCHEDULES.index("cosine"), LR_SCHEDULES.index("step")
+_EXPONENTIAL = LR_SCHEDULES.index("exponential")
 
 
 def lr_factor(progress: Progress, ops: Ops) -> Any:
     """What each trial's learning rate is multiplied by for its next optimizer step (step
     `steps`, counted from 0), by its schedule (LR_SCHEDULES; see objectives.training.interface):
     constant 1; cosine (1 + cos(pi * steps / max_steps)) / 2; step 1, then 0.1 once
-    2 * steps >= max_steps and 0.01 once 4 * steps >= 3 * max_steps. A float64 number (a (K,)
-    tensor for rows), computed from the integer step counts, so both trainers agree exactly."""
+    2 * steps >= max_steps and 0.01 once 4 * steps >= 3 * max_steps; exponential
+    decay ** (steps / max_steps). A float64 number (a (K,) tensor for rows), computed from
+    the integer step counts, so both trainers agree exactly."""
     steps, max_steps = progress.steps, progress.max_steps
     one = ops.one(steps)  # (where between two python numbers would give float32 rows)
-    cosine = 0.5 * (1.0 + ops.cos(math.pi * ops.float64(steps) / max_steps))
+    fraction = ops.float64(steps) / max_steps
+    cosine = 0.5 * (1.0 + ops.cos(math.pi * fraction))
+    exponential = progress.decay**fraction
     decayed = ops.where(
         4 * steps >= 3 * max_steps, 0.01, ops.where(2 * steps >= max_steps, 0.1, one)
     )
     schedule = progress.schedule
-    return ops.where(schedule == _COSINE, cosine, ops.where(schedule == _STEP, decayed, one))
+    return ops.where(
+        schedule == _COSINE,
+        cosine,
+        ops.where(
+            schedule == _STEP, decayed, ops.where(schedule == _EXPONENTIAL, exponential, one)
+        ),
+    )
 
 
-def observe(progress: Progress, loss: Any, score: Any, kept: Any, done: Any, ops: Ops) -> Any:
+def scored(progress: Progress, minibatch: bool) -> Any:
+    """Which trials are scored on their whole training set at this step: every trial trained
+    full batch; a minibatch trial every SCORE_STEPS steps and at its last (steps >=
+    max_steps), where it would stop. A bool (a (K,) bool tensor for rows)."""
+    p = progress
+    if not minibatch:
+        return p.steps >= 0
+    return (p.steps % SCORE_STEPS == 0) | (p.steps >= p.max_steps)
+
+
+def observe(
+    progress: Progress,
+    loss: Any,
+    score: Any,
+    kept: Any,
+    done: Any,
+    ops: Ops,
+    scored: Any = True,
+) -> Any:
     """The rules for one step's loss and score (score, kept, done: see the module docstring)
     of every active trial: keep the best score, decide who stops. Returns which trials take
-    an optimizer step (see `advance`)."""
+    an optimizer step (see `advance`). `scored` (see `scored`): whether the step's score,
+    done and loss are of the whole training set; where not, only the loss's finiteness
+    counts (a minibatch's)."""
     p = progress
     active = p.active
     finite = ops.isfinite(loss)
-    improved = active & finite & (score > p.best_score)
-    risen = active & finite & (score > p.score_mark + p.margin)
+    looked = active & finite & scored
+    improved = looked & (score > p.best_score)
+    risen = looked & (score > p.score_mark + p.margin)
     # inf * (1 - margin) is inf: any finite first loss is progress.
-    lower = active & finite & (loss < p.best_loss * (1 - LOSS_MARGIN))
+    lower = looked & (loss < p.best_loss * (1 - LOSS_MARGIN))
     p._set("best_score", ops.where(improved, score, p.best_score))
     p._set("best_kept", ops.where(improved, kept, p.best_kept))
     p._set("score_mark", ops.where(risen, score, p.score_mark))
     p._set("best_loss", ops.where(lower, loss, p.best_loss))
     p._set("since_best", ops.where(risen | lower, 0, p.since_best + active))
     not_finite = ops.negate(finite)
-    stop = active & (not_finite | done | (p.since_best >= p.patience) | (p.steps >= p.max_steps))
+    waited = scored & (done | (p.since_best >= p.patience))
+    stop = active & (not_finite | waited | (p.steps >= p.max_steps))
     p._set("diverged", p.diverged | (active & not_finite))
     p._set("last_loss", ops.where(active, loss, p.last_loss))
     train = active & ops.negate(stop)

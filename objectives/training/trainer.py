@@ -18,12 +18,17 @@ from torch import Tensor
 
 from objectives.networks.cells import Params, init_params, num_params, outputs
 from objectives.training.interface import (
+    AUTO_MOMENTUM,
     CHECKPOINT_STEPS,
     Checkpoint,
     Objective,
     TrainingConfig,
+    batch_size,
+    momentum,
+    setting,
 )
-from objectives.training.rules import HOST, Progress, advance, lr_factor, observe, prune
+from objectives.training.minibatch import indices as minibatch_indices
+from objectives.training.rules import HOST, Progress, advance, lr_factor, observe, prune, scored
 
 __all__ = [
     "CHECKPOINT_STEPS",
@@ -33,16 +38,47 @@ __all__ = [
 ]
 
 
-def make_optimizer(name: str, params: list[Tensor], learning_rate: float) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str,
+    params: list[Tensor],
+    learning_rate: float,
+    *,
+    momentum: float | None = None,
+    l2: float = 0.0,
+) -> torch.optim.Optimizer:
+    """torch.optim's optimizer `name`; `momentum` for sgd (Nesterov's; None: 0.9) and rmsprop
+    (None: 0), `l2` its weight decay (added to the gradient, after clipping)."""
     if name == "adam":
-        return torch.optim.Adam(params, lr=learning_rate)
+        return torch.optim.Adam(params, lr=learning_rate, weight_decay=l2)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=learning_rate)
+        mom = AUTO_MOMENTUM["rmsprop"] if momentum is None else momentum
+        return torch.optim.RMSprop(params, lr=learning_rate, momentum=mom, weight_decay=l2)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=learning_rate, momentum=0.9, nesterov=True)
+        mom = AUTO_MOMENTUM["sgd"] if momentum is None else momentum
+        return torch.optim.SGD(
+            params, lr=learning_rate, momentum=mom, nesterov=True, weight_decay=l2
+        )
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=learning_rate)
+        return torch.optim.Adagrad(params, lr=learning_rate, weight_decay=l2)
     raise ValueError(f"unknown optimizer {name!r}")
+
+
+def init_of(config: TrainingConfig, n_out: int) -> Params:
+    """A trial's fresh weights (seeded by seed + 1): the one initialisation of both trainers."""
+    return init_params(
+        config.arch,
+        config.n_in,
+        config.hidden_size,
+        config.depth,
+        config.init_scale,
+        torch.Generator().manual_seed(config.seed + 1),
+        n_out=n_out,
+        scheme=config.init_scheme,
+        recurrent_init=setting(config, "recurrent_init"),
+        input_scale=setting(config, "input_scale"),
+        bias_init=setting(config, "bias_init"),
+        bias_scale=float(setting(config, "bias_scale")),
+    )
 
 
 def _move(params: Params, device: torch.device) -> Params:
@@ -56,9 +92,10 @@ def train(
     checkpoint: Checkpoint | None = None,
     every: int = CHECKPOINT_STEPS,
 ) -> Any:
-    """Full-batch training of one trial of any trained task (its pieces: `objective`, the
-    task's) until neither score nor loss has improved for `patience` steps, the task says it
-    is done, or `max_steps` is reached; the result record its objective builds.
+    """Training of one trial of any trained task (its pieces: `objective`, the task's), full
+    batch or in minibatches (batch_size), until neither score nor loss has improved for
+    `patience` steps, the task says it is done, or `max_steps` is reached; the result record
+    its objective builds.
 
     The rules (learning-rate schedule, stopping, the score kept, divergence) are
     `objectives.training.rules`', shared with `objectives.training.batched.BatchedTrainer`;
@@ -81,23 +118,20 @@ def train(
         x_eval, y_eval = x, y
     else:
         x_eval, y_eval = data.x_eval.to(dev), data.y_eval.to(dev)
-    init_generator = torch.Generator().manual_seed(config.seed + 1)
-    params = _move(
-        init_params(
-            config.arch,
-            config.n_in,
-            config.hidden_size,
-            config.depth,
-            config.init_scale,
-            init_generator,
-            n_out=objective.n_out(config.n_in),
-            scheme=config.init_scheme,
-        ),
-        dev,
-    )
+    params = _move(init_of(config, objective.n_out(config.n_in)), dev)
     count = num_params(params)
     leaves = list(params.values())
-    optimizer = make_optimizer(config.optimizer, leaves, config.learning_rate)
+    optimizer = make_optimizer(
+        config.optimizer,
+        leaves,
+        config.learning_rate,
+        momentum=momentum(config),
+        l2=float(setting(config, "l2")),
+    )
+    minibatch = batch_size(config, len(x))
+    seed, step_of, size = (
+        torch.tensor([v], dtype=torch.long, device=dev) for v in (config.seed, 0, len(x))
+    )
 
     def outputs_of(inputs: Tensor) -> Tensor:
         return outputs(
@@ -108,17 +142,34 @@ def train(
             unroll=config.unroll,
             activation=config.activation,
             gate_bias=config.gate_bias,
+            input_mode=setting(config, "input_mode"),
         )
 
     norm = int(data.norm) if data.x_eval is None else data.norm  # capacity: b, exactly
     progress = Progress.start(config, objective.start(config))
     while progress.active:
-        out = outputs_of(x)
-        loss = objective.loss(out, y, None, None)
-        with torch.no_grad():
-            scored = outputs_of(x_eval) if objective.held_out else out
-            score, kept, done = objective.score(scored, y_eval, None, norm)
-        train = observe(progress, loss.item(), score.item(), kept.item(), bool(done), HOST)
+        look = scored(progress, minibatch is not None)
+        if minibatch is None:
+            out = outputs_of(x)
+            loss = objective.loss(out, y, None, None)
+            seen = loss
+        else:  # this step's draw (objectives.training.minibatch), the whole set when scored
+            step_of.fill_(progress.steps)
+            chosen = minibatch_indices(seed, step_of, size, minibatch)[0]
+            loss = objective.loss(outputs_of(x[chosen]), y[chosen], None, None)
+            seen = loss
+            if look:
+                with torch.no_grad():
+                    out = outputs_of(x)
+                    seen = objective.loss(out, y, None, None)
+        if look:
+            with torch.no_grad():
+                evaluated = outputs_of(x_eval) if objective.held_out else out
+                score, kept, done = objective.score(evaluated, y_eval, None, norm)
+            values = (score.item(), kept.item(), bool(done))
+        else:
+            values = (progress.best_score, progress.best_kept, False)
+        train = observe(progress, seen.item(), *values, HOST, scored=look)
         if not train:
             break
         optimizer.zero_grad(set_to_none=True)

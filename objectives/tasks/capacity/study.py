@@ -23,6 +23,7 @@ from objectives.tasks import space as dims
 from objectives.tasks.space import Distribution
 from objectives.tasks.trained import (
     check_integers,
+    check_protocol_space,
     check_range,
     check_space_names,
     check_tag,
@@ -32,15 +33,22 @@ from objectives.tasks.trained import (
     default_depths,
     numbers,
     parse_overrides,
+    protocol_space,
     space_to_attrs,
     study_values,
     suggest_value,
 )
+from objectives.training.interface import FULL_BATCH, SETTINGS
 
 if TYPE_CHECKING:
     import optuna
 
 TASK = "capacity"
+
+# The paper's protocol's dimensions (objectives.training.interface.SETTINGS), in the order they
+# were added: batch_size, lr_decay, momentum_logit, l2, recurrent_init, input_scale, bias_init,
+# bias_scale, input_mode.
+PROTOCOL_DIMENSIONS: tuple[str, ...] = tuple(SETTINGS)
 MAX_B = 10_000_000
 
 # Order matters: it is the order of `trial.suggest_*` calls, which the samplers see.
@@ -56,6 +64,8 @@ DIMENSIONS: tuple[str, ...] = (
     "max_steps",
     "lr_schedule",  # added later: last, so that older studies' suggest order is unchanged
     "init_scheme",  # added after lr_schedule
+    # The paper's protocol (docs/tasks.md), added after init_scheme, in this order:
+    *PROTOCOL_DIMENSIONS,
 )
 
 
@@ -64,6 +74,7 @@ DIMENSIONS: tuple[str, ...] = (
 ADDED_DIMENSIONS: dict[str, Distribution] = {
     "lr_schedule": dims.fixed("constant"),
     "init_scheme": dims.fixed("scaled-normal"),
+    **protocol_space(),
 }
 
 
@@ -81,6 +92,7 @@ def default_space(arch: str, budget: int, depths: tuple[int, ...]) -> dict[str, 
         "max_steps": dims.fixed(2000),
         "lr_schedule": dims.fixed("constant"),
         "init_scheme": dims.fixed("scaled-normal"),
+        **protocol_space(),
     }
 
 
@@ -126,6 +138,7 @@ class CapacityStudy:
         check_range(self.space, "b", 2, MAX_B, f"[2, {MAX_B}]")
         if any(x != int(x) for x in numbers("b", self.space["b"])):
             raise ValueError("b: must be an integer")
+        check_protocol_space(self.space, int(dims.bounds(self.space["b"])[0]))
 
     @property
     def name(self) -> str:
@@ -218,11 +231,24 @@ class CapacityConfig:
     patience: int = 200
     seed: int = 0
     budget: int | None = None
+    # The paper's protocol (objectives.training.interface.SETTINGS: the defaults train as
+    # every trial did before these were added).
+    batch_size: int | str = FULL_BATCH
+    lr_decay: float = 1.0
+    momentum_logit: float | str = "auto"
+    l2: float = 0.0
+    recurrent_init: str = "scheme"
+    input_scale: float | str = "auto"
+    bias_init: str = "constant"
+    bias_scale: float = 0.0
+    input_mode: str = "first"
 
     def __post_init__(self) -> None:
         check_training_config(self)
         if isinstance(self.b, bool) or not isinstance(self.b, int) or not 2 <= self.b <= MAX_B:
             raise ValueError(f"b must be an integer in [2, {MAX_B}], got {self.b!r}")
+        if self.batch_size != FULL_BATCH and self.batch_size > self.b:  # type: ignore[operator]
+            raise ValueError(f"batch_size {self.batch_size} is above b ({self.b})")
 
     @property
     def task(self) -> str:
@@ -261,7 +287,21 @@ def suggest_config(
         patience=study.patience,
         seed=seed,
         budget=study.budget,
+        batch_size=_word_or(values["batch_size"], int),
+        lr_decay=float(values["lr_decay"]),
+        momentum_logit=_word_or(values["momentum_logit"], float),
+        l2=float(values["l2"]),
+        recurrent_init=str(values["recurrent_init"]),
+        input_scale=_word_or(values["input_scale"], float),
+        bias_init=str(values["bias_init"]),
+        bias_scale=float(values["bias_scale"]),
+        input_mode=str(values["input_mode"]),
     )
+
+
+def _word_or(value: Any, number: type[int] | type[float]) -> Any:
+    """A word-or-number dimension's value: its word as it is, a number as `number`."""
+    return value if isinstance(value, str) else number(value)
 
 
 __all__ = [

@@ -46,6 +46,22 @@ CREATE_CASES = [
     (["--arch", "rnn", "--budget", "300", "--n-in", "0"], "n_in must be an integer"),
     (["--budget", "300"], "create needs --arch and --budget"),
     (["--arch", "rnn", "--budget", "300", "--seed", "-1"], "seed must be in"),
+    # The paper's protocol's dimensions (b searched from 150 at budget 300 by default).
+    (
+        ["--arch", "rnn", "--budget", "300", "--space", "batch_size=0"],
+        "batch_size=0: 0 is out of range",
+    ),
+    (["--arch", "rnn", "--budget", "300", "--space", "batch_size=200"], "above the smallest b"),
+    (
+        ["--arch", "rnn", "--budget", "300", "--space", "batch_size=few"],
+        "batch_size=few: expected an integer",
+    ),
+    (
+        ["--arch", "rnn", "--budget", "300", "--space", "lr_decay=2"],
+        "lr_decay=2: 2 is out of range",
+    ),
+    (["--arch", "rnn", "--budget", "300", "--space", "input_mode=last"], "unknown value 'last'"),
+    (["--arch", "rnn", "--budget", "300", "--space", "recurrent_init=he"], "unknown value 'he'"),
 ]
 
 

@@ -8,7 +8,12 @@ from dataclasses import fields
 
 import optuna
 import pytest
-from optuna.distributions import json_to_distribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    json_to_distribution,
+)
 
 from hpsearch.cli import COMMANDS, main
 from hpsearch.cli.flags import add_arguments, from_args
@@ -379,3 +384,47 @@ def test_an_old_format_study_compares_by_what_it_means(sqlite_url, capsys):
     assert capsys.readouterr().out.splitlines() == ["capacity-rnn-p300 (exists, unchanged)"]
     assert main([*argv[:-1], "max_steps=40"]) == 2
     assert "max_steps 20 (asked: 40)" in capsys.readouterr().err
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser
+
+
+def test_the_paper_protocol_dimensions_from_flags_and_files(tmp_path):
+    """The paper's dimensions: fixed to today's behaviour by default; on the command line and
+    in a file a word-or-number dimension takes its word or numbers, and a range of batch_size,
+    lr_decay, l2 or input_scale is searched on a log scale."""
+    (default,) = from_args(_parser().parse_args(["--arch", "gru", "--budget", "1000"])).studies()
+    assert default.space["batch_size"] == CategoricalDistribution(("full",))
+    assert default.space["momentum_logit"] == CategoricalDistribution(("auto",))
+    argv = ["--arch", "gru", "--budget", "1000"]
+    for spec in (
+        "batch_size=16:256",
+        "lr_decay=1e-3:1",
+        "l2=1e-8:1e-3",
+        "momentum_logit=1:7",
+        "input_scale=auto,0.5",
+        "lr_schedule=exponential",
+        "grad_clip=1:100",
+        "input_mode=first,every",
+    ):
+        argv += ["--space", spec]
+    (study,) = from_args(_parser().parse_args(argv)).studies()
+    assert study.space["batch_size"] == IntDistribution(16, 256, log=True)
+    assert study.space["lr_decay"] == FloatDistribution(1e-3, 1.0, log=True)
+    assert study.space["l2"] == FloatDistribution(1e-8, 1e-3, log=True)
+    assert study.space["momentum_logit"] == FloatDistribution(1.0, 7.0)
+    assert study.space["grad_clip"] == FloatDistribution(1.0, 100.0, log=True)
+    assert study.space["input_scale"] == CategoricalDistribution(("auto", 0.5))
+    assert study.space["input_mode"] == CategoricalDistribution(("first", "every"))
+    path = tmp_path / "e.toml"
+    path.write_text(
+        "archs = ['gru']\nbudgets = [1000]\n[space]\nbatch_size = 64\n"
+        "momentum_logit = 'auto,3.0'\nbias_scale = '-2:2'\n"
+    )
+    (from_file,) = load_experiment(path).studies()
+    assert from_file.space["batch_size"] == CategoricalDistribution((64,))
+    assert from_file.space["momentum_logit"] == CategoricalDistribution(("auto", 3.0))
+    assert from_file.space["bias_scale"] == FloatDistribution(-2.0, 2.0)

@@ -1,6 +1,8 @@
 """K seeded trials trained batched give what the same trials give one by one; a model that
 diverges leaves the batch without changing the others."""
 
+import dataclasses
+
 import pytest
 
 import objectives.training.batched
@@ -13,7 +15,7 @@ from objectives.tasks.per_unit.objective import PerUnitResult, train_per_unit
 from objectives.tasks.per_unit.study import PerUnitConfig
 from objectives.training import rules
 from objectives.training.batched import BatchedTrainer
-from objectives.training.interface import LR_SCHEDULES
+from objectives.training.interface import LR_SCHEDULES, SETTINGS
 
 
 def _configs(
@@ -35,6 +37,7 @@ def _configs(
             grad_clip=(0.5 if i % 2 else 0.0),
             max_steps=40,
             lr_schedule=lr_schedule,
+            lr_decay=0.05 if lr_schedule == "exponential" else 1.0,
             patience=1000,
             seed=10 + i,
         )
@@ -116,6 +119,113 @@ def test_first_steps_match_to_rounding(optimizer, schedule):
     batched = _batched(configs)
     for c in configs:
         assert batched[c.seed].final_loss == pytest.approx(train_capacity(c).final_loss, rel=1e-4)
+
+
+# The paper's protocol's settings (objectives.training.interface.SETTINGS), each trial of a
+# batch with its own value where a batch may mix them (a list: trial i takes value i). Short
+# runs at low rates, where training is not yet chaotic (see CELLS_AND_OPTIMIZERS); momentum
+# multiplies the effective rate.
+PROTOCOL_CASES = {
+    "minibatch": ("rnn", "adam", 0.005, 520, {"batch_size": 32}),
+    "minibatch-lstm": ("lstm", "rmsprop", 0.002, 510, {"batch_size": 48, "l2": 1e-4}),
+    "sgd-momentum": ("rnn", "sgd", 0.05, 40, {"momentum_logit": ["auto", 1.0, 2.5, 4.0, 7.0]}),
+    "rmsprop-momentum": (
+        "gru",
+        "rmsprop",
+        0.001,
+        25,
+        {"momentum_logit": ["auto", 1.0, "auto", 3.0, 5.0]},
+    ),
+    "l2": ("lstm", "adam", 0.005, 40, {"l2": [0.0, 1e-3, 1e-2, 0.0, 1e-4]}),
+    "exponential": (
+        "ugrnn",
+        "adam",
+        0.005,
+        40,
+        {"lr_schedule": "exponential", "lr_decay": [1.0, 0.5, 0.1, 0.01, 0.001]},
+    ),
+    "init": (
+        "gru",
+        "adam",
+        0.005,
+        40,
+        {
+            "recurrent_init": ["identity", "orthogonal", "normal", "scheme", "normal"],
+            "input_scale": ["auto", 0.5, 1.5, 0.2, "auto"],
+            "bias_init": ["constant", "normal", "normal", "constant", "normal"],
+            "bias_scale": [0.0, 0.3, -0.5, 1.0, 0.1],
+        },
+    ),
+    "every-step": ("ugrnn", "adam", 0.005, 40, {"input_mode": "every"}),
+    "every-step-+rnn": ("+rnn", "sgd", 0.05, 40, {"input_mode": "every", "momentum_logit": 2.0}),
+}
+
+
+def _protocol_configs(case: str) -> list[CapacityConfig]:
+    arch, optimizer, lr, steps, settings = PROTOCOL_CASES[case]
+    configs = _configs(arch, optimizer, lr)
+    return [
+        dataclasses.replace(
+            c,
+            max_steps=steps,
+            **{k: v[i] if isinstance(v, list) else v for k, v in settings.items()},
+        )
+        for i, c in enumerate(configs)
+    ]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.slow if case.startswith("minibatch-") else ())
+        for case in PROTOCOL_CASES
+    ],
+)
+def test_batched_equals_one_by_one_on_the_protocol(case):
+    """Both trainers apply every setting of the paper's protocol alike (the criteria of
+    test_batched_equals_one_by_one)."""
+    configs = _protocol_configs(case)
+    batched = _batched(configs)
+    same = 0
+    for c in configs:
+        alone = train_capacity(c)
+        together = batched[c.seed]
+        assert together.steps == alone.steps
+        assert not together.diverged and not alone.diverged
+        assert abs(together.errors - alone.errors) <= max(1, 0.01 * c.b)
+        if together.errors == alone.errors:
+            same += 1
+        assert together.final_loss == pytest.approx(alone.final_loss, rel=1e-3)
+    assert same >= len(configs) - 1
+
+
+def test_protocol_settings_change_batched_training():
+    """Each case trains otherwise than the same trials without it (so the agreement above
+    is not that of two trainers that both ignore a setting)."""
+    for case in ("sgd-momentum", "rmsprop-momentum", "l2", "init", "every-step", "minibatch"):
+        configs = _protocol_configs(case)
+        plain = [
+            dataclasses.replace(
+                c, **{k: v for k, v in SETTINGS.items() if k in PROTOCOL_CASES[case][4]}
+            )
+            for c in configs
+        ]
+        changed = _batched(configs)
+        before = _batched(plain)
+        assert any(changed[c.seed].final_loss != before[c.seed].final_loss for c in configs), case
+
+
+def test_batches_group_by_batch_size_and_input_mode():
+    config = _configs("rnn", "adam", 0.01, k=1)[0]
+    minibatch = dataclasses.replace(config, batch_size=32)
+    assert batch_group(minibatch) != batch_group(config)
+    assert batch_group(minibatch) != batch_group(dataclasses.replace(config, batch_size=16))
+    every = dataclasses.replace(config, input_mode="every")
+    assert batch_group(every) != batch_group(config)
+    assert "batch 32" in str(shape_key(minibatch)) and "input every" in str(shape_key(every))
+    trainer = BatchedTrainer(shape_key(minibatch), 2)
+    with pytest.raises(ValueError, match="in a batch of"):
+        trainer.add(config)
 
 
 def test_divergence_leaves_the_others_alone():
@@ -241,7 +351,7 @@ def test_schedules_are_applied():
         schedule: _batched(_configs("rnn", "adam", 0.02, k=2, lr_schedule=schedule))
         for schedule in LR_SCHEDULES
     }
-    for schedule in ("cosine", "step"):
+    for schedule in ("cosine", "step", "exponential"):
         assert ends[schedule][10].final_loss != ends["constant"][10].final_loss
 
 
@@ -422,10 +532,13 @@ def test_per_unit_batch_progress_stop_and_resize():
         )
 
 
+CAPACITY_FIELDS = {f.name for f in dataclasses.fields(CapacityConfig)}
+
+
 def test_tasks_do_not_share_batches():
     per_unit = _per_unit_configs("rnn", "adam", 0.01, k=1)[0]
     capacity = CapacityConfig(
-        **{k: v for k, v in per_unit.__dict__.items() if k not in ("samples", "eval_samples")},
+        **{k: v for k, v in per_unit.__dict__.items() if k in CAPACITY_FIELDS and k != "b"},
         b=per_unit.samples,
     )
     assert shape_key(capacity) != shape_key(per_unit)

@@ -126,10 +126,10 @@ def test_learning_rate_schedules(max_steps):
     """The factors of LR_SCHEDULES, the same on python scalars and on (K,) rows."""
     steps = sorted({0, 1, max_steps // 2 - 1, max_steps // 2, (3 * max_steps) // 4, max_steps - 1})
     steps = [s for s in steps if 0 <= s < max_steps]
-    rows = Progress.rows(3 * len(steps), torch.device("cpu"))
+    rows = Progress.rows(len(LR_SCHEDULES) * len(steps), torch.device("cpu"))
     host = []
     for i, (schedule, s) in enumerate(itertools.product(LR_SCHEDULES, steps)):
-        config = capacity_config(max_steps=max_steps, lr_schedule=schedule)
+        config = capacity_config(max_steps=max_steps, lr_schedule=schedule, lr_decay=0.05)
         rows.set_row(i, config, capacity_start(config))
         rows.steps[i] = s
         one = Progress.start(config, capacity_start(config))
@@ -141,6 +141,9 @@ def test_learning_rate_schedules(max_steps):
         elif schedule == "cosine":
             assert factor == pytest.approx((1 + math.cos(math.pi * s / max_steps)) / 2)
             assert 0 < factor <= 1.0 and (s > 0 or factor == 1.0)
+        elif schedule == "exponential":  # learning_rate * lr_decay ** (s / max_steps)
+            assert factor == pytest.approx(0.05 ** (s / max_steps), rel=1e-15)
+            assert 0.05 < factor <= 1.0 and (s > 0 or factor == 1.0)
         else:
             assert factor == (0.01 if 4 * s >= 3 * max_steps else 0.1 if 2 * s >= max_steps else 1)
     device = lr_factor(rows, DEVICE)
