@@ -169,3 +169,31 @@ def test_per_unit_cuda_graph_and_eager_match_cpu():
             assert r.fraction_reconstructed == pytest.approx(
                 alone.fraction_reconstructed, rel=1e-3, abs=1e-5
             )
+
+
+def test_cuda_graph_replays_minibatch_steps():
+    """A minibatch batch captures two steps (one that scores the whole sets, one that does
+    not) and replays each as the eager step does; the trials end as on the CPU one by one,
+    and with every protocol setting that a batch may mix, trial by trial."""
+    configs = [
+        replace(
+            c,
+            batch_size=32,
+            max_steps=520 + 13 * c.seed,
+            momentum_logit=["auto", 2.0][c.seed % 2],
+            l2=[0.0, 1e-4][c.seed % 2],
+            lr_schedule="exponential",
+            lr_decay=0.1,
+            bias_init="normal",
+            bias_scale=0.2,
+        )
+        for c in _trials("gru", optimizer="rmsprop", learning_rate=0.001)
+    ]
+    _, eager = _train(configs, 8, graph=False)
+    trainer, graphed = _train(configs, 8, graph=True)
+    assert trainer.cuda_graph and set(trainer._graphs) == {True, False}
+    for c in configs:
+        alone = train_capacity(c, "cpu")
+        assert graphed[c.seed].steps == eager[c.seed].steps == alone.steps
+        assert graphed[c.seed].errors == eager[c.seed].errors
+        assert abs(graphed[c.seed].errors - alone.errors) <= max(1, 0.01 * c.b)
