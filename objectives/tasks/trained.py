@@ -184,12 +184,15 @@ def _parse_protocol(name: str, spec: Any, default: Distribution) -> Distribution
 
 
 def _numbers_of(space: Mapping[str, BaseDistribution], name: str, word: str) -> list[float]:
+    """The numbers a word-or-number dimension spans (its word left out)."""
     dim = space[name]
-    if isinstance(dim, CategoricalDistribution):
-        dim = CategoricalDistribution(tuple(v for v in dim.choices if v != word) or (1,))
-        if all(v == word for v in space[name].choices):  # type: ignore[attr-defined]
-            return []
-    return numbers(name, dim)
+    if not isinstance(dim, CategoricalDistribution):
+        return numbers(name, dim)
+    values = [v for v in dim.choices if v != word]
+    bad = [v for v in values if isinstance(v, str | bool)]
+    if bad:
+        raise ValueError(f"{name}: expected {word} or a number, got {bad[0]!r}")
+    return [float(v) for v in values]  # type: ignore[arg-type]
 
 
 def check_protocol_space(space: Mapping[str, BaseDistribution], smallest_b: int | None) -> None:
