@@ -23,6 +23,7 @@ from hpsearch.studies.records import StudyRecord, list_records, read_record
 from objectives.tasks.description import describe_stored
 from objectives.tasks.registry import get_task
 from objectives.tasks.space import describe, is_searched
+from objectives.tasks.trained import protocol_space
 from storage import redact_url
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,14 @@ def noted(record: StudyRecord) -> bool:
 
 def _search_line(record: StudyRecord, space: Any) -> str:
     searched = [f"`{n}` {describe(d)}" for n, d in space.items() if is_searched(d)]
-    fixed = [f"`{n}` = {describe(d)}" for n, d in space.items() if not is_searched(d)]
+    # The paper's protocol dimensions fixed at their defaults are the training every trial
+    # had before they existed (full batch, no decay, ...): said only when set otherwise.
+    quiet = protocol_space()
+    fixed = [
+        f"`{n}` = {describe(d)}"
+        for n, d in space.items()
+        if not is_searched(d) and not (n in quiet and d == quiet[n])
+    ]
     return (
         f"**Search** ({record.sampler}, target {record.target} trials): "
         + "; ".join(searched)

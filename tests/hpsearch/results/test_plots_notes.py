@@ -243,6 +243,20 @@ def test_note_describes_searched_and_fixed_dimensions():
         ), text
 
 
+def test_a_note_names_the_papers_dimensions_set_otherwise():
+    from hpsearch.dashboard.notes import note_text
+    from hpsearch.studies.records import StudyRecord
+    from tests.testing import OLD_ATTRS
+
+    overrides = {"batch_size": "500", "lr_schedule": "exponential", "lr_decay": "1e-3:1"}
+    space = build_study("rnn", 1000, depths=(1,), overrides=overrides).to_attrs()["space"]
+    attrs = {**OLD_ATTRS, "arch": "rnn", "budget": 1000, "space": space}
+    attrs |= {"target_trials": 5, "sampler": "gp", "seed": 0}
+    text = note_text(StudyRecord("capacity-rnn-p1000", "capacity", attrs), [], "sqlite://")
+    assert "`lr_decay` [0.001, 1] log" in text and "`batch_size` = 500" in text
+    assert "`input_mode`" not in text and "`l2`" not in text  # at their defaults: not said
+
+
 def test_progress_bar_counts_and_rate(storage, capsys):
     records = list_records(storage)
     with ProgressBar(storage, records, enabled=True) as progress:
