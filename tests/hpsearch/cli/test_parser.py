@@ -102,6 +102,6 @@ def test_create_shows_defaults_without_flag_defaults(monkeypatch):
         ("--sampler", "(default gp)"),
         ("--pruner", "(default none)"),
         ("--task", "(default capacity)"),
-        ("--unroll", "(default 5)"),
+        ("--unroll", "(default 5 for capacity, 12 for per-unit)"),
     ):
         assert said in _option_help(text, flag), flag

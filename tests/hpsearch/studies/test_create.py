@@ -142,7 +142,7 @@ def test_defaults_are_declared_once(tmp_path):
     assert dests == keys
     text = " ".join(parser.format_help().split())
     assert f"(default {study_fields['n_in'].default}" in text
-    assert f"time steps T (default {study_fields['unroll'].default})" in text
+    assert f"time steps T (default {study_fields['unroll'].default} for capacity" in text
 
 
 def test_per_unit_defaults_are_its_own(tmp_path, capsys):
