@@ -16,7 +16,16 @@ from objectives.tasks.capacity.study import CapacityStudy
 from tests.testing import ROOT, create_args, hpsearch, snapshot
 
 EXPERIMENTS = ROOT / "experiments"
-PRESETS = ("paper-fig1", "relu-vs-tanh", "unroll", "optimizers", "init", "input-size", "per-unit")
+PRESETS = (
+    "paper-fig1",
+    "relu-vs-tanh",
+    "unroll",
+    "optimizers",
+    "init",
+    "input-size",
+    "per-unit",
+    "paper-protocol",
+)
 CELLS = ("rnn", "ugrnn", "gru", "lstm", "+rnn", "irnn")
 
 
@@ -78,6 +87,7 @@ SMALL_STUDIES = {
         ("rnn", "irnn"), (500,), ("identity", "orthogonal", "he", "scaled-normal")
     ),
     "input-size-small": _capacity(("rnn", "gru"), (500,), ("n16", "n32", "n64")),
+    "paper-protocol-small": _capacity(("rnn",), (1000,), ("paper",)),
     "per-unit-small": [
         f"per-unit-{a}-n{u}" for a in ("rnn", "gru") for u in (4, 8, 12, 16, 24, 32)
     ],
