@@ -198,6 +198,35 @@ PRESET_SPACES = {
     },
 }
 
+# The paper's protocol (new with the paper-protocol presets): every dimension of Appendix A.
+PAPER_SPACE = {
+    "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+    "lr_schedule": _fixed("exponential"),
+    "lr_decay": FloatDistribution(1e-3, 1.0, log=True),
+    "optimizer": Choice(("sgd", "rmsprop", "adam")),
+    "momentum_logit": FloatDistribution(1.0, 7.0),
+    "grad_clip": FloatDistribution(1.0, 100.0, log=True),
+    "l2": FloatDistribution(1e-8, 1e-3, log=True),
+    "recurrent_init": Choice(("identity", "orthogonal", "normal")),
+    "init_scale": FloatDistribution(0.01, 2.0, log=True),
+    "input_scale": FloatDistribution(1e-3, 2.0, log=True),
+    "bias_init": Choice(("constant", "normal")),
+    "bias_scale": FloatDistribution(-2.0, 2.0),
+    "input_mode": Choice(("first", "every")),
+}
+PRESET_SPACES["paper-protocol"] = lambda tag: {
+    **PAPER_SPACE,
+    "batch_size": IntDistribution(32, 500, log=True),
+    "max_steps": _fixed(100_000),
+    **({"gate_bias": FloatDistribution(0.0, 6.0)} if tag == "paper-gated" else {}),
+}
+PRESET_SPACES["paper-protocol-small"] = lambda tag: {
+    **PAPER_SPACE,
+    "b": IntDistribution(1000, 10_000, log=True),
+    "batch_size": IntDistribution(64, 1000, log=True),
+    "max_steps": _fixed(20_000),
+}
+
 
 def test_every_preset_is_listed():
     assert {p.stem for p in (ROOT / "experiments").glob("*.toml")} == set(PRESET_SPACES)
