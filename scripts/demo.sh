@@ -14,3 +14,11 @@ $hs worker --all --device cpu
 wait "$first"
 $hs status
 $hs export --format md
+cat <<'TEXT'
+
+How this compares with the paper: Collins et al. (2017) report 3 to 6 bits per parameter
+(about 5 on average) for every cell. These studies read lower because each ran 20 trials of
+2,000 full-batch steps, where the paper searched 1,000+ trials per network with long
+minibatch training; longer searched trials reach more (docs/benchmarks.md). For the paper's
+protocol: hpsearch create --from experiments/paper-protocol-small.toml (docs/tasks.md).
+TEXT
