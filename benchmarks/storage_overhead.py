@@ -36,7 +36,7 @@ from hpsearch.worker.loop import Worker  # noqa: E402
 from objectives.tasks.calibration.study import CalibrationStudy  # noqa: E402
 from objectives.tasks.capacity.study import build_study  # noqa: E402
 from storage import Heartbeat, HeartbeatPolicy, open_storage  # noqa: E402
-from tests.testing import scratch_postgres  # noqa: E402
+from tests.testing import scratch_postgres, worker_command  # noqa: E402
 
 
 def run_workers(url: str, workers: int, trials: int, seconds: float) -> dict[str, float]:
@@ -49,17 +49,7 @@ def run_workers(url: str, workers: int, trials: int, seconds: float) -> dict[str
         seed=0,
     )
     storage.engine.dispose()
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpsearch.cli",
-        "worker",
-        "--storage",
-        url,
-        "--all",
-        "--device",
-        "cpu",
-    ]
+    cmd = worker_command(url)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
     procs = [

@@ -66,25 +66,16 @@ def snapshot(url: str) -> dict[str, tuple[int, dict]]:
     }
 
 
+def worker_command(url: str, *extra: str) -> list[str]:
+    """The command line of a CPU worker on every study of `url`."""
+    worker = ("worker", "--storage", url, "--all", "--device", "cpu")
+    return [sys.executable, "-m", "hpsearch.cli", *worker, *extra]
+
+
 def start_worker(url: str, *extra: str) -> subprocess.Popen[str]:
     """A worker process on every study, with a fast heartbeat (1 s, grace 3 s), in a session
     of its own so that a test can kill it and everything it started."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "hpsearch.cli",
-        "worker",
-        "--storage",
-        url,
-        "--all",
-        "--device",
-        "cpu",
-        "--heartbeat-interval",
-        "1",
-        "--heartbeat-grace",
-        "3",
-        *extra,
-    ]
+    cmd = worker_command(url, "--heartbeat-interval", "1", "--heartbeat-grace", "3", *extra)
     return subprocess.Popen(
         cmd,
         stdout=subprocess.DEVNULL,
