@@ -13,7 +13,8 @@
           the studies a run left in --out (a run stopped early).
   recipes: best bits/param against CPU time for each experiment file of --recipes (a
           recipe), each in a fresh storage searched by --workers processes for --cpu-hours
-          of CPU, all at once; with Optuna's importances and the best trial of each study.
+          of CPU (one figure, or one per recipe: 0.8,0.5), all at once; with Optuna's
+          importances and the best trial of each study.
   pruning: best bits/param against CPU time for two studies of rnn, budget 1000, depth 1,
           from fresh: --long-steps steps a trial with --pruner (and --long-patience, default
           the study's 200), against --short-steps without; --arms long,short picks them. Each
@@ -274,15 +275,15 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _run_for_cpu(
-    procs: dict[str, list[subprocess.Popen[bytes]]], cpu_hours: float
+    procs: dict[str, list[subprocess.Popen[bytes]]], cpu_hours: float | dict[str, float]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Wait for each arm's worker processes, stopping an arm (SIGTERM: its running trials are
-    failed and queued again) once its processes have used `cpu_hours` of CPU together.
-    Returns the CPU seconds and wall seconds of each arm."""
+    failed and queued again) once its processes have used `cpu_hours` of CPU together (one
+    figure for all arms, or one per arm). Returns the CPU seconds and wall seconds of each arm."""
     start = time.perf_counter()
     used: dict[str, float] = {}
     walls: dict[str, float] = {}
-    limit = 3600 * cpu_hours
+    hours = cpu_hours if isinstance(cpu_hours, dict) else dict.fromkeys(procs, cpu_hours)
     seen: dict[int, float] = {}  # CPU seconds of each worker process, as last read
     while procs:
         time.sleep(2)
@@ -292,7 +293,7 @@ def _run_for_cpu(
                     with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                         seen[proc.pid] = _cpu_seconds(proc.pid)
             used[arm] = sum(seen.get(proc.pid, 0.0) for proc in group)
-            if all(proc.poll() is not None for proc in group) or used[arm] >= limit:
+            if all(proc.poll() is not None for proc in group) or used[arm] >= 3600 * hours[arm]:
                 for proc in group:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGTERM)  # fails and requeues its trial
@@ -390,12 +391,12 @@ def pruning(
 
 
 def recipes(
-    out: Path, files: list[Path], cpu_hours: float, workers: int, seed: int
+    out: Path, files: list[Path], cpu_hours: list[float], workers: int, seed: int
 ) -> dict[str, object]:
     """Each experiment file (a recipe: a space and its settings) in a fresh storage of its
-    own, searched by `workers` worker processes until they have used `cpu_hours` of CPU
-    together, all recipes at once (`seed` seeds the workers; the file holds the study's).
-    Per study: best bits/param by CPU-hour, which dimensions
+    own, searched by `workers` worker processes until they have used its `cpu_hours` of CPU
+    together (one figure for all, or one per file), all recipes at once (`seed` seeds the
+    workers; the file holds the study's). Per study: best bits/param by CPU-hour, which dimensions
     mattered (Optuna's fANOVA importances over the complete trials) and the best trial."""
     urls: dict[str, str] = {}
     procs: dict[str, list[subprocess.Popen[bytes]]] = {}
@@ -410,13 +411,16 @@ def recipes(
             _worker(urls[arm], seed + 1000 * i, out / f"recipes-{arm}-{i}.log")
             for i in range(workers)
         ]
-    used, walls = _run_for_cpu(procs, cpu_hours)
-    figures: dict[str, object] = {"cpu_hours": cpu_hours, "workers": workers, "seed": seed}
+    hours = dict(
+        zip(urls, cpu_hours * len(urls) if len(cpu_hours) == 1 else cpu_hours, strict=True)
+    )
+    used, walls = _run_for_cpu(procs, hours)
+    figures: dict[str, object] = {"cpu_hours": hours, "workers": workers, "seed": seed}
     for arm, url in urls.items():
         storage = optuna.storages.RDBStorage(url)
         for summary in storage.get_all_studies():
             study = optuna.load_study(study_name=summary.study_name, storage=url)
-            row = _by_cpu_hour(study, used[arm], walls[arm], cpu_hours)
+            row = _by_cpu_hour(study, used[arm], walls[arm], hours[arm])
             complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if complete:
                 best = max(complete, key=lambda t: (t.value, -t.number))
@@ -454,7 +458,9 @@ def main() -> None:
     parser.add_argument(
         "--summarize", action="store_true", help="quality: only compare the studies in --out"
     )
-    parser.add_argument("--cpu-hours", type=float, default=1.0, help="pruning: per arm")
+    parser.add_argument(
+        "--cpu-hours", default="1", help="pruning: per arm; recipes: one, or one per recipe"
+    )
     parser.add_argument("--long-steps", type=int, default=20_000, help="pruning")
     parser.add_argument("--short-steps", type=int, default=2_000, help="pruning")
     parser.add_argument("--pruner", default="median", help="pruning: the long arm's")
@@ -493,7 +499,7 @@ def main() -> None:
     elif args.part == "pruning":
         figures = pruning(
             args.out,
-            args.cpu_hours,
+            float(args.cpu_hours),
             args.long_steps,
             args.short_steps,
             args.pruner,
@@ -507,7 +513,10 @@ def main() -> None:
         files = [Path(f) for f in args.recipes.split(",") if f]
         if not files:
             parser.error("recipes: give --recipes FILE.toml[,FILE.toml ...]")
-        figures = recipes(args.out, files, args.cpu_hours, args.workers, args.seed)
+        hours = [float(h) for h in args.cpu_hours.split(",")]
+        if len(hours) not in (1, len(files)):
+            parser.error(f"--cpu-hours: one figure or one per recipe ({len(files)}), got {hours}")
+        figures = recipes(args.out, files, hours, args.workers, args.seed)
     else:
         figures = search(args.out, args.trials or 100)
     (args.out / f"{args.part}.json").write_text(json.dumps(figures, indent=2))
