@@ -1,4 +1,5 @@
-"""The `hpsearch` command: create, worker, status, export, plot, report, dashboard, db upgrade.
+"""The `hpsearch` command: create, worker, status, export, import, plot, report, dashboard, db
+upgrade.
 
 Errors the user can fix come out as one line on stderr with exit code 2, before anything is
 written to the database.
@@ -17,7 +18,7 @@ from types import FrameType
 from typing import NamedTuple
 
 from hpsearch import __version__
-from hpsearch.cli import create, results, service, worker
+from hpsearch.cli import archive, create, results, service, worker
 from hpsearch.cli.common import EXIT_USAGE, Parser, verbose_arg
 from hpsearch.errors import HpsearchError
 from storage import StorageError
@@ -41,6 +42,11 @@ COMMANDS = {
         "run trials until the targets are reached", worker.worker_args, worker.worker
     ),
     "export": Command("best-bits tables", results.export_args, results.export),
+    "import": Command(
+        "write the studies of an archive (export --format jsonl) into the storage",
+        archive.import_args,
+        archive.import_,
+    ),
     "plot": Command(
         "figures as self-contained HTML (and PNG if possible)", results.plot_args, results.plot
     ),

@@ -23,7 +23,12 @@ def export_args(parser: argparse.ArgumentParser) -> None:
     from hpsearch.results.tables import FORMATS, TABLES
 
     storage_arg(parser)
-    parser.add_argument("--format", default="md", choices=FORMATS, help="output format")
+    parser.add_argument(
+        "--format",
+        default="md",
+        choices=(*FORMATS, "jsonl"),
+        help="output format (jsonl: with --table trials, an archive for hpsearch import)",
+    )
     parser.add_argument(
         "--table",
         default="best",
@@ -31,7 +36,7 @@ def export_args(parser: argparse.ArgumentParser) -> None:
         help="best (one row per study and depth), fits (bits per parameter per "
         "arch, depth and tag), multipliers (arch against arch, per tag), per-unit (best "
         "fraction reconstructed per per-unit study and depth), trials (every trial of the "
-        "selected studies, csv or json), or all (the first four)",
+        "selected studies, csv, json or jsonl), or all (the first four)",
     )
     parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
     selection_args(parser)
@@ -56,6 +61,10 @@ def export(args: argparse.Namespace) -> int:
     )
     from hpsearch.studies.records import list_records
 
+    if args.format == "jsonl":  # whole studies, to rebuild them elsewhere
+        from hpsearch.cli.archive import export_archive
+
+        return export_archive(args)
     if args.table == "all" and args.format == "csv":
         raise HpsearchError(
             "csv holds one table: choose --table best, fits, multipliers, per-unit or trials"
