@@ -14,9 +14,18 @@ BatchedTrainer of capacity 1, alternately in one process (the order swapped ever
 --repeats times; each way is timed whole (data set, initialisation, training), and the
 medians are printed as ms per step and trials per hour.
 
+With --batch-size N, the trials are minibatch trials (batch_size N, scored on all b at their
+first and last step): the figures are trial-steps per second, wall-clock and by this
+process's CPU time (which leaves out time spent waiting for a core on a loaded machine),
+batched against one at a time. With --batch-sizes LO:HI, K minibatch trials of sizes spread
+evenly on a log scale over [LO, HI] are trained three ways: in one program masked to the
+largest size, grouped by size class (`objectives.training.batched.size_class`, one program a
+class, one after another) and one at a time: the measurement behind the size classes.
+
 Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 100]
        [--threads N] [--ks 1,8,32,128] [--archs rnn,lstm] [--budgets 1000,10000]
        [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
+       [--batch-size 256 | --batch-sizes 64:1000]
        python benchmarks/batched_throughput.py --k1 [--bs 1000,4000] [--repeats 9] ...
        python benchmarks/batched_throughput.py --verdicts --device cuda [--archs] [--budgets]
 """
@@ -41,11 +50,15 @@ from objectives.networks.architectures import solve_hidden_size  # noqa: E402
 from objectives.tasks.capacity.objective import train_capacity  # noqa: E402
 from objectives.tasks.capacity.study import CapacityConfig  # noqa: E402
 from objectives.tasks.objective import shape_key  # noqa: E402
+from objectives.training import batched as batched_module  # noqa: E402
 from objectives.training.allocator import keep_freed_memory  # noqa: E402
 from objectives.training.batched import BatchedTrainer  # noqa: E402
+from objectives.training.interface import FULL_BATCH  # noqa: E402
 
 
-def _configs(arch: str, budget: int, k: int, b: int, steps: int) -> list[CapacityConfig]:
+def _configs(
+    arch: str, budget: int, k: int, b: int, steps: int, batch_size: int | str = FULL_BATCH
+) -> list[CapacityConfig]:
     hidden = solve_hidden_size(arch, 32, 1, budget)
     return [
         CapacityConfig(
@@ -60,6 +73,7 @@ def _configs(arch: str, budget: int, k: int, b: int, steps: int) -> list[Capacit
             max_steps=steps,
             patience=10**7,
             seed=i,
+            batch_size=batch_size,
         )
         for i in range(k)
     ]
@@ -70,26 +84,49 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def one_at_a_time(arch: str, budget: int, b: int, steps: int, device: str) -> float:
-    """Seconds per trial, trained alone (median of 3, after one untimed warm-up trial)."""
-    warm_up, *timed = _configs(arch, budget, 4, b, steps)
+def one_at_a_time(
+    arch: str,
+    budget: int,
+    b: int,
+    steps: int,
+    device: str,
+    batch_size: int | str = FULL_BATCH,
+) -> tuple[float, float]:
+    """Seconds per trial trained alone, wall-clock and CPU time (medians of 3, after one
+    untimed warm-up trial)."""
+    warm_up, *timed = _configs(arch, budget, 4, b, steps, batch_size)
     train_capacity(CapacityConfig(**{**warm_up.__dict__, "max_steps": 5}), device)
     times = []
     for config in timed:
         _sync(device)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         train_capacity(config, device)
         _sync(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[1]
+        times.append((time.perf_counter() - start, time.process_time() - cpu))
+    return statistics.median(w for w, _ in times), statistics.median(c for _, c in times)
 
 
 def batched(
-    arch: str, budget: int, k: int, b: int, steps: int, device: str, **options: Any
-) -> float:
-    """Seconds for K trials trained together (after 5 untimed warm-up steps of the same
-    batch on other trials)."""
-    configs = _configs(arch, budget, k, b, steps)
+    arch: str,
+    budget: int,
+    k: int,
+    b: int,
+    steps: int,
+    device: str,
+    batch_size: int | str = FULL_BATCH,
+    **options: Any,
+) -> tuple[float, float]:
+    """Seconds for K trials trained together, wall-clock and CPU time (after 5 untimed
+    warm-up steps of the same batch on other trials)."""
+    return train_together(_configs(arch, budget, k, b, steps, batch_size), device, **options)
+
+
+def train_together(
+    configs: list[CapacityConfig], device: str, **options: Any
+) -> tuple[float, float]:
+    """Seconds for `configs` (of one batch) trained in one BatchedTrainer, wall-clock and
+    CPU time, after 5 untimed warm-up steps of the same batch on other trials."""
+    k = len(configs)
     warm_up = BatchedTrainer(shape_key(configs[0]), k, device, **options)
     for c in configs:
         warm_up.add(CapacityConfig(**{**c.__dict__, "max_steps": 5, "seed": c.seed + 10**6}))
@@ -99,11 +136,59 @@ def batched(
     for c in configs:
         trainer.add(c)
     _sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     done = trainer.run(10**7)
     _sync(device)
     assert len(done) == k
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def mixed_sizes(
+    arch: str, budget: int, k: int, b: int, steps: int, sizes: tuple[int, int], device: str
+) -> dict:
+    """K minibatch trials of batch sizes spread on a log scale over `sizes`, trained in one
+    program masked to the largest size, grouped by size class, and one at a time: trial-steps
+    per second of each, wall-clock and CPU time."""
+    lo, hi = sizes
+    configs = [
+        CapacityConfig(**{**c.__dict__, "batch_size": round(lo * (hi / lo) ** (i / max(k - 1, 1)))})
+        for i, c in enumerate(_configs(arch, budget, k, b, steps))
+    ]
+    largest = batched_module.size_class(hi)
+    real = batched_module.size_class
+    batched_module.size_class = lambda size: largest  # type: ignore[assignment]
+    try:
+        masked = train_together(configs, device)
+    finally:
+        batched_module.size_class = real  # type: ignore[assignment]
+    classes: dict[int, list[CapacityConfig]] = {}
+    for c in configs:
+        classes.setdefault(real(int(c.batch_size)), []).append(c)
+    grouped = [0.0, 0.0]
+    for group in classes.values():
+        for i, seconds in enumerate(train_together(group, device)):
+            grouped[i] += seconds
+    alone = [0.0, 0.0]
+    train_capacity(CapacityConfig(**{**configs[0].__dict__, "max_steps": 5}), device)
+    for c in configs:
+        start, cpu = time.perf_counter(), time.process_time()
+        train_capacity(c, device)
+        alone[0] += time.perf_counter() - start
+        alone[1] += time.process_time() - cpu
+    row: dict[str, Any] = {
+        "arch": arch,
+        "budget": budget,
+        "K": k,
+        "b": b,
+        "steps": steps,
+        "batch_sizes": [c.batch_size for c in configs],
+        "size_classes": {str(n): len(g) for n, g in classes.items()},
+        "device": device,
+    }
+    for name, (wall, cpu) in (("masked", masked), ("grouped", grouped), ("alone", alone)):
+        row[f"{name}_trial_steps_per_s"] = k * steps / wall
+        row[f"{name}_cpu_trial_steps_per_s"] = k * steps / cpu
+    return row
 
 
 def alone_or_k1(config: CapacityConfig, device: str, k1: bool) -> tuple[float, float]:
@@ -136,8 +221,8 @@ def compare_k1(arch: str, budget: int, b: int, steps: int, repeats: int, device:
     alone_or_k1(warm, device, True)
     times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     for i, config in enumerate(configs[1:]):
-        for k1 in (False, True) if i % 2 == 0 else (True, False):
-            times[k1].append(alone_or_k1(config, device, k1))
+        for way in (False, True) if i % 2 == 0 else (True, False):
+            times[way].append(alone_or_k1(config, device, way))
     alone, k1 = (statistics.median(wall for wall, _ in times[w]) for w in (False, True))
     alone_cpu, k1_cpu = (statistics.median(c for _, c in times[w]) for w in (False, True))
     return {
@@ -195,6 +280,14 @@ def main() -> None:
     parser.add_argument(
         "--no-graph", action="store_true", help="on CUDA, do not capture the step as a graph"
     )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="minibatch trials of this batch_size"
+    )
+    parser.add_argument(
+        "--batch-sizes",
+        default=None,
+        help="LO:HI: minibatch trials of mixed sizes, masked against grouped (K: --ks)",
+    )
     parser.add_argument("--k1", action="store_true", help="train_capacity against K = 1")
     parser.add_argument("--bs", default="1000,4000", help="with --k1: the values of b")
     parser.add_argument("--repeats", type=int, default=9, help="with --k1")
@@ -229,6 +322,17 @@ def main() -> None:
                     row = compare_k1(arch, budget, b, args.steps, args.repeats, args.device)
                     print(json.dumps(row), flush=True)
         return
+    if args.batch_sizes:
+        lo, hi = (int(x) for x in args.batch_sizes.split(":"))
+        for arch in args.archs.split(","):
+            for budget in (int(x) for x in args.budgets.split(",")):
+                for k in (int(x) for x in args.ks.split(",")):
+                    row = mixed_sizes(arch, budget, k, args.b, args.steps, (lo, hi), args.device)
+                    print(json.dumps(row), flush=True)
+        return
+    if args.batch_size is not None:
+        minibatch_rows(args)
+        return
     options = {"precision": args.precision}
     if args.device == "cuda":
         options["cuda_graph"] = not args.no_graph
@@ -237,11 +341,11 @@ def main() -> None:
     rows = []
     for arch in args.archs.split(","):
         for budget in (int(x) for x in args.budgets.split(",")):
-            single = one_at_a_time(arch, budget, args.b, args.steps, args.device)
+            single, _ = one_at_a_time(arch, budget, args.b, args.steps, args.device)
             config = _configs(arch, budget, 1, args.b, args.steps)[0]
             flops_per_trial = 6 * config.num_params * config.unroll * args.b * args.steps
             for k in (int(x) for x in args.ks.split(",")):
-                seconds = batched(arch, budget, k, args.b, args.steps, args.device, **options)
+                seconds, _ = batched(arch, budget, k, args.b, args.steps, args.device, **options)
                 row = {
                     "arch": arch,
                     "budget": budget,
@@ -265,6 +369,48 @@ def main() -> None:
                 rows.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
     name = f"batched_{args.device}_threads{args.threads}_{os.getpid()}.json"
+    (args.out / name).write_text(json.dumps(rows, indent=2))
+
+
+def minibatch_rows(args: argparse.Namespace) -> None:
+    """Trial-steps per second of minibatch trials, K together against one at a time,
+    wall-clock and CPU time."""
+    size = args.batch_size
+    options: dict[str, Any] = {"precision": args.precision}
+    if args.device == "cuda":
+        options["cuda_graph"] = not args.no_graph
+    rows = []
+    for arch in args.archs.split(","):
+        for budget in (int(x) for x in args.budgets.split(",")):
+            wall, cpu = one_at_a_time(arch, budget, args.b, args.steps, args.device, size)
+            config = _configs(arch, budget, 1, args.b, args.steps, size)[0]
+            for k in (int(x) for x in args.ks.split(",")):
+                k_wall, k_cpu = batched(
+                    arch, budget, k, args.b, args.steps, args.device, size, **options
+                )
+                row = {
+                    "arch": arch,
+                    "budget": budget,
+                    "num_params": config.num_params,
+                    "hidden_size": config.hidden_size,
+                    "K": k,
+                    "b": args.b,
+                    "batch_size": size,
+                    "steps": args.steps,
+                    "device": args.device,
+                    "threads": args.threads,
+                    **options,
+                    "one_at_a_time_trial_steps_per_s": args.steps / wall,
+                    "batched_trial_steps_per_s": k * args.steps / k_wall,
+                    "speedup": k * wall / k_wall,
+                    "one_at_a_time_cpu_trial_steps_per_s": args.steps / cpu,
+                    "batched_cpu_trial_steps_per_s": k * args.steps / k_cpu,
+                    "speedup_cpu": k * cpu / k_cpu,
+                }
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"batched_minibatch_{args.device}_threads{args.threads}_{os.getpid()}.json"
     (args.out / name).write_text(json.dumps(rows, indent=2))
 
 

@@ -7,9 +7,15 @@ batch's key (`shape_key`); everything else is shared.
 Per trial: its own data set (padded to the largest b in the batch and masked, so padding adds
 nothing to loss, gradient or score; likewise a held-out set it is scored on), learning rate
 and its decay, init, gate bias, gradient clip, momentum, L2 decay, optimizer state, early
-stopping and divergence. Minibatch trials (one batch_size per batch) draw their samples as
-`objectives.training.minibatch` says, and are scored on their whole set at the steps
-`objectives.training.rules.scored` names. The
+stopping and divergence. Minibatch trials draw their samples as
+`objectives.training.minibatch` says, on the device inside the step, and are scored on their
+whole set at the steps `objectives.training.rules.scored` names. Minibatch trials of any b
+and of batch sizes in one power-of-two class (`size_class`) share a batch: every trial draws
+the batch's largest minibatch and weights only its own first batch_size samples (a mask),
+which are the samples it draws trained alone. Grouped by class rather than masked over the
+whole searched range, because, measured on a CPU with 64 trials of sizes 64 to 1,000, the
+classes trained 1.6x the trial-steps per second of one masked program (whose average trial
+computes three times its own minibatch); with 16 trials the two were even. The
 summed per-trial losses give each trial exactly its own gradient. A trial that ends
 (stopped, converged, diverged) leaves its slot, which a new trial of the same shape can take
 at once; `resize` moves the trials held into a batch of another size (to stop computing
@@ -47,6 +53,7 @@ from objectives.training.interface import (
     SCORE_STEPS,
     Objective,
     TrainingConfig,
+    batch_size,
     momentum,
     setting,
 )
@@ -68,6 +75,7 @@ _ROWS = (
     "momentum",
     "l2",
     "seed",
+    "size",
     "x",
     "y",
     "mask",
@@ -79,8 +87,9 @@ _BUFFERS = {"adam": ("m", "v"), "rmsprop": ("v", "buf"), "sgd": ("buf",), "adagr
 @dataclass(frozen=True)
 class NetworkShape:
     """What trials must share to be trained in one batch: the task (its objective), the
-    network's shape, its activation, the optimizer, the batch size and the input mode
-    (everything else may differ from trial to trial)."""
+    network's shape, its activation, the optimizer, the batch size (of minibatch trials: its
+    size class, `size_class`) and the input mode (everything else may differ from trial to
+    trial)."""
 
     arch: str
     n_in: int
@@ -98,7 +107,7 @@ class NetworkShape:
         return self.objective.task
 
     def __str__(self) -> str:
-        extra = "" if self.batch_size == FULL_BATCH else f" batch {self.batch_size}"
+        extra = "" if self.batch_size == FULL_BATCH else f" batch up to {self.batch_size}"
         extra += "" if self.input_mode == "first" else f" input {self.input_mode}"
         return (
             f"{self.task} {self.arch} n_in {self.n_in} hidden {self.hidden_size} "
@@ -106,11 +115,23 @@ class NetworkShape:
         )
 
 
+def size_class(batch_size: int) -> int:
+    """The minibatch sizes that share a batch: (2^(k-1), 2^k], named by 2^k. Each trial of a
+    batch draws the batch's largest minibatch and weights only its own first batch_size
+    samples (a mask), so padding at most doubles a trial's work. (batch_size is searched as
+    an integer on a log scale, 64 to 1,000 in the recipes: grouped by exact size, nearly
+    every minibatch trial would train alone; masked over the whole range, the average trial
+    would do several times its own work. Figures: docs/benchmarks.md, "Minibatch trials
+    batched on a CPU".)"""
+    return 1 << (batch_size - 1).bit_length()
+
+
 def shape_key(config: TrainingConfig, objective: Objective) -> NetworkShape:
     """Trials that can share one batch: same task (`objective`, config's), network shape,
-    activation, optimizer, batch size and input mode."""
+    activation, optimizer, batch size (minibatch trials: its `size_class`) and input mode."""
     if config.task != objective.task:
         raise ValueError(f"a {config.task} trial with the {objective.task} objective")
+    size = setting(config, "batch_size")
     return NetworkShape(
         arch=config.arch,
         n_in=config.n_in,
@@ -120,19 +141,24 @@ def shape_key(config: TrainingConfig, objective: Objective) -> NetworkShape:
         activation=config.activation,
         optimizer=config.optimizer,
         objective=objective,
-        batch_size=setting(config, "batch_size"),
+        batch_size=size if size == FULL_BATCH else size_class(int(size)),
         input_mode=setting(config, "input_mode"),
     )
 
 
 def batch_group(config: TrainingConfig, objective: Objective) -> tuple[NetworkShape, int]:
-    """Trials that share a batch: the same shape, and a training set (capacity: b) in the
-    same power-of-two range (2^(k-1), 2^k], so that padding to the largest in the batch at
-    most doubles a trial's work. (b is searched over a wide range, 5 octaves by default;
-    padded to the largest b of a mixed batch, the average trial would do several times its
-    own work.)"""
+    """Trials that share a batch: the same shape, and, trained full batch, a training set
+    (capacity: b) in the same power-of-two range (2^(k-1), 2^k], so that padding to the
+    largest in the batch at most doubles a trial's work. (b is searched over a wide range, 5
+    octaves by default; padded to the largest b of a mixed batch, the average trial would do
+    several times its own work.) Minibatch trials of any b share a batch (their step's work
+    is their minibatch's, whatever b; only the scoring every SCORE_STEPS steps runs over the
+    padded sets): 0 in place of the range."""
+    key = shape_key(config, objective)
+    if key.batch_size != FULL_BATCH:
+        return key, 0
     samples, _ = objective.sizes(config)
-    return shape_key(config, objective), (samples - 1).bit_length()
+    return key, (samples - 1).bit_length()
 
 
 def bytes_per_trial(config: TrainingConfig, objective: Objective) -> int:
@@ -202,7 +228,9 @@ class BatchedTrainer:
         self.arch, self.n_in, self.hidden = key.arch, key.n_in, key.hidden_size
         self.depth, self.unroll = key.depth, key.unroll
         self.activation, self.optimizer = key.activation, key.optimizer
-        self.minibatch = None if key.batch_size == FULL_BATCH else int(key.batch_size)
+        # Minibatch batches: the minibatch every trial draws, the largest batch_size held
+        # (each trial weights its own first batch_size samples); None: full batch.
+        self.minibatch: int | None = None if key.batch_size == FULL_BATCH else 0
         self.input_mode = key.input_mode
         self.capacity = capacity
         self.device = torch.device(device)
@@ -266,6 +294,11 @@ class BatchedTrainer:
         b = len(data.x)
         if b > self.max_b:
             self._pad_to(self._grown(b, self.max_b))
+        size = batch_size(config, b) or b
+        if self.minibatch is not None and size > self.minibatch:
+            assert isinstance(self.key.batch_size, int)
+            self.minibatch = min(self._grown(size, self.minibatch), self.key.batch_size)
+            self._graphs = {}
         sets = [("x", "y", "mask", data.x, data.y)]
         if self.objective.held_out:
             assert data.x_eval is not None and data.y_eval is not None
@@ -296,6 +329,7 @@ class BatchedTrainer:
             self.momentum[index] = momentum(config)
             self.l2[index] = float(setting(config, "l2"))
             self.seed[index] = config.seed
+            self.size[index] = size
         self.rows.set_row(index, config, self.objective.start(config))
         self.slots[index] = _Slot(config=config, started=time.perf_counter())
         self._calls[index] = 0
@@ -305,7 +339,8 @@ class BatchedTrainer:
     def resize(self, capacity: int) -> None:
         """Move the trials held into a batch of `capacity` slots (they keep their weights,
         optimizer state and progress; only their slot numbers change), and trim the data's
-        padding to the largest b still held."""
+        padding to the largest b still held (and a minibatch batch's minibatch to the
+        largest batch_size held)."""
         held = [i for i, s in enumerate(self.slots) if s is not None]
         if capacity < len(held):
             raise ValueError(f"{len(held)} trials do not fit in {capacity} slots")
@@ -338,6 +373,12 @@ class BatchedTrainer:
         self.rows = progress
         self.weights, self.state, self.max_b = weights, state, max_b
         self.max_eval = max_eval if self.objective.held_out else 0
+        if self.minibatch is not None:
+            configs = [s.config for s in self.slots if s is not None]
+            self.minibatch = max(
+                (batch_size(c, b) or b for c, (b, _) in zip(configs, sizes, strict=True)),
+                default=0,
+            )
         self.slots = [self.slots[i] for i in held] + [None] * (capacity - len(held))
         self._calls = [self._calls[i] for i in held] + [0] * (capacity - len(held))
         self.capacity = capacity
@@ -360,6 +401,7 @@ class BatchedTrainer:
         self.momentum = torch.zeros(k, device=d)
         self.l2 = torch.zeros(k, device=d)
         self.seed = torch.zeros(k, dtype=torch.long, device=d)
+        self.size = torch.zeros(k, device=d)  # each trial's minibatch (full batch: b)
         # The rules' rows (objectives.training.rules), kept on the device and updated in place.
         self.rows = Progress.rows(k, d)
         self.x = torch.zeros(k, 0, self.n_in, device=d)
@@ -525,15 +567,9 @@ class BatchedTrainer:
             look: Tensor | bool = True
             picked: Tensor | None = None
         else:
-            chosen = minibatch_indices(self.seed, self.rows.steps, self.b, self.minibatch)
-            xb = self.x.gather(1, chosen[..., None].expand(-1, -1, self.n_in))
-            yb = self.y.gather(
-                1,
-                chosen.view(*chosen.shape, *[1] * len(self.targets)).expand(-1, -1, *self.targets),
-            )
-            every = torch.ones_like(chosen, dtype=torch.bool)
-            count = torch.full_like(self.b, float(self.minibatch))
-            per_model = objective.loss(self._outputs(params, xb), yb, every, count)
+            xb, yb = self._drawn()
+            own = torch.arange(self.minibatch, device=self.device) < self.size[:, None]
+            per_model = objective.loss(self._outputs(params, xb), yb, own, self.size)
             seen = per_model.detach()
             look = picked = scored(self.rows, True)
         with torch.no_grad():
@@ -561,6 +597,23 @@ class BatchedTrainer:
         with torch.no_grad():
             self._update(grad)
             advance(self.rows, train)
+
+    def _drawn(self) -> tuple[Tensor, Tensor]:
+        """This step's minibatch of every model, inputs (K, size, n_in) and targets (K, size,
+        *target shape), size the batch's largest: the samples `objectives.training.minibatch`
+        names, each model's from its own rows only. A trial's first batch_size of them are
+        the samples it draws trained alone (sample j of a step does not depend on the size
+        drawn); the rest are masked out of its loss. Picked as rows of the (K * max b)
+        flattened sets by one index_select each, which on a CPU is several times faster than
+        a gather along the sample axis (whose index is expanded over every feature)."""
+        assert self.minibatch is not None
+        k, size = self.capacity, self.minibatch
+        chosen = minibatch_indices(self.seed, self.rows.steps, self.b, size)
+        first = torch.arange(k, device=self.device)[:, None] * self.max_b  # each model's row 0
+        rows = (chosen + first).flatten()
+        xb = self.x.reshape(k * self.max_b, self.n_in).index_select(0, rows)
+        yb = self.y.reshape(k * self.max_b, *self.targets).index_select(0, rows)
+        return xb.view(k, size, self.n_in), yb.view(k, size, *self.targets)
 
     def progress(self) -> list[tuple[Any, int, float]]:
         """For every occupied slot, in slot order: (its config, the optimizer steps it has

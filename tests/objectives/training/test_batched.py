@@ -220,9 +220,11 @@ def test_batches_group_by_batch_size_and_input_mode():
     minibatch = dataclasses.replace(config, batch_size=32)
     assert batch_group(minibatch) != batch_group(config)
     assert batch_group(minibatch) != batch_group(dataclasses.replace(config, batch_size=16))
+    # one size class, (16, 32]: masked to the largest held
+    assert batch_group(minibatch) == batch_group(dataclasses.replace(config, batch_size=17))
     every = dataclasses.replace(config, input_mode="every")
     assert batch_group(every) != batch_group(config)
-    assert "batch 32" in str(shape_key(minibatch)) and "input every" in str(shape_key(every))
+    assert "batch up to 32" in str(shape_key(minibatch)) and "input every" in str(shape_key(every))
     trainer = BatchedTrainer(shape_key(minibatch), 2)
     with pytest.raises(ValueError, match="in a batch of"):
         trainer.add(config)
