@@ -263,20 +263,48 @@ class BatchedExecutor:
         return outcomes
 
 
+# --batch auto on a CPU for studies of minibatch trials only: 16 minibatch trials (rnn, budget
+# 1,000, batch 256) in one batch ran 3.4x the trial-steps per second of one at a time on one
+# thread, 2 already 1.3x, and a batch of one 0.8x (docs/benchmarks.md, "Minibatch trials
+# batched on a CPU"); K is shared by a search's groups (size classes, optimizers, ...), so it
+# is set to fill several groups.
+CPU_MINIBATCH_BATCH = 32
+
+
+def minibatch_only(settings: Any) -> bool:
+    """Whether every trial a study can ask for trains in minibatches: its space's batch_size
+    (trained tasks) is an integer range, or a choice of numbers only."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    from objectives.training.interface import FULL_BATCH
+
+    dim = getattr(settings, "space", {}).get("batch_size")
+    if isinstance(dim, IntDistribution):
+        return True
+    if isinstance(dim, CategoricalDistribution):
+        return FULL_BATCH not in dim.choices
+    return False
+
+
 def auto_batch(tasks: list[tuple[Task, Any]], device: str) -> int:
     """K for `--batch auto`, given each study's task and settings. On a GPU, from its free
     memory (a quarter of it) and the largest trial the studies can ask for, at most 128. On
-    a CPU, 1: there a batch gains only when every trial has the same shape and b, and a
-    whole search, whose trials spread over many groups, ran slower batched (figures:
-    docs/benchmarks.md, "Batched trials on a CPU")."""
+    a CPU, CPU_MINIBATCH_BATCH where every study trains minibatch trials only (a minibatch
+    step of a small network is mostly per-step overhead, which a batch shares), and 1
+    otherwise: a full-batch step is compute-bound there, and a whole search, whose trials
+    spread over many groups, ran slower batched (figures: docs/benchmarks.md, "Batched
+    trials on a CPU")."""
+    if not all(supports_batching(task) for task, _ in tasks):
+        return 1
     if device != "cuda":
+        if tasks and all(minibatch_only(settings) for _, settings in tasks):
+            return CPU_MINIBATCH_BATCH
         return 1
     import torch
 
     largest = 0
     for task, settings in tasks:
-        if not supports_batching(task):
-            return 1
+        assert supports_batching(task)
         for depth in settings.depths:
             largest = max(largest, task.batch_bytes(settings.largest_config(depth)))
     free, _ = torch.cuda.mem_get_info()
