@@ -42,7 +42,7 @@ def _add(study: optuna.Study, state: TrialState, x: dict[str, float], **kw: Any)
     return study._storage.create_new_trial(study._study_id, template_trial=trial)
 
 
-def fill(study: optuna.Study) -> None:
+def fill(study: optuna.Study, url: str) -> None:
     """Trials of every state, as a gp-batch run leaves them: complete ones with reports and
     attrs, a pruned one (a NaN report among them), a failed one and its queued retry, a stale
     RUNNING one, two queued proposals; and a fit lease and metric names on the study."""
@@ -65,9 +65,7 @@ def fill(study: optuna.Study) -> None:
     _add(study, TrialState.FAIL, failed, user_attrs={"error": "CUDA out of memory"})
     _add(study, TrialState.WAITING, failed, system_attrs={"failed_trial": 5, "retry_history": [5]})
     running = _add(study, TrialState.RUNNING, {"x0": 0.75})  # died after its first suggest
-    storage = study._storage
-    assert isinstance(storage, optuna.storages.RDBStorage)
-    storage.record_heartbeat(running)
+    open_storage(url).record_heartbeat(running)
     for index, x in enumerate(({"x0": 1.5, "x1": 0.5}, {"x0": -2.0, "x1": 3.0})):
         study.add_trial(
             optuna.trial.create_trial(
@@ -81,7 +79,7 @@ def fill(study: optuna.Study) -> None:
 
 def source(url: str, label: str = "arch", trials: int = 16) -> optuna.Study:
     study = calibration_study(url, label, trials)
-    fill(study)
+    fill(study, url)
     return study
 
 

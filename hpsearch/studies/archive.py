@@ -66,6 +66,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.errors import HpsearchError
+from hpsearch.search.optuna_compat import trial_id
 from hpsearch.search.proposals import FIT_ATTR
 
 logger = logging.getLogger(__name__)
@@ -437,18 +438,24 @@ def _add_trials(
     name: str,
     trials: Sequence[FrozenTrial],
 ) -> None:
+    """Add the trials in order; their numbers are checked once, at the end (a check after
+    each trial would cost a query each)."""
+    created: dict[int, int] = {}  # trial id -> the number it must have
     for trial in trials:
-        trial_id = storage.create_new_trial(study_id, template_trial=trial)
-        number = storage.get_trial_number_from_id(trial_id)
-        if number != trial.number:
-            storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
-            raise ArchiveError(
-                f"{name}: archived trial #{trial.number} came out as #{number}: another "
-                "process added trials during the import; stop its workers and import again"
-            )
+        new_id = storage.create_new_trial(study_id, template_trial=trial)
+        created[new_id] = trial.number
         if trial.state == TrialState.RUNNING and isinstance(storage, optuna.storages.RDBStorage):
             # Stale from the start: the sweep fails and retries it after the grace period.
-            storage.record_heartbeat(trial_id)
+            storage.record_heartbeat(new_id)
+    if not created:
+        return
+    numbers = {trial_id(t): t.number for t in storage.get_all_trials(study_id, deepcopy=False)}
+    moved = [n for new_id, n in created.items() if numbers.get(new_id) != n]
+    if moved:
+        raise ArchiveError(
+            f"{name}: archived trial #{moved[0]} came out under another number: another "
+            "process added trials during the import; stop its workers and import again"
+        )
 
 
 @dataclass(frozen=True)
