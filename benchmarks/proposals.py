@@ -22,7 +22,12 @@ per proposal (1 / that is the rate the lock allows, whatever the number of cores
     .venv/bin/python benchmarks/proposals.py --workers 1,4 --seconds 30
 
 `--split Q`: instead, one gp-batch fit of Q proposals on that study, in this process: the
-seconds of the fit, of proposal 1's acquisition search (as gp's) and of each later one.
+seconds of the fit, of proposal 1's acquisition search (as gp's) and of each later one, with
+the settings of the first gp-batch of `--samplers`. A gp-batch may carry the sampler's
+settings: `gp-batch:8+fit_cap=800+refit_every=1+later=qlogei` (GPBatchSampler's arguments).
+
+Each row also gives the workers' CPU seconds per proposal (every thread, over the window):
+the figure to quote on a loaded machine, where the wall clock depends on the other load.
 
 Figures are CPU-bound on a small machine: note its cores with them.
 """
@@ -78,10 +83,20 @@ def make(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.GPSampler(
             seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
         )
-    name, _, q = sampler.partition(":")
+    # gp-batch:Q, optionally with settings: gp-batch:8+fit_cap=800+refit_every=1+later=qlogei
+    name, _, rest = sampler.partition(":")
     assert name == "gp-batch", sampler
+    q, *settings = rest.split("+")
+    options: dict[str, Any] = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        options[key] = value if key == "later" else int(value)
     return GPBatchSampler(
-        q=int(q), seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
+        q=int(q),
+        seed=seed,
+        n_startup_trials=STARTUP_TRIALS,
+        warn_independent_sampling=False,
+        **options,
     )
 
 
@@ -121,6 +136,7 @@ def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out
     lifecycle.trial_slot = timed_slot  # type: ignore[assignment]
     protocol.trial_slot = timed_slot  # type: ignore[assignment]
     ready.wait()  # every worker (and the parent) has warmed up and loaded the study
+    cpu0 = time.process_time()
     deadline = time.time() + seconds
     proposals = 0
     with Heartbeat(storage, policy.interval) as heartbeat:
@@ -131,8 +147,9 @@ def work(url: str, sampler_name: str, seed: int, seconds: float, ready: Any, out
                 trials.complete(claim, heartbeat, smooth_value(claim.prepared), {})
             if asked < deadline:
                 proposals += len(claims)
+    cpu = time.process_time() - cpu0
     fits = getattr(sampler, "fits", proposals)
-    out.put({"proposals": proposals, "locked": locked[0], "fits": fits})
+    out.put({"proposals": proposals, "locked": locked[0], "fits": fits, "cpu": cpu})
 
 
 def run(base: Path, sampler: str, workers: int, seconds: float) -> dict[str, Any]:
@@ -164,6 +181,9 @@ def run(base: Path, sampler: str, workers: int, seconds: float) -> dict[str, Any
         "proposals_per_s": proposals / seconds,
         "fits": sum(r["fits"] for r in rows),
         "lock_ms_per_proposal": 1000 * locked / asks,
+        # CPU seconds of the workers (every thread) over the window, per proposal: the figure
+        # that holds on a loaded machine, where the wall clock depends on the other load.
+        "cpu_s_per_proposal": sum(r["cpu"] for r in rows) / asks,
     }
 
 
@@ -180,11 +200,13 @@ def _timed(fn: Any, into: list[float]) -> Any:
     return timed
 
 
-def split(base: Path, q: int) -> dict[str, Any]:
-    """Where one gp-batch fit of q proposals spends its time."""
+def split(base: Path, q: int, settings: str = "") -> dict[str, Any]:
+    """Where one gp-batch fit of q proposals spends its time, with `settings` ("+key=value"
+    ...) as in --samplers. The study is fresh, so the fit includes the kernel's."""
     import optuna._gp.optim_mixed as optim_mixed
 
-    sampler = make(f"gp-batch:{q}", 0)
+    sampler = make(f"gp-batch:{q}{settings}", 0)
+    assert isinstance(sampler, GPBatchSampler)
     study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{base}", sampler=sampler)
     fits: list[float] = []
     searches: list[float] = []
@@ -198,15 +220,16 @@ def split(base: Path, q: int) -> dict[str, Any]:
     optim_mixed.optimize_acqf_mixed = timed_search  # type: ignore[assignment]
     gp_sampler.optim_mixed.optimize_acqf_mixed = timed_search  # type: ignore[attr-defined]
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         sampler.propose(study, q)
-        total = time.perf_counter() - start
+        total, cpu = time.perf_counter() - start, time.process_time() - cpu
     finally:
         optim_mixed.optimize_acqf_mixed = search  # type: ignore[assignment]
         gp_sampler.optim_mixed.optimize_acqf_mixed = search  # type: ignore[attr-defined]
     return {
         "q": q,
         "total_s": total,
+        "total_cpu_s": cpu,
         "fit_s": sum(fits),
         "first_search_s": searches[0],
         "later_search_mean_s": float(np.mean(searches[1:])) if len(searches) > 1 else None,
@@ -233,19 +256,26 @@ def main() -> None:
         base = Path(tmp) / "base.db"
         fill(f"sqlite:///{base}", args.trials)
         if args.split:
-            row = split(base, args.split)
+            # The settings of the first gp-batch in --samplers, at Q proposals.
+            batch = next((s for s in samplers if s.startswith("gp-batch")), "gp-batch:8")
+            settings = batch[len(batch.split("+")[0]) :]
+            row = split(base, args.split, settings)
             print(f"{args.trials} finished trials: " + json.dumps(row))
             return
         results = []
         print(f"{args.trials} finished trials, {os.cpu_count()} CPUs, {args.seconds:g} s each")
-        print(f"{'sampler':<12} {'workers':>7} {'proposals/s':>11} {'fits':>5} {'lock ms':>8}")
+        print(
+            f"{'sampler':<12} {'workers':>7} {'proposals/s':>11} {'fits':>5} {'lock ms':>8} "
+            f"{'CPU s/proposal':>14}"
+        )
         for workers in counts:
             for sampler in samplers:
                 row = run(base, sampler, workers, args.seconds)
                 results.append(row)
                 print(
                     f"{sampler:<12} {workers:>7} {row['proposals_per_s']:>11.2f} "
-                    f"{row['fits']:>5} {row['lock_ms_per_proposal']:>8.1f}",
+                    f"{row['fits']:>5} {row['lock_ms_per_proposal']:>8.1f} "
+                    f"{row['cpu_s_per_proposal']:>14.3f}",
                     flush=True,
                 )
     args.out.parent.mkdir(parents=True, exist_ok=True)

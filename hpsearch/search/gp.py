@@ -16,6 +16,11 @@ proposals; one within REPEAT_DISTANCE length scales of any of them (the search c
 its warm start, the best trial or the previous proposal, as it can where the acquisition is
 flat) is replaced by the best point by the acquisition among REPEAT_CANDIDATES QMC points that
 repeat none. A trial at a point already run or running tells the study nothing new.
+
+gp-batch's fit is made cheaper here (`hpsearch.search.gp_batch`): `fit_subset` caps the
+results it sees at the best quarter plus the most recent, and `KernelFit` is the kernel's
+parameters kept in the study between refits, so that any worker, a fresh process included,
+reuses them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +44,7 @@ from hpsearch.search.optuna_compat import (
     study_storage,
     trial_id,
 )
+from storage.optuna_compat import study_id
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -55,6 +62,10 @@ FIT_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 REPEAT_DISTANCE = 1e-4
 # The QMC points a repeating proposal is replaced from.
 REPEAT_CANDIDATES = 512
+# The share of a capped fit's points kept for being the best (`fit_subset`).
+BEST_SHARE = 0.25
+# The study system attr holding the kernel parameters of the last fit (`KernelFit`).
+KERNEL_ATTR = "hpsearch:gp_kernel"
 
 
 def is_result(trial: FrozenTrial) -> bool:
@@ -188,3 +199,68 @@ def unrepeated(
     best = candidates[int(np.argmax(acqf.eval_acqf_no_grad(candidates)))]
     logger.debug("the acquisition search repeated a known point; proposing %s instead", best)
     return best
+
+
+def fit_subset(values: np.ndarray, limit: int, best_share: float = BEST_SHARE) -> np.ndarray:
+    """The indices (ascending) of the results a capped fit sees: all of them when there are at
+    most `limit`; else the best `best_share` of `limit` by `values` (to be maximised), then the
+    most recent of the others up to `limit` (`values` in trial order, the last the newest).
+
+    The best points are where the acquisition searches, so the GP must stay accurate there;
+    the most recent are where the search has been lately, so it learns what they taught.
+    What is left out is old and poor: far from where proposals go, and stood for by the
+    recent points around it."""
+    n = len(values)
+    if limit < 1:
+        raise ValueError(f"the cap must be at least 1, got {limit}")
+    if n <= limit:
+        return np.arange(n)
+    best = np.argsort(-np.asarray(values), kind="stable")[: int(best_share * limit)]
+    keep = np.zeros(n, dtype=bool)
+    keep[best] = True
+    rest = np.flatnonzero(~keep)[::-1][: limit - len(best)]
+    keep[rest] = True
+    return np.flatnonzero(keep)
+
+
+@dataclass(frozen=True)
+class KernelFit:
+    """The kernel parameters of a study's last GP fit, and what they were fitted to: the
+    search space's parameter names (in the GP's order) and the study's results then."""
+
+    names: tuple[str, ...]
+    inverse_squared_lengthscales: tuple[float, ...]
+    kernel_scale: float
+    noise_var: float
+    results: int
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.inverse_squared_lengthscales):
+            raise ValueError("a kernel fit needs one length scale per parameter")
+
+    def is_due(self, names: tuple[str, ...], results: int, every: int) -> bool:
+        """Whether a fit to `results` results over `names` must refit the kernel: another
+        space, or `every` results more than this fit saw, or a quarter more (early on the
+        parameters still move as the data grows)."""
+        grown = results - self.results
+        return names != self.names or grown >= min(every, max(1, self.results // 4))
+
+
+def stored_kernel(study: optuna.Study) -> KernelFit | None:
+    """The study's last kernel fit (`KERNEL_ATTR`), or None."""
+    raw = study_storage(study).get_study_system_attrs(study_id(study)).get(KERNEL_ATTR)
+    if not raw:
+        return None
+    try:
+        fields = dict(raw)
+        fields["names"] = tuple(fields["names"])
+        fields["inverse_squared_lengthscales"] = tuple(fields["inverse_squared_lengthscales"])
+        return KernelFit(**fields)
+    except (TypeError, ValueError, KeyError):
+        logger.warning("ignoring an unreadable kernel fit in the study: %r", raw)
+        return None
+
+
+def store_kernel(study: optuna.Study, fit: KernelFit) -> None:
+    """Keep `fit` in the study for every worker's next fit."""
+    study_storage(study).set_study_system_attr(study_id(study), KERNEL_ATTR, asdict(fit))

@@ -57,13 +57,18 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.search.gp import (
     FIT_STATES,
     GPSampler,
+    KernelFit,
+    fit_subset,
     normalize,
     results,
+    store_kernel,
+    stored_kernel,
     unrepeated,
 )
 from hpsearch.search.optuna_compat import (
     MAX_QMC_SEED_VALUE,
     acqf_module,
+    fixed_gp,
     gp_search_space,
     is_constrained_optimization,
     optim_mixed,
@@ -81,6 +86,15 @@ MIN_DISTANCE = 0.1
 # The acquisition search of proposals 2..q of a batch (proposal 1 uses GPSampler's own).
 LATER_SAMPLES = 512
 LATER_LOCAL_SEARCHES = 3
+# The results a fit sees at most (`hpsearch.search.gp.fit_subset`).
+FIT_CAP = 600
+# Results between two fits of the kernel's parameters (`KernelFit.is_due`).
+REFIT_EVERY = 32
+# How proposals 2..q are chosen: "explore" (posterior variance with the pending points,
+# `hpsearch.search.exploration`) or "qlogei" (sequential greedy qLogEI with fantasies).
+LATER_POINTS = ("explore", "qlogei")
+# The QMC points an exploration point is the best of (`exploration.best_sample`).
+EXPLORE_SAMPLES = 1024
 
 
 class GPBatchSampler(GPSampler):
@@ -93,6 +107,10 @@ class GPBatchSampler(GPSampler):
             (`Proposals.near`); 0.1 length scales is a Matern 5/2 correlation of 0.992.
         later_samples, later_local_searches: QMC points and local searches of the
             acquisition search for proposals 2..q (proposal 1: GPSampler's 2,048 and 10).
+        fit_cap: the results a fit sees at most: the best quarter and the most recent.
+        refit_every: results between fits of the kernel's parameters; in between, a fit
+            reuses the study's last ones (`KernelFit`), warm start of the next fit.
+        later: how proposals 2..q are chosen (LATER_POINTS).
         seed, n_startup_trials, ...: as for `optuna.samplers.GPSampler`.
     """
 
@@ -103,6 +121,9 @@ class GPBatchSampler(GPSampler):
         min_distance: float = MIN_DISTANCE,
         later_samples: int = LATER_SAMPLES,
         later_local_searches: int = LATER_LOCAL_SEARCHES,
+        fit_cap: int = FIT_CAP,
+        refit_every: int = REFIT_EVERY,
+        later: str = "qlogei",
         **gp_kwargs: Any,
     ) -> None:
         if q < 1:
@@ -115,8 +136,18 @@ class GPBatchSampler(GPSampler):
                 f"previous proposal and one QMC point), got {later_samples}, "
                 f"{later_local_searches}"
             )
+        if fit_cap < 1 or refit_every < 1:
+            raise ValueError(
+                f"fit_cap and refit_every must be at least 1, got {fit_cap}, {refit_every}"
+            )
+        if later not in LATER_POINTS:
+            raise ValueError(f"later must be one of {', '.join(LATER_POINTS)}, got {later!r}")
         super().__init__(**gp_kwargs)
         self.q = q
+        self.fit_cap = fit_cap
+        self.refit_every = refit_every
+        self.later = later
+        self.kernel_fits = 0  # fits of the kernel's parameters by this sampler
         self.min_distance = min_distance
         self.later_samples = later_samples
         self.later_local_searches = later_local_searches
@@ -176,17 +207,35 @@ class GPBatchSampler(GPSampler):
         ]
         space = gp_search_space.SearchSpace(search_space)
         with torch.device("cpu"):
-            X = space.get_normalized_params(completed)
             sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-            y, _, _ = standardize_values(sign * np.array([[t.value] for t in completed]))
+            values = sign * np.array([t.value for t in completed])
+            fitted = [completed[i] for i in fit_subset(values, self.fit_cap)]
+            X = space.get_normalized_params(fitted)
+            y, _, _ = standardize_values(sign * np.array([[t.value] for t in fitted]))
             y = y[:, 0]
-            gpr = self.fit_gp(X, y, space)
+            gpr = self._gp(study, tuple(search_space), X, y, space, len(completed))
             best = X[np.argmax(y), np.newaxis]
             pending = normalize(space, [point(t) for t in running])
+            # Every result counts as known for the repeat check, fitted or not.
+            known = np.vstack([space.get_normalized_params(completed), pending])
+            threshold = None
+            candidates: np.ndarray | None = None
+            penalty = np.zeros(0)
             chosen: list[np.ndarray] = []
             for _ in range(q):
                 acqf: acqf_module.BaseAcquisitionFunc
-                if len(pending) == 0:
+                if chosen and self.later == "explore":
+                    from hpsearch.search.exploration import (
+                        PendingVariance,
+                        best_sample,
+                        relevance_threshold,
+                    )
+
+                    if threshold is None:
+                        threshold = relevance_threshold(gpr, X)
+                    explore = PendingVariance(gpr, space, X, y, pending, threshold)
+                    acqf = explore
+                elif len(pending) == 0:
                     acqf = acqf_module.LogEI(gpr=gpr, search_space=space, threshold=y.max())
                 else:
                     acqf = acqf_module.qLogEI(
@@ -197,7 +246,12 @@ class GPBatchSampler(GPSampler):
                         qmc_seed=self.rng.randint(MAX_QMC_SEED_VALUE),
                         normalized_params_of_running_trials=pending,
                     )
-                if not chosen:
+                if chosen and self.later == "explore":
+                    if candidates is None:
+                        candidates = space.sample_normalized_params(EXPLORE_SAMPLES, self.rng)
+                        penalty = explore.penalty(candidates)
+                    x = best_sample(explore, candidates, penalty)
+                elif not chosen:
                     # gp's search (GPSampler's, without gp's repeat check against its own
                     # trials: this fit's are checked just below).
                     x = self.gp_search(acqf, best)
@@ -211,7 +265,7 @@ class GPBatchSampler(GPSampler):
                         rng=self.rng,
                     )
                 # Not a repeat of a result, a pending point or an earlier proposal.
-                x = unrepeated(acqf, x, np.vstack([X, pending]), self.rng)
+                x = unrepeated(acqf, x, np.vstack([known, chosen]) if chosen else known, self.rng)
                 chosen.append(x)
                 pending = np.vstack([pending, x[np.newaxis]])
         self.fits += 1
@@ -224,3 +278,44 @@ class GPBatchSampler(GPSampler):
             known=frozenset(t.number for t in [*completed, *running]),
             min_distance=self.min_distance,
         )
+
+    def _gp(
+        self,
+        study: optuna.Study,
+        names: tuple[str, ...],
+        X: np.ndarray,
+        y: np.ndarray,
+        space: gp_search_space.SearchSpace,
+        n_results: int,
+    ) -> Any:
+        """The GP on (X, y): the study's last kernel parameters when they are not due a refit
+        (`KernelFit.is_due`), else a fit of them, warm-started from the last ones and kept in
+        the study for every worker."""
+        last = stored_kernel(study)
+        start = None
+        if last is not None and last.names == names:
+            start = fixed_gp(
+                X,
+                y,
+                np.asarray(space.is_categorical),
+                np.array(last.inverse_squared_lengthscales),
+                last.kernel_scale,
+                last.noise_var,
+            )
+            if not last.is_due(names, n_results, self.refit_every):
+                return start
+        gpr = self.fit_gp(X, y, space, start)
+        self.kernel_fits += 1
+        store_kernel(
+            study,
+            KernelFit(
+                names=names,
+                inverse_squared_lengthscales=tuple(
+                    float(v) for v in gpr.inverse_squared_lengthscales.detach().numpy()
+                ),
+                kernel_scale=float(gpr.kernel_scale),
+                noise_var=float(gpr.noise_var),
+                results=n_results,
+            ),
+        )
+        return gpr

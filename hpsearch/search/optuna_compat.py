@@ -37,6 +37,7 @@ __all__ = [
     "SYSTEM_ATTR_MAX_LENGTH",
     "GPSamplerBase",
     "acqf_module",
+    "fixed_gp",
     "get_params",
     "gp",
     "gp_search_space",
@@ -181,13 +182,17 @@ class GPSamplerBase(optuna.samplers.GPSampler):
         )
 
     def fit_gp(
-        self, X: np.ndarray, y: np.ndarray, space: gp_search_space.SearchSpace
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        space: gp_search_space.SearchSpace,
+        start: gp.GPRegressor | None = None,
     ) -> gp.GPRegressor:
         """GPSampler's fit of its kernel's parameters (its prior, noise floor, and warm start
-        from the previous fit of the same dimension), to standardized values `y`."""
+        from `start`, else the previous fit of the same dimension), to standardized values `y`."""
         import optuna._gp.gp as gp_module
 
-        cache = self._gprs_cache_list
+        cache = [start] if start is not None else self._gprs_cache_list
         if cache is not None and len(cache[0].inverse_squared_lengthscales) != space.dim:
             cache = None
         gpr = gp_module.fit_kernel_params(
@@ -201,3 +206,30 @@ class GPSamplerBase(optuna.samplers.GPSampler):
         )
         self._gprs_cache_list = [gpr]
         return gpr
+
+
+def fixed_gp(
+    X: np.ndarray,
+    y: np.ndarray,
+    is_categorical: np.ndarray,
+    inverse_squared_lengthscales: np.ndarray,
+    kernel_scale: float,
+    noise_var: float,
+) -> gp.GPRegressor:
+    """Optuna's GP on (X, y) with the kernel parameters given, not fitted: its Cholesky factor
+    computed, ready for posteriors and acquisition functions."""
+    import optuna._gp.gp as gp_module
+    import torch
+
+    gpr = gp_module.GPRegressor(
+        is_categorical=torch.from_numpy(np.asarray(is_categorical)),
+        X_train=torch.from_numpy(np.asarray(X, dtype=np.float64)),
+        y_train=torch.from_numpy(np.asarray(y, dtype=np.float64)),
+        inverse_squared_lengthscales=torch.tensor(
+            inverse_squared_lengthscales, dtype=torch.float64
+        ),
+        kernel_scale=torch.tensor(kernel_scale, dtype=torch.float64),
+        noise_var=torch.tensor(noise_var, dtype=torch.float64),
+    )
+    gpr._cache_matrix()
+    return gpr
