@@ -27,14 +27,17 @@ still be added before the target, `Backlog.room`) read without the lock:
                claim's asks sample, as any sampler's do. Points all dropped as near: the
                claim's ask samples under the lock, as gp's does, so the fitter always gets
                a trial while the study has room.
-      TAKEN    another worker's lease holds:
-               queued >= n: claim n from the queue only;
-               not waiting (a worker of several studies): claim what is queued, from the
-                 queue only; nothing queued: pass the study over (`claim` returns None),
-                 and come back to it, waiting, once no other study has trials to give;
-               waiting: WAIT until the lease ends or runs out (a look at the lease every
-                 QUEUE_POLL_SECONDS, at most FIT_LEASE_SECONDS; not at the trials, so that
-                 many waiting workers do not starve the one that fits); then claim what is
+      TAKEN    another worker's lease holds (or a proposer's, below):
+               something queued: claim min(n, queued) from the queue only (the slots it
+                 leaves empty are claimed again at once, and wait only if the queue is
+                 empty by then);
+               nothing queued, not waiting (a worker of several studies): pass the study
+                 over (`claim` returns None), and come back to it, waiting, once no other
+                 study has trials to give;
+               nothing queued, waiting: WAIT until the lease ends or runs out (a look at
+                 the lease every QUEUE_POLL_SECONDS, at most FIT_LEASE_SECONDS; not at the
+                 trials, so that many waiting workers do not starve the one that fits);
+                 then claim what is
                  queued (queue only), or claim n when the study is full, or, with nothing
                  queued and room left (the fitter died, or proposed nothing), start again
                  from SHORT.
@@ -43,6 +46,28 @@ still be added before the target, `Backlog.room`) read without the lock:
     worker plans again from the top.
 
 Other samplers (gp, tpe, random) skip all this: claim n, each ask sampling under the lock.
+
+Proposals ahead of need (`refill`, run by each worker's proposer thread,
+`hpsearch.worker.proposer`, while its trials train) keep the queue `depth` deep (one batch:
+the sampler's q, or the worker's executor capacity if larger), so that claims find it DEEP
+and never wait for a fit; the claim path above stays as the fallback (the start-up, a queue
+emptied faster than a fit). One look, per study:
+
+    TAKEN    some worker's fit lease holds (one small read, not the trials): nothing.
+    FULL     room == 0: nothing.
+    DEEP     queued >= depth: nothing.
+    START-UP fewer results than the sampler's random start-up, or no more than at the last
+             look whose fit proposed nothing: nothing (no lease and no lock per look).
+    FIT      otherwise take the fit lease (the same lease, under the lock: one fit per study
+             at a time across workers, proposers and claims), fit and propose
+             min(room, max(q, depth - queued)) points outside the lock while renewing the
+             lease, then queue them and end the lease in one hold of the lock
+             (`ProposalQueue.queue`: the same `_queue` as a claim's, so never past the
+             target and never near a trial the fit did not know). A proposer that dies
+             stops renewing; its lease runs out as a claim's does.
+
+Each claim's wait for proposals (its own fit, or another's fit it waited out; with other
+samplers the claim itself, whose asks sample under the lock) is added to `ClaimWaits`.
 """
 
 from __future__ import annotations
@@ -54,7 +79,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    NamedTuple,
+    Protocol,
+    TypeVar,
+    runtime_checkable,
+)
 
 import numpy as np
 import optuna
@@ -154,9 +187,16 @@ class ProposalQueue:
 
     def backlog(self) -> Backlog:
         """The queue as it stands (read without the lock: other workers may change it)."""
+        return self.look()[0]
+
+    def look(self) -> tuple[Backlog, int]:
+        """The queue as it stands, and the study's results (COMPLETE and PRUNED trials), in
+        one read without the lock."""
         trials = self.trials.study.get_trials(deepcopy=False, states=COUNTED)
         queued = sum(t.state == TrialState.WAITING for t in trials)
-        return Backlog(queued=queued, room=max(0, self.trials.target - len(trials)))
+        results = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        backlog = Backlog(queued=queued, room=max(0, self.trials.target - len(trials)))
+        return backlog, results
 
     # -- the fit lease ---------------------------------------------------------------------
 
@@ -252,6 +292,19 @@ class ProposalQueue:
 
         return queue_then_end_fit
 
+    def queue(self, proposals: Proposals, worker: str) -> int:
+        """Queue proposals and end this worker's fit lease, in one hold of the slot lock
+        (a proposer's refill: no claim with it); how many were queued. Retried on transient
+        errors, queueing nothing twice."""
+
+        def queue_then_end_fit() -> int:
+            with trial_slot(self._storage, self.trials.name):
+                queued = self._queue(proposals)
+                self._end_fit(worker)
+                return queued
+
+        return retry_transient(queue_then_end_fit, f"queueing proposals of {self.trials.name}")
+
     def _queue(self, proposals: Proposals) -> int:
         """Queue proposals as WAITING trials (call with the slot lock held); returns how many.
         Idempotent: a proposal queued by an earlier attempt (same mark) is not queued again."""
@@ -308,10 +361,12 @@ def plan_claim(
     n: int,
     worker: str,
     wait: bool = True,
+    waited: Callable[[float], None] | None = None,
 ) -> ClaimPlan:
     """What a worker does before claiming `n` trials of a study, outside the slot lock (the
     module docstring's states): proposals to queue in the claim, how many trials to claim,
-    and whether from the queue only. Other samplers than gp-batch: ClaimPlan(None, n)."""
+    and whether from the queue only. Other samplers than gp-batch: ClaimPlan(None, n).
+    `waited` is told the seconds of each fit of its own and each wait for another's."""
     if not isinstance(sampler, Proposer):
         return ClaimPlan(None, n)
     q = max(n, sampler.q)
@@ -322,23 +377,28 @@ def plan_claim(
         if state.queued >= n and state.queued >= q // 2:
             return ClaimPlan(None, n, queued_only=True)  # the queue is deep
         if queue.start_fit(worker):
+            start = time.monotonic()
             try:
                 with queue.keep_fit(worker):
                     proposals = sampler.propose(queue.trials.study, min(q, state.room))
             except BaseException:
                 queue.end_fit(worker)
                 raise
+            if waited is not None and proposals is not None:  # None: no fit (start-up)
+                waited(time.monotonic() - start)
             if proposals is None:  # the random start-up: asks sample, cheaply
                 queue.end_fit(worker)
             # Should the claim find none of them queueable (all near trials run meanwhile),
             # its ask samples under the lock, as gp does: the fitter always gets a trial.
             return ClaimPlan(proposals, n)
-        if state.queued >= n:
-            # Another worker refills the queue; it holds enough for this claim.
-            return ClaimPlan(None, n, queued_only=True)
-        if not wait:
+        if state.queued or not wait:
+            # Another worker (or a proposer) refills the queue: take what it holds now; the
+            # slots left empty are claimed again at once. Nothing, not waiting: passed over.
             return ClaimPlan(None, min(n, state.queued), queued_only=True)
+        start = time.monotonic()
         state = queue.wait_for_queue()
+        if waited is not None:
+            waited(time.monotonic() - start)
         if state.queued:
             return ClaimPlan(None, min(n, state.queued), queued_only=True)
         if state.room <= 0:
@@ -354,23 +414,121 @@ def claim(
     prepare: Callable[[optuna.trial.Trial], T],
     n: int,
     wait: bool = True,
+    waits: ClaimWaits | None = None,
 ) -> list[Claim[T]] | None:
     """Up to `n` new trials of the queue's study, planned (`plan_claim`, retried on transient
     errors) and claimed; planned again when a claim from the queue only came back empty.
     [] when the study is full; None when the study is passed over (`wait` False, and another
-    worker is fitting its next proposals with none queued)."""
+    worker is fitting its next proposals with none queued). The time it waited for
+    proposals is added to `waits`."""
     trials = queue.trials
-    while True:
-        how = retry_transient(
-            functools.partial(plan_claim, trials.study.sampler, queue, n, worker, wait=wait),
-            f"proposing trials of {trials.name}",
-        )
-        if how.n == 0:
-            return None
-        hook = None if how.proposals is None else queue.queueing(how.proposals, worker)
-        claims = trials.claim(
-            heartbeat, worker, prepare, how.n, queued_only=how.queued_only, under_lock=hook
-        )
-        if claims or not how.queued_only:
-            return claims
-        # Other workers took the queue between looking and claiming: plan again.
+    batched = isinstance(trials.study.sampler, Proposer)
+    spent = 0.0
+
+    def waited(seconds: float) -> None:
+        nonlocal spent
+        spent += seconds
+
+    claims: list[Claim[T]] | None = None
+    try:
+        while True:
+            how = retry_transient(
+                functools.partial(
+                    plan_claim, trials.study.sampler, queue, n, worker, wait=wait, waited=waited
+                ),
+                f"proposing trials of {trials.name}",
+            )
+            if how.n == 0:
+                return None
+            hook = None if how.proposals is None else queue.queueing(how.proposals, worker)
+            start = time.monotonic()
+            claims = trials.claim(
+                heartbeat, worker, prepare, how.n, queued_only=how.queued_only, under_lock=hook
+            )
+            if not batched:  # its asks sampled under the lock: that was the proposal
+                waited(time.monotonic() - start)
+            if claims or not how.queued_only:
+                return claims
+            # Other workers took the queue between looking and claiming: plan again.
+    finally:
+        if waits is not None:
+            waits.add(spent, claimed=bool(claims))
+
+
+@dataclass
+class ClaimWaits:
+    """What one worker's claims of one study waited for proposals: a fit of its own (the
+    fallback when the queue ran short), another worker's fit it waited out, or, for samplers
+    that do not batch, the claim itself (its asks sample, gp's fit, under the lock).
+    `claims` counts claims that got trials; `waited` those that waited at all; `seconds`
+    every claim's wait, those that found the study full included."""
+
+    claims: int = 0
+    waited: int = 0
+    seconds: float = 0.0
+
+    def add(self, seconds: float, claimed: bool = True) -> None:
+        self.claims += int(claimed)
+        self.waited += int(seconds > 0)
+        self.seconds += seconds
+
+    @property
+    def mean(self) -> float:
+        """Seconds waited per claim that got trials (0 with none)."""
+        return self.seconds / self.claims if self.claims else 0.0
+
+
+# -- proposals ahead of need ---------------------------------------------------------------
+
+RefillState = Literal["taken", "full", "deep", "start-up", "stopped", "queued"]
+
+
+class Refill(NamedTuple):
+    """What one look of a proposer did (the module docstring's states): `queued` proposals
+    queued by it, and the study's `results` (COMPLETE and PRUNED trials) at the look (-1 when
+    it did not read the trials)."""
+
+    state: RefillState
+    queued: int = 0
+    results: int = -1
+
+
+def refill(
+    sampler: Proposer,
+    queue: ProposalQueue,
+    depth: int,
+    worker: str,
+    after: int = -1,
+    keep: Callable[[], bool] = lambda: True,
+) -> Refill:
+    """One look of a proposer at a study's queue, outside the slot lock: fit and queue
+    proposals if the queue holds fewer than `depth`, the study has room and no fit lease
+    holds. `after`: the results at the last look whose fit proposed nothing (the random
+    start-up); no fit until there are more. `keep`, asked once the fit is done: False (the
+    worker is stopping) ends the lease without queueing. `worker` names the lease: a
+    proposer's name must differ from its worker's claims', or the two would fit at once."""
+    if queue.fitting():
+        return Refill("taken")
+    state, results = queue.look()
+    if state.room <= 0:
+        return Refill("full", 0, results)
+    if state.queued >= depth:
+        return Refill("deep", 0, results)
+    if results <= after or results < getattr(sampler, "n_startup_trials", 0):
+        return Refill("start-up", 0, results)
+    if not queue.start_fit(worker):
+        return Refill("taken", 0, results)
+    try:
+        with queue.keep_fit(worker):
+            q = min(state.room, max(sampler.q, depth - state.queued))
+            proposals = sampler.propose(queue.trials.study, q)
+    except BaseException:
+        queue.end_fit(worker)
+        raise
+    if proposals is None:
+        queue.end_fit(worker)
+        return Refill("start-up", 0, results)
+    if not keep():
+        queue.end_fit(worker)
+        return Refill("stopped", 0, results)
+    return Refill("queued", queue.queue(proposals, worker), results)

@@ -9,17 +9,24 @@ stale, be failed and be retried with the same parameters by whoever claims next.
 trials are trained (one at a time, or batched) is the executor's business
 (`hpsearch.worker.executors`); the failure cap, the retry rule, the interrupt handler and the count
 of `--n-trials` are this loop's, once.
+
+Beside the training, a proposer thread (`hpsearch.worker.proposer`) keeps each gp-batch
+study's queue of proposals one batch deep, so that a claim rarely waits for a GP fit; the loop
+nudges it after each claim and stops it when it stops claiming. What the worker waited for
+(`hpsearch.worker.waits`: empty executor slots while its studies had room, claims waiting
+for proposals) is logged when it ends and stored in its studies for `hpsearch status`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import signal
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +34,7 @@ import optuna
 
 from hpsearch.errors import HpsearchError
 from hpsearch.search import proposals
-from hpsearch.search.proposals import ProposalQueue
+from hpsearch.search.proposals import ClaimWaits, ProposalQueue
 from hpsearch.search.pruners import make_pruner
 from hpsearch.search.samplers import make_sampler
 from hpsearch.studies.records import StudyRecord
@@ -44,6 +51,8 @@ from hpsearch.worker.executors import (
     describe_error,
 )
 from hpsearch.worker.progress import ProgressBar, task_description
+from hpsearch.worker.proposer import AheadProposer
+from hpsearch.worker.waits import SlotClock, WaitRecorder, summary
 from objectives.tasks.registry import Task, TrialResult, get_task
 from storage import Heartbeat, HeartbeatPolicy, retry_transient
 from storage.lifecycle import StudyTrials
@@ -115,7 +124,10 @@ class Worker:
         device: str,
         seed: int | None = None,
         heartbeat: HeartbeatPolicy | None = None,
+        ahead: bool = True,
     ) -> None:
+        """`ahead`: propose for gp-batch studies ahead of need, in a thread beside the
+        training (`hpsearch.worker.proposer`); False leaves it to the claims (to compare)."""
         if not records:
             raise HpsearchError("no studies to work on: create some with 'hpsearch create'")
         self.storage = storage
@@ -140,6 +152,12 @@ class Worker:
         self._best_seen: dict[str, float] = {}
         self._noted = -NOTE_SECONDS
         self._stale_notes = False
+        self.ahead = ahead
+        # What this worker's claims waited for proposals, per study; and, once it runs, its
+        # executor's empty slots and the proposer (for tests and the log).
+        self.waits = {entry.record.name: ClaimWaits() for entry in self.studies}
+        self.slots = SlotClock()
+        self.proposer: AheadProposer | None = None
 
     def auto_batch(self) -> int:
         """K for `--batch auto` on this worker's device and studies."""
@@ -157,42 +175,86 @@ class Worker:
         matmuls on a GPU per `tf32` (auto, on or off)."""
         executor = self.executor(batch, tf32)
         report = WorkerReport()
+        self.slots = slots = SlotClock()
+        recorder = WaitRecorder(
+            self.storage, {e.record.name: e.trials.study for e in self.studies}, self.name
+        )
 
         def wanted() -> bool:
             return n_trials is None or report.claimed + len(executor.held()) < n_trials
 
-        with (
-            Heartbeat(self.storage, self.policy.interval, self.sweep) as heartbeat,
-            ProgressBar(self.storage, [e.record for e in self.studies]) as progress,
-        ):
-            try:
-                while True:
-                    while executor.room > 0 and wanted():
-                        more = executor.room
-                        if n_trials is not None:
-                            more = min(more, n_trials - report.claimed - len(executor.held()))
-                        claimed = self.claim_next(heartbeat, more)
-                        if not claimed:
+        try:
+            with (
+                Heartbeat(self.storage, self.policy.interval, self.sweep) as heartbeat,
+                ProgressBar(self.storage, [e.record for e in self.studies]) as progress,
+                self._proposing(batch) as proposer,
+            ):
+                try:
+                    while True:
+                        room = True  # whether the studies had room at the last claim
+                        if executor.room > 0 and wanted():
+                            slots.empty()
+                        while executor.room > 0 and wanted():
+                            more = executor.room
+                            if n_trials is not None:
+                                more = min(more, n_trials - report.claimed - len(executor.held()))
+                            claimed = self.claim_next(heartbeat, more)
+                            if proposer is not None:
+                                proposer.nudge()
+                            if not claimed:
+                                room = False
+                                break
+                            for held in claimed:
+                                try:  # a trial that cannot be taken (out of memory) fails alone
+                                    executor.submit(held)
+                                except Exception as e:
+                                    failed = Failed(held, describe_error(e))
+                                    self._tell([failed], heartbeat, report, progress)
+                        slots.filled(room)
+                        if proposer is not None and not wanted():
+                            proposer.finish()  # no more claims: no more fits for them
+                        if not executor.held():
+                            if wanted() and retry_transient(
+                                self._others_running, "checking other workers"
+                            ):
+                                time.sleep(WAIT_POLL_SECONDS)
+                                continue
                             break
-                        for held in claimed:
-                            try:  # a trial that cannot be taken (out of memory, say) fails alone
-                                executor.submit(held)
-                            except Exception as e:
-                                failed = Failed(held, describe_error(e))
-                                self._tell([failed], heartbeat, report, progress)
-                    if not executor.held():
-                        if wanted() and retry_transient(
-                            self._others_running, "checking other workers"
-                        ):
-                            time.sleep(WAIT_POLL_SECONDS)
-                            continue
-                        break
-                    self._tell(executor.advance(self._judge), heartbeat, report, progress)
-            except KeyboardInterrupt:
-                self._stop(executor.held(), heartbeat)
-                raise
+                        outcomes = executor.advance(self._judge)
+                        if executor.room > 0 and wanted():
+                            slots.empty()  # telling, then claiming, with slots empty
+                        self._tell(outcomes, heartbeat, report, progress)
+                        recorder.maybe(slots, self.waits)
+                except KeyboardInterrupt:
+                    self._stop(executor.held(), heartbeat)
+                    raise
+        finally:
+            slots.filled()
+            recorder.write(slots, self.waits)
+            logger.info("worker %s waits: %s", self.name, summary(slots, self.waits).describe())
         self._refresh_note(None)
         return report
+
+    @contextlib.contextmanager
+    def _proposing(self, batch: int) -> Iterator[AheadProposer | None]:
+        """The proposer of this worker's gp-batch studies, running for the body (None when
+        it has none, or `ahead` is off), one batch deep: the sampler's q, or `batch`."""
+        if not self.ahead:
+            yield None
+            return
+        proposer = AheadProposer(
+            self.storage,
+            [(e.record.sampler, e.trials) for e in self.studies],
+            self.name,
+            depth=batch,
+            seed=(self.seed + len(self.studies)) % 2**31,
+        )
+        if not proposer:
+            yield None
+            return
+        self.proposer = proposer
+        with proposer:
+            yield proposer
 
     # -- claiming --------------------------------------------------------------------------
 
@@ -214,9 +276,18 @@ class Worker:
                 return entry.task.suggest(trial, entry.settings, seed)
 
             # The expensive part of proposing (gp-batch's GP fit) happens outside the slot lock,
-            # by one worker at a time and only when the study's queue of proposals runs short
-            # (`hpsearch.search.proposals`); None: passed over while another worker fits.
-            claims = proposals.claim(entry.queue, heartbeat, self.name, prepare, n, wait=wait)
+            # by one worker at a time: the proposers, ahead of need, or a claim that finds the
+            # study's queue short (`hpsearch.search.proposals`); None: passed over while
+            # another worker fits.
+            claims = proposals.claim(
+                entry.queue,
+                heartbeat,
+                self.name,
+                prepare,
+                n,
+                wait=wait,
+                waits=self.waits[entry.record.name],
+            )
             if claims:
                 self._next = (index + 1) % count
                 return [Held(entry.record.name, entry.task, c.prepared, c) for c in claims]
