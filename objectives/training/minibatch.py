@@ -29,9 +29,10 @@ def _mix(x: Tensor) -> Tensor:
 
 def indices(seed: Tensor, step: Tensor, b: Tensor, size: int) -> Tensor:
     """The samples (K, size) of step `step` of K trials, each (K,) int64: seeds, steps and
-    training-set sizes; every index in [0, b) of its trial."""
+    training-set sizes; every index in [0, b) of its trial (an empty slot of a batch, b 0,
+    draws sample 0: an integer remainder by zero would raise)."""
     j = torch.arange(size, device=seed.device, dtype=torch.long)
     x = _mix((seed.long() ^ _SALT) & _MASK)
     x = _mix(x ^ (step.long() & _MASK))
     x = _mix(x[:, None] ^ j)
-    return x % b.long()[:, None]
+    return x % b.long().clamp(min=1)[:, None]

@@ -42,3 +42,26 @@ def _auto(url: str, *spaces: dict[str, str]) -> int:
 def test_auto_batch_on_cpu(sqlite_url, spaces, k):
     assert CPU_MINIBATCH_BATCH > 1
     assert _auto(sqlite_url, *spaces) == k
+
+
+def test_minibatch_search_runs_batched_on_cpu(sqlite_url):
+    """A search of minibatch trials of mixed batch sizes and b, through the batched
+    executor at --batch auto's K: every trial completes (batches grow past their trials and
+    have empty slots)."""
+    from hpsearch.studies.schema import Experiment
+
+    storage = open_storage(sqlite_url, create=True)
+    create_studies(
+        storage,
+        Experiment(
+            archs=("rnn",),
+            budgets=(300,),
+            depths=(1,),
+            trials=9,
+            seed=3,
+            space={"max_steps": "30", "b": "100:300", "batch_size": "16:64"},
+        ),
+    )
+    worker = Worker(storage, find_records(storage, None), device="cpu")
+    report = worker.run(batch=worker.auto_batch())
+    assert report.complete == 9 and report.failed == 0

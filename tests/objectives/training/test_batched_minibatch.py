@@ -126,3 +126,16 @@ def test_resize_trims_the_minibatch_to_the_largest_held():
     ended = dict((c.seed, r) for c, r in trainer.run(10_000))
     for c in (configs[0], configs[2]):
         assert ended[c.seed].steps == c.max_steps
+
+
+def test_a_batch_with_empty_slots_trains():
+    """A batch that has grown past its trials (the executor doubles a full one) trains its
+    occupied slots: an empty slot's draws (b 0) neither fail nor touch the others."""
+    configs = _trials([40, 64], [100, 120], steps=30)
+    trainer = BatchedTrainer(shape_key(configs[0]), 4)
+    for c in configs:
+        trainer.add(c)
+    ended = dict((c.seed, r) for c, r in trainer.run(10_000))
+    for c in configs:
+        assert ended[c.seed].steps == c.max_steps
+        assert ended[c.seed].final_loss == pytest.approx(train_capacity(c).final_loss, rel=1e-3)
