@@ -36,14 +36,17 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.optuna_compat import (
+    MAX_QMC_SEED_VALUE,
     RELATIVE_PARAMS_KEY,
     SYSTEM_ATTR_MAX_LENGTH,
     GPSamplerBase,
     get_params,
     gp_search_space,
+    standardize_values,
     study_storage,
     trial_id,
 )
+from hpsearch.search.warm import ContextAcqf, Related, RelatedCache, own_size, pooled, with_context
 from storage.optuna_compat import study_id
 
 if TYPE_CHECKING:
@@ -66,6 +69,9 @@ REPEAT_CANDIDATES = 512
 BEST_SHARE = 0.25
 # The study system attr holding the kernel parameters of the last fit (`KernelFit`).
 KERNEL_ATTR = "hpsearch:gp_kernel"
+# The results a fit of gp-batch sees at most, and one of gp's with related studies' results
+# (`fit_subset`; gp alone fits all its own, as GPSampler does).
+FIT_CAP = 600
 
 
 def is_result(trial: FrozenTrial) -> bool:
@@ -101,6 +107,8 @@ class GPSampler(GPSamplerBase):
         self.search_space_includes_pruned()
         # The normalized points an acquisition search must not repeat (`_optimize_acqf`).
         self._known = np.zeros((0, 0))
+        # The related studies' results of a warm-started study (`hpsearch.search.warm`).
+        self.related = RelatedCache()
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -114,7 +122,8 @@ class GPSampler(GPSamplerBase):
             for t in trials
             if t.state == TrialState.RUNNING and search_space.keys() <= get_params(t).keys()
         ]
-        if len(fitted) < self.n_startup_trials:
+        related = self.related.get(study, search_space)
+        if len(fitted) < self.n_startup_trials and not warm_enough(related, self.n_startup_trials):
             return {}
         import torch
 
@@ -129,7 +138,10 @@ class GPSampler(GPSamplerBase):
         )
         try:
             with torch.device("cpu"):
-                params = self.sample_relative_impl(study, fitted, running, search_space)
+                if related:
+                    params = self.warm_sample(study, fitted, running, space, related)
+                else:
+                    params = self.sample_relative_impl(study, fitted, running, search_space)
         finally:
             self._known = np.zeros((0, space.dim))
         if params:
@@ -141,6 +153,23 @@ class GPSampler(GPSamplerBase):
                     text[i : i + SYSTEM_ATTR_MAX_LENGTH],
                 )
         return params
+
+    def warm_sample(
+        self,
+        study: optuna.Study,
+        fitted: list[FrozenTrial],
+        running: list[FrozenTrial],
+        space: gp_search_space.SearchSpace,
+        related: Related,
+    ) -> dict[str, Any]:
+        """One point, as GPSampler's fit and search, from the study's results and the related
+        studies' (`warm_fit`), for this study's context. Call under torch's CPU device."""
+        data = warm_fit(study, fitted, space, related, FIT_CAP)
+        gpr = self.fit_gp(data.X, data.y, space, is_categorical=data.is_categorical)
+        threshold, best = data.threshold_and_best(gpr)
+        pending = normalize(space, [get_params(t) for t in running])
+        acqf = data.acqf(gpr, space, threshold, pending, self)
+        return space.get_unnormalized_param(self.optimize_acqf(acqf, best))
 
     def optimize_acqf(
         self, acqf: acqf_module.BaseAcquisitionFunc, best_params: np.ndarray | None
@@ -264,3 +293,89 @@ def stored_kernel(study: optuna.Study) -> KernelFit | None:
 def store_kernel(study: optuna.Study, fit: KernelFit) -> None:
     """Keep `fit` in the study for every worker's next fit."""
     study_storage(study).set_study_system_attr(study_id(study), KERNEL_ATTR, asdict(fit))
+
+
+def warm_enough(related: Related | None, startup: int) -> bool:
+    """Whether the related studies' results are enough for the GP to take over before the
+    study's own random start-up is done: as many as the start-up itself."""
+    return related is not None and len(related) >= startup
+
+
+@dataclass(frozen=True)
+class WarmFit:
+    """The data of a GP fit to a study's results and its related studies' (`hpsearch.search.
+    warm`): points `X` with `k` context columns after the search space's, standardized
+    values `y` (bits per parameter), `own` marking the study's own results."""
+
+    X: np.ndarray
+    y: np.ndarray
+    own: np.ndarray
+    k: int
+    is_categorical: np.ndarray
+
+    def threshold_and_best(self, gpr: Any) -> tuple[float, np.ndarray]:
+        """The improvement threshold and the acquisition search's warm start (shape (1, d)):
+        the best own result; with none yet, the best posterior mean, at this study's
+        context, among the fitted points."""
+        d = self.X.shape[1] - self.k
+        if self.own.any():
+            i = int(np.flatnonzero(self.own)[np.argmax(self.y[self.own])])
+            return float(self.y[i]), self.X[i, np.newaxis, :d]
+        import torch
+
+        candidates = with_context(self.X[:, :d], self.k)
+        with torch.no_grad():
+            mean, _ = gpr.posterior(torch.from_numpy(candidates))
+        i = int(torch.argmax(mean))
+        return float(mean[i]), self.X[i, np.newaxis, :d]
+
+    def acqf(
+        self,
+        gpr: Any,
+        space: gp_search_space.SearchSpace,
+        threshold: float,
+        pending: np.ndarray,
+        sampler: GPSamplerBase,
+    ) -> Any:
+        """LogEI (qLogEI over `pending`, the study's own pending points), at the study's
+        context, over its search space."""
+        from hpsearch.search.optuna_compat import acqf_module
+
+        inner: acqf_module.BaseAcquisitionFunc
+        if len(pending) == 0:
+            inner = acqf_module.LogEI(gpr=gpr, search_space=space, threshold=threshold)
+        else:
+            inner = acqf_module.qLogEI(
+                gpr=gpr,
+                search_space=space,
+                threshold=threshold,
+                n_qmc_samples=sampler.n_qmc_samples_qei,
+                qmc_seed=sampler.rng.randint(MAX_QMC_SEED_VALUE),
+                normalized_params_of_running_trials=with_context(pending, self.k),
+            )
+        return ContextAcqf(inner, space, self.k)
+
+
+def warm_fit(
+    study: optuna.Study,
+    fitted: list[FrozenTrial],
+    space: gp_search_space.SearchSpace,
+    related: Related,
+    cap: int,
+) -> WarmFit:
+    """The study's results `fitted` and the related ones in the shared coordinates, capped
+    at `cap` points (`fit_subset`: the related ones come first, the own last, as the most
+    recent), standardized together."""
+    from optuna.study import StudyDirection
+
+    sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+    own_X = space.get_normalized_params(fitted)
+    own_values = sign * np.array([t.value for t in fitted], dtype=float) / own_size(study)
+    X, values, own = pooled(own_X, own_values, normalize(space, related.params), related)
+    values[~own] *= sign
+    keep = fit_subset(values, cap)
+    X, values, own = X[keep], values[keep], own[keep]
+    y, _, _ = standardize_values(values[:, np.newaxis])
+    k = related.context.shape[1]
+    categorical = np.concatenate([np.asarray(space.is_categorical), np.zeros(k, dtype=bool)])
+    return WarmFit(X=X, y=y[:, 0], own=own, k=k, is_categorical=categorical)

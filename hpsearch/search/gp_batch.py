@@ -55,6 +55,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.gp import (
+    FIT_CAP,
     FIT_STATES,
     GPSampler,
     KernelFit,
@@ -64,6 +65,8 @@ from hpsearch.search.gp import (
     store_kernel,
     stored_kernel,
     unrepeated,
+    warm_enough,
+    warm_fit,
 )
 from hpsearch.search.optuna_compat import (
     MAX_QMC_SEED_VALUE,
@@ -75,6 +78,7 @@ from hpsearch.search.optuna_compat import (
     standardize_values,
 )
 from hpsearch.search.proposals import Proposals, point
+from hpsearch.search.warm import CONTEXT_NAMES
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -86,8 +90,8 @@ MIN_DISTANCE = 0.1
 # The acquisition search of proposals 2..q of a batch (proposal 1 uses GPSampler's own).
 LATER_SAMPLES = 512
 LATER_LOCAL_SEARCHES = 3
-# The results a fit sees at most (`hpsearch.search.gp.fit_subset`).
-FIT_CAP = 600
+# The results a fit sees at most (`hpsearch.search.gp.fit_subset`): FIT_CAP, from gp; a
+# warm-started study's related results count towards it.
 # Results between two fits of the kernel's parameters (`KernelFit.is_due`).
 REFIT_EVERY = 32
 # How proposals 2..q are chosen: "explore" (posterior variance with the pending points,
@@ -197,7 +201,11 @@ class GPBatchSampler(GPSampler):
         import torch
 
         completed = results(trials, search_space)
-        if len(completed) < self.n_startup_trials or not self._batches(study, completed):
+        related = self.related.get(study, search_space) or None
+        started = len(completed) >= self.n_startup_trials
+        if not (started or warm_enough(related, self.n_startup_trials)):
+            return None
+        if not self._batches(study, completed):
             return None
         running = [
             t
@@ -207,15 +215,25 @@ class GPBatchSampler(GPSampler):
         ]
         space = gp_search_space.SearchSpace(search_space)
         with torch.device("cpu"):
-            sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
-            values = sign * np.array([t.value for t in completed])
-            fitted = [completed[i] for i in fit_subset(values, self.fit_cap)]
-            X = space.get_normalized_params(fitted)
-            y, _, _ = standardize_values(sign * np.array([[t.value] for t in fitted]))
-            y = y[:, 0]
-            gpr = self._gp(study, tuple(search_space), X, y, space, len(completed))
-            best = X[np.argmax(y), np.newaxis]
             pending = normalize(space, [point(t) for t in running])
+            if related is None:
+                sign = -1.0 if study.direction == StudyDirection.MINIMIZE else 1.0
+                values = sign * np.array([t.value for t in completed])
+                fitted = [completed[i] for i in fit_subset(values, self.fit_cap)]
+                X = space.get_normalized_params(fitted)
+                y, _, _ = standardize_values(sign * np.array([[t.value] for t in fitted]))
+                y = y[:, 0]
+                gpr = self._gp(study, tuple(search_space), X, y, space, len(completed))
+                best = X[np.argmax(y), np.newaxis]
+                threshold_y = float(y.max())
+            else:
+                # With the related studies' results, in the shared coordinates (warm_fit).
+                warm = warm_fit(study, completed, space, related, self.fit_cap)
+                X, y = warm.X, warm.y
+                names = (*search_space, *CONTEXT_NAMES[: warm.k])
+                n_results = len(completed) + len(related)
+                gpr = self._gp(study, names, X, y, space, n_results, warm.is_categorical)
+                threshold_y, best = warm.threshold_and_best(gpr)
             # Every result counts as known for the repeat check, fitted or not.
             known = np.vstack([space.get_normalized_params(completed), pending])
             threshold = None
@@ -224,7 +242,7 @@ class GPBatchSampler(GPSampler):
             chosen: list[np.ndarray] = []
             for _ in range(q):
                 acqf: acqf_module.BaseAcquisitionFunc
-                if chosen and self.later == "explore":
+                if chosen and self.later == "explore" and related is None:
                     from hpsearch.search.exploration import (
                         PendingVariance,
                         best_sample,
@@ -235,18 +253,21 @@ class GPBatchSampler(GPSampler):
                         threshold = relevance_threshold(gpr, X)
                     explore = PendingVariance(gpr, space, X, y, pending, threshold)
                     acqf = explore
+                elif related is not None:
+                    # Exploration points are of the study's own GP: a warm fit takes qLogEI.
+                    acqf = warm.acqf(gpr, space, threshold_y, pending, self)
                 elif len(pending) == 0:
-                    acqf = acqf_module.LogEI(gpr=gpr, search_space=space, threshold=y.max())
+                    acqf = acqf_module.LogEI(gpr=gpr, search_space=space, threshold=threshold_y)
                 else:
                     acqf = acqf_module.qLogEI(
                         gpr=gpr,
                         search_space=space,
-                        threshold=y.max(),
+                        threshold=threshold_y,
                         n_qmc_samples=self.n_qmc_samples_qei,
                         qmc_seed=self.rng.randint(MAX_QMC_SEED_VALUE),
                         normalized_params_of_running_trials=pending,
                     )
-                if chosen and self.later == "explore":
+                if chosen and self.later == "explore" and related is None:
                     if candidates is None:
                         candidates = space.sample_normalized_params(EXPLORE_SAMPLES, self.rng)
                         penalty = explore.penalty(candidates)
@@ -273,7 +294,7 @@ class GPBatchSampler(GPSampler):
             id=uuid.uuid4().hex,
             params=[space.get_unnormalized_param(x) for x in chosen],
             search_space=dict(search_space),
-            length_scales=gpr.length_scales,
+            length_scales=gpr.length_scales[: space.dim],
             is_categorical=np.asarray(space.is_categorical),
             known=frozenset(t.number for t in [*completed, *running]),
             min_distance=self.min_distance,
@@ -287,24 +308,27 @@ class GPBatchSampler(GPSampler):
         y: np.ndarray,
         space: gp_search_space.SearchSpace,
         n_results: int,
+        is_categorical: np.ndarray | None = None,
     ) -> Any:
         """The GP on (X, y): the study's last kernel parameters when they are not due a refit
         (`KernelFit.is_due`), else a fit of them, warm-started from the last ones and kept in
         the study for every worker."""
+        if is_categorical is None:
+            is_categorical = np.asarray(space.is_categorical)
         last = stored_kernel(study)
         start = None
         if last is not None and last.names == names:
             start = fixed_gp(
                 X,
                 y,
-                np.asarray(space.is_categorical),
+                is_categorical,
                 np.array(last.inverse_squared_lengthscales),
                 last.kernel_scale,
                 last.noise_var,
             )
             if not last.is_due(names, n_results, self.refit_every):
                 return start
-        gpr = self.fit_gp(X, y, space, start)
+        gpr = self.fit_gp(X, y, space, start, is_categorical)
         self.kernel_fits += 1
         store_kernel(
             study,

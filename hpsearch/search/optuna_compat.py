@@ -187,18 +187,23 @@ class GPSamplerBase(optuna.samplers.GPSampler):
         y: np.ndarray,
         space: gp_search_space.SearchSpace,
         start: gp.GPRegressor | None = None,
+        is_categorical: np.ndarray | None = None,
     ) -> gp.GPRegressor:
         """GPSampler's fit of its kernel's parameters (its prior, noise floor, and warm start
-        from `start`, else the previous fit of the same dimension), to standardized values `y`."""
+        from `start`, else the previous fit of the same dimension), to standardized values `y`.
+        `is_categorical` (default the space's) is given for points with dimensions beyond the
+        space's (a warm start's context features, `hpsearch.search.warm`)."""
         import optuna._gp.gp as gp_module
 
+        if is_categorical is None:
+            is_categorical = np.asarray(space.is_categorical)
         cache = [start] if start is not None else self._gprs_cache_list
-        if cache is not None and len(cache[0].inverse_squared_lengthscales) != space.dim:
+        if cache is not None and len(cache[0].inverse_squared_lengthscales) != len(is_categorical):
             cache = None
         gpr = gp_module.fit_kernel_params(
             X=X,
             Y=y,
-            is_categorical=space.is_categorical,
+            is_categorical=is_categorical,
             log_prior=self._log_prior,
             minimum_noise=self._minimum_noise,
             gpr_cache=cache[0] if cache is not None else None,
