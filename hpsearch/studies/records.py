@@ -13,6 +13,7 @@ import optuna
 from hpsearch.errors import HpsearchError, StudyNotFound
 from hpsearch.search.pruners import check_pruner
 from hpsearch.search.samplers import check_sampler
+from hpsearch.search.warm import WARM_FROM_KEY, stored_warm_from
 from hpsearch.studies.schema import Experiment
 from hpsearch.studies.spelling import spell_attrs
 from objectives.tasks.registry import StudySettings, get_task
@@ -50,6 +51,11 @@ class StudyRecord:
     @property
     def seed(self) -> int:
         return int(self.attrs[SEED_KEY])
+
+    @property
+    def warm_from(self) -> tuple[str, ...]:
+        """Studies made before warm starts existed have none: ()."""
+        return stored_warm_from(self.attrs)
 
 
 def plan_studies(experiments: Sequence[Experiment]) -> list[tuple[Experiment, StudySettings]]:
@@ -111,10 +117,31 @@ def differences(
         ("sampler", record.sampler, experiment.sampler),
         ("pruner", record.pruner, experiment.pruner),
         ("seed", record.seed, record.seed if experiment.seed is None else experiment.seed),
+        ("warm_from", _warm(record.warm_from), _warm(experiment.warm_from or ())),
     ):
         if old != new:
             found.append((key, str(old), str(new)))
     return found
+
+
+def _warm(names: tuple[str, ...]) -> str:
+    return ",".join(names) or "none"
+
+
+def check_warm_from_names(
+    plan: Sequence[tuple[Experiment, StudySettings]], existing: Sequence[str]
+) -> None:
+    """Every study named by a `warm_from` exists in the storage or is made by this plan."""
+    known = {*existing, *(study.name for _, study in plan)}
+    for experiment, study in plan:
+        for name in experiment.warm_from or ():
+            if name != "auto" and name not in known:
+                raise HpsearchError(
+                    f"--warm-from: no study named {name!r} (for {study.name}); studies here: "
+                    + (", ".join(sorted(existing)) or "none")
+                )
+            if name == study.name:
+                raise HpsearchError(f"--warm-from: {study.name} cannot warm from itself")
 
 
 def create_studies(storage: optuna.storages.BaseStorage, *experiments: Experiment) -> list[Created]:
@@ -134,6 +161,7 @@ def create_studies(storage: optuna.storages.BaseStorage, *experiments: Experimen
     plan = plan_studies(experiments)
     drawn = secrets.randbelow(2**31)
     existing = {s.study_name: s for s in storage.get_all_studies()}
+    check_warm_from_names(plan, list(existing))
     refused = []
     for experiment, study in plan:
         if study.name not in existing:
@@ -175,6 +203,7 @@ def create_studies(storage: optuna.storages.BaseStorage, *experiments: Experimen
             sampler=experiment.sampler,
             pruner=experiment.pruner,
             seed=experiment.seed if experiment.seed is not None else drawn,
+            warm_from=experiment.warm_from or (),
         )
         # Not created: another process made it a moment ago.
         out.append(Created(study.name, "created" if created else "unchanged", experiment.trials))
@@ -189,8 +218,10 @@ def create_study(
     sampler: str,
     seed: int,
     pruner: str = "none",
+    warm_from: tuple[str, ...] = (),
 ) -> bool:
-    """Create one study of any task from its settings; False if it exists already."""
+    """Create one study of any task from its settings; False if it exists already. A study
+    that warms from others (`hpsearch.search.warm`) stores them (WARM_FROM_KEY)."""
     check_sampler(sampler)
     check_pruner(pruner)
     attrs = {
@@ -199,6 +230,7 @@ def create_study(
         SAMPLER_KEY: sampler,
         PRUNER_KEY: pruner,
         SEED_KEY: seed,
+        **({WARM_FROM_KEY: list(warm_from)} if warm_from else {}),
     }
     return _create_one(storage, settings.name, attrs)
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from hpsearch.errors import HpsearchError, unknown_choice
 from hpsearch.search.pruners import PRUNERS, check_pruner
 from hpsearch.search.samplers import SAMPLERS, check_sampler
+from hpsearch.search.warm import check_warm_from
 from hpsearch.studies.spelling import SpaceError, entry_error, parse_space_args, without_name
 from objectives.networks.architectures import ARCHS
 from objectives.tasks.capacity.study import default_depths
@@ -314,6 +315,17 @@ class Experiment:
             more_help=_dimensions_help,
         ),
     )
+    warm_from: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_option(
+            "warm start: the GP samplers (gp, gp-batch) also fit the results of these "
+            "studies, b relative to the parameter count and bits per parameter, with the "
+            "budget and depth as features (auto: every other study of the same task and "
+            "arch in the storage; or study names, comma-separated, which must exist; default "
+            "none): `--warm-from auto`",
+            WORDS,
+        ),
+    )
     tag: str | None = _study_setting(
         "name suffix (capacity-ARCH-pBUDGET-TAG, per-unit-ARCH-nUNITS-TAG), to compare "
         "samplers, say: `--tag tpe`",
@@ -342,6 +354,11 @@ class Experiment:
             raise HpsearchError(f"seed must be in [0, 2^31), got {self.seed}")
         check_sampler(self.sampler)
         check_pruner(self.pruner)
+        if self.warm_from is not None:
+            try:
+                check_warm_from(self.warm_from)
+            except ValueError as e:
+                raise HpsearchError(f"{_flag_of('warm_from')}: {e}") from None
         for name, spec in self.space.items():
             if not isinstance(name, str) or not isinstance(spec, str):
                 raise HpsearchError(
