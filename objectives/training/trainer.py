@@ -33,6 +33,7 @@ from objectives.training.rules import HOST, Progress, advance, lr_factor, observ
 __all__ = [
     "CHECKPOINT_STEPS",
     "Checkpoint",
+    "OneTrial",
     "make_optimizer",
     "train",
 ]
@@ -85,6 +86,116 @@ def _move(params: Params, device: torch.device) -> Params:
     return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
 
 
+class OneTrial:
+    """One trial trained step by step, exactly as `train` trains it (which is this, run to
+    its end): `run(steps)` trains up to that many optimizer steps, `progress` says where it
+    stands, `prune()` ends it from outside and `result()` is its record once it has ended.
+    A worker's batched executor trains a trial that is alone in its group this way on a CPU
+    (`hpsearch.worker.executors`), between the chunks of the batches beside it."""
+
+    def __init__(self, config: TrainingConfig, objective: Objective, device: str = "cpu") -> None:
+        self.config, self.objective = config, objective
+        self.start = time.perf_counter()
+        self.device = dev = torch.device(device)
+        data = objective.data(config)
+        self.x, self.y = data.x.to(dev), data.y.to(dev)
+        if data.x_eval is None or data.y_eval is None:
+            self.x_eval, self.y_eval = self.x, self.y
+        else:
+            self.x_eval, self.y_eval = data.x_eval.to(dev), data.y_eval.to(dev)
+        self.params = _move(init_of(config, objective.n_out(config.n_in)), dev)
+        self.num_params = num_params(self.params)
+        self.leaves = list(self.params.values())
+        self.optimizer = make_optimizer(
+            config.optimizer,
+            self.leaves,
+            config.learning_rate,
+            momentum=momentum(config),
+            l2=float(setting(config, "l2")),
+        )
+        self.minibatch = batch_size(config, len(self.x))
+        self.seed, self.step_of, self.size = (
+            torch.tensor([v], dtype=torch.long, device=dev) for v in (config.seed, 0, len(self.x))
+        )
+        self.norm = int(data.norm) if data.x_eval is None else data.norm  # capacity: b, exactly
+        self.progress = Progress.start(config, objective.start(config))
+
+    def _outputs(self, inputs: Tensor) -> Tensor:
+        config = self.config
+        return outputs(
+            config.arch,
+            self.params,
+            inputs,
+            depth=config.depth,
+            unroll=config.unroll,
+            activation=config.activation,
+            gate_bias=config.gate_bias,
+            input_mode=setting(config, "input_mode"),
+        )
+
+    def step(self) -> bool:
+        """One step of the rules (`objectives.training.rules`): observe, then stop or take an
+        optimizer step. Whether the trial is still training."""
+        progress, objective, config = self.progress, self.objective, self.config
+        if not progress.active:
+            return False
+        x, y, minibatch = self.x, self.y, self.minibatch
+        look = scored(progress, minibatch is not None)
+        if minibatch is None:
+            out = self._outputs(x)
+            loss = objective.loss(out, y, None, None)
+            seen = loss
+        else:  # this step's draw (objectives.training.minibatch), the whole set when scored
+            self.step_of.fill_(progress.steps)
+            chosen = minibatch_indices(self.seed, self.step_of, self.size, minibatch)[0]
+            loss = objective.loss(self._outputs(x[chosen]), y[chosen], None, None)
+            seen = loss
+            if look:
+                with torch.no_grad():
+                    out = self._outputs(x)
+                    seen = objective.loss(out, y, None, None)
+        if look:
+            with torch.no_grad():
+                evaluated = self._outputs(self.x_eval) if objective.held_out else out
+                score, kept, done = objective.score(evaluated, self.y_eval, None, self.norm)
+            values = (score.item(), kept.item(), bool(done))
+        else:
+            values = (progress.best_score, progress.best_kept, False)
+        train = observe(progress, seen.item(), *values, HOST, scored=look)
+        if not train:
+            return False
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.leaves, config.grad_clip)
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.learning_rate * lr_factor(progress, HOST)
+        self.optimizer.step()
+        advance(progress, train)
+        return True
+
+    def run(self, steps: int) -> bool:
+        """Up to `steps` steps; whether the trial is still training."""
+        for _ in range(steps):
+            if not self.step():
+                return False
+        return self.progress.active
+
+    def prune(self) -> None:
+        """End the trial now, from outside: it keeps its best value so far, marked pruned."""
+        prune(self.progress, True, HOST)
+
+    def result(self) -> Any:
+        """The trial's result record (its objective's), as it stands."""
+        return self.objective.result(
+            self.config,
+            self.progress,
+            num_params=self.num_params,
+            seconds=time.perf_counter() - self.start,
+            device=str(self.device),
+        )
+
+
 def train(
     config: TrainingConfig,
     objective: Objective,
@@ -95,7 +206,7 @@ def train(
     """Training of one trial of any trained task (its pieces: `objective`, the task's), full
     batch or in minibatches (batch_size), until neither score nor loss has improved for
     `patience` steps, the task says it is done, or `max_steps` is reached; the result record
-    its objective builds.
+    its objective builds (`OneTrial`, run to its end).
 
     The rules (learning-rate schedule, stopping, the score kept, divergence) are
     `objectives.training.rules`', shared with `objectives.training.batched.BatchedTrainer`;
@@ -110,85 +221,11 @@ def train(
     """
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
-    start = time.perf_counter()
-    dev = torch.device(device)
-    data = objective.data(config)
-    x, y = data.x.to(dev), data.y.to(dev)
-    if data.x_eval is None or data.y_eval is None:
-        x_eval, y_eval = x, y
-    else:
-        x_eval, y_eval = data.x_eval.to(dev), data.y_eval.to(dev)
-    params = _move(init_of(config, objective.n_out(config.n_in)), dev)
-    count = num_params(params)
-    leaves = list(params.values())
-    optimizer = make_optimizer(
-        config.optimizer,
-        leaves,
-        config.learning_rate,
-        momentum=momentum(config),
-        l2=float(setting(config, "l2")),
-    )
-    minibatch = batch_size(config, len(x))
-    seed, step_of, size = (
-        torch.tensor([v], dtype=torch.long, device=dev) for v in (config.seed, 0, len(x))
-    )
-
-    def outputs_of(inputs: Tensor) -> Tensor:
-        return outputs(
-            config.arch,
-            params,
-            inputs,
-            depth=config.depth,
-            unroll=config.unroll,
-            activation=config.activation,
-            gate_bias=config.gate_bias,
-            input_mode=setting(config, "input_mode"),
-        )
-
-    norm = int(data.norm) if data.x_eval is None else data.norm  # capacity: b, exactly
-    progress = Progress.start(config, objective.start(config))
-    while progress.active:
-        look = scored(progress, minibatch is not None)
-        if minibatch is None:
-            out = outputs_of(x)
-            loss = objective.loss(out, y, None, None)
-            seen = loss
-        else:  # this step's draw (objectives.training.minibatch), the whole set when scored
-            step_of.fill_(progress.steps)
-            chosen = minibatch_indices(seed, step_of, size, minibatch)[0]
-            loss = objective.loss(outputs_of(x[chosen]), y[chosen], None, None)
-            seen = loss
-            if look:
-                with torch.no_grad():
-                    out = outputs_of(x)
-                    seen = objective.loss(out, y, None, None)
-        if look:
-            with torch.no_grad():
-                evaluated = outputs_of(x_eval) if objective.held_out else out
-                score, kept, done = objective.score(evaluated, y_eval, None, norm)
-            values = (score.item(), kept.item(), bool(done))
-        else:
-            values = (progress.best_score, progress.best_kept, False)
-        train = observe(progress, seen.item(), *values, HOST, scored=look)
-        if not train:
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(leaves, config.grad_clip)
-        for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * lr_factor(progress, HOST)
-        optimizer.step()
-        advance(progress, train)
+    trial = OneTrial(config, objective, device)
+    progress = trial.progress
+    while trial.step():
         steps = progress.steps
         if checkpoint is not None and steps % every == 0 and steps < config.max_steps:
             if not checkpoint(steps, objective.best_value(config, progress.best_kept)):
-                prune(progress, True, HOST)
-
-    return objective.result(
-        config,
-        progress,
-        num_params=count,
-        seconds=time.perf_counter() - start,
-        device=str(dev),
-    )
+                trial.prune()
+    return trial.result()
