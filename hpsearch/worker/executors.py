@@ -14,7 +14,12 @@ value so far; the judge reports it and says whether it goes on (False: pruned).
   doubles when a trial of its group finds it full (up to K); one that is at most half full
   (near the target, or trials of several groups share K) is compacted to the next power of
   two that holds its trials. Powers of two keep the number of distinct sizes, and so
-  CUDA-graph captures, small.
+  CUDA-graph captures, small. On a CPU, the first trial of a group that has no batch (a
+  trained task's) trains alone, as one at a time trains it (`Alone`), in chunks beside the
+  batches: a batch of one ran slower than one at a time there (docs/benchmarks.md,
+  "Minibatch trials batched on a CPU"), and a search of many groups has many groups of one.
+  A trial of its group that comes while it trains starts the group's batch; the lone trial
+  stays alone to its end (nothing moves between the two trainers).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from objectives.tasks.registry import (
     Batch,
     BatchingTask,
     Task,
+    TrainedTask,
     TrialResult,
     supports_batching,
     supports_checkpoints,
@@ -40,6 +46,8 @@ logger = logging.getLogger(__name__)
 # Steps every batch trains between two looks for ended trials and free slots.
 CHUNK_STEPS = 20
 MAX_AUTO_BATCH = 128
+# The key of a group's lone trial (`Alone`) among the executor's batches: (ALONE, group).
+ALONE = "alone"
 
 
 @dataclass(eq=False)
@@ -137,6 +145,62 @@ class SerialExecutor:
         return [outcome]
 
 
+class Alone:
+    """A `Batch` of one trial of a trained task, trained as one at a time trains it
+    (`objectives.training.trainer.OneTrial`): the same steps and the same result as
+    `train`, run in chunks."""
+
+    capacity = 1
+
+    def __init__(self, objective: Any, device: str) -> None:
+        self.objective, self.device = objective, device
+        self._config: Any = None
+        self._trial: Any = None
+
+    @property
+    def free(self) -> int:
+        return 0 if self._trial is not None else 1
+
+    @property
+    def occupied(self) -> int:
+        return 1 - self.free
+
+    def add(self, config: Any) -> int:
+        from objectives.training.trainer import OneTrial
+
+        if self._trial is not None:
+            raise ValueError("no free slot")
+        self._trial = OneTrial(config, self.objective, self.device)
+        self._config = config
+        return 0
+
+    def resize(self, capacity: int) -> None:
+        if capacity != 1:
+            raise ValueError(f"a lone trial trains in a batch of one, not {capacity}")
+
+    def _end(self) -> tuple[Any, Any]:
+        ended = (self._config, self._trial.result())
+        self._config = self._trial = None
+        return ended
+
+    def run(self, steps: int) -> list[tuple[Any, Any]]:
+        if self._trial is None or self._trial.run(steps):
+            return []
+        return [self._end()]
+
+    def progress(self) -> list[tuple[Any, int, float]]:
+        if self._trial is None:
+            return []
+        p = self._trial.progress
+        return [(self._config, p.steps, self.objective.best_value(self._config, p.best_kept))]
+
+    def stop(self, config: Any) -> Any:
+        if self._trial is None or (config is not self._config and config != self._config):
+            raise ValueError("no slot holds this trial")
+        self._trial.prune()
+        return self._end()[1]
+
+
 def _fitting(n: int) -> int:
     """The smallest power of two that holds n trials."""
     return 1 << (n - 1).bit_length()
@@ -187,6 +251,13 @@ class BatchedExecutor:
     def room(self) -> int:
         return self.capacity - len(self._held)
 
+    def _alone_objective(self, task: Task) -> Any:
+        """The objective a group's first trial trains alone with (`Alone`): on a CPU, a
+        trained task's; None elsewhere (it starts the group's batch)."""
+        if self.device.startswith("cuda") or not isinstance(task, TrainedTask):
+            return None
+        return task.objective
+
     def held(self) -> list[Held]:
         return [held for held, _ in self._held.values()]
 
@@ -195,7 +266,13 @@ class BatchedExecutor:
         assert supports_batching(task)
         key = task.batch_key(held.config)
         trainer = self._trainers.get(key)
-        if trainer is None:
+        alone = (ALONE, key)
+        first = trainer is None and alone not in self._trainers
+        objective = self._alone_objective(task) if first else None
+        if objective is not None:
+            trainer = self._trainers[alone] = Alone(objective, self.device)
+            self._tasks[alone] = task
+        elif trainer is None:
             precision = choose_precision(
                 task, held.config, self.device, self.tf32, self._precisions
             )

@@ -104,9 +104,11 @@ def test_interrupted_batch_queues_every_held_trial_again(sqlite_url, monkeypatch
     records = find_records(storage, None)
     calls = []
 
+    from hpsearch.worker.executors import Alone
     from objectives.training.batched import BatchedTrainer
 
-    original = BatchedTrainer.run
+    # A group's first trial trains alone (Alone), the others in its batch.
+    originals = {BatchedTrainer: BatchedTrainer.run, Alone: Alone.run}
 
     beating = []
 
@@ -124,9 +126,10 @@ def test_interrupted_batch_queues_every_held_trial_again(sqlite_url, monkeypatch
                     ).scalar()
                 )
             raise KeyboardInterrupt
-        return original(self, 1)
+        return originals[type(self)](self, 1)
 
-    monkeypatch.setattr(BatchedTrainer, "run", interrupt_later)
+    for trainer in originals:
+        monkeypatch.setattr(trainer, "run", interrupt_later)
     with pytest.raises(KeyboardInterrupt):
         Worker(storage, records, device="cpu", heartbeat=POLICY).run(batch=3)
     study = optuna.load_study(study_name="capacity-rnn-p300", storage=storage)

@@ -1,0 +1,124 @@
+"""A group of one on a CPU: the batched executor trains a group's first trial alone, as one
+at a time trains it (`Alone`, `OneTrial`), so its result is exactly the one-at-a-time
+trainer's; a trial of its group that comes meanwhile starts the group's batch."""
+
+import dataclasses
+
+import pytest
+
+from hpsearch.worker.executors import ALONE, Alone, BatchedExecutor, Held
+from objectives.tasks.capacity.objective import train_capacity
+from objectives.tasks.capacity.study import CapacityConfig
+from objectives.tasks.objective import objective_of, shape_key
+from objectives.tasks.registry import get_task
+from objectives.training.batched import BatchedTrainer
+from objectives.training.trainer import OneTrial
+
+
+def _config(seed: int = 5, batch_size: int | str = 32, steps: int = 700) -> CapacityConfig:
+    return CapacityConfig(
+        arch="rnn",
+        n_in=16,
+        hidden_size=8,
+        depth=1,
+        unroll=3,
+        b=200,
+        learning_rate=0.01,
+        init_scale=0.9,
+        max_steps=steps,
+        patience=10**6,
+        seed=seed,
+        batch_size=batch_size,
+    )
+
+
+def _same(a: object, b: object) -> None:
+    """Equal records, but for the seconds they took."""
+    mine, theirs = dataclasses.asdict(a), dataclasses.asdict(b)  # type: ignore[call-overload]
+    mine.pop("seconds"), theirs.pop("seconds")
+    assert mine == theirs
+
+
+def _executor() -> BatchedExecutor:
+    return BatchedExecutor(8, "cpu", "off", [get_task("capacity")])
+
+
+def _drain(executor: BatchedExecutor, judge=lambda held, steps, value: True) -> dict:
+    ended = {}
+    while executor.held():
+        for outcome in executor.advance(judge):
+            ended[outcome.held.config.seed] = outcome
+    return ended
+
+
+@pytest.mark.parametrize("batch_size", [32, "full"])
+def test_one_trial_in_chunks_is_train_exactly(batch_size):
+    config = _config(batch_size=batch_size, steps=130)
+    trial = OneTrial(config, objective_of(config))
+    while trial.run(20):
+        pass
+    _same(trial.result(), train_capacity(config))
+
+
+def test_a_group_of_one_trains_as_one_at_a_time():
+    """The same seed, the same record as one at a time (the batched trainer of one agrees
+    with it to rounding, as it did before)."""
+    config = _config()
+    executor = _executor()
+    executor.submit(Held("s", get_task("capacity"), config, None))
+    (trainer,) = executor._trainers.values()
+    assert isinstance(trainer, Alone)
+    (outcome,) = _drain(executor).values()
+    alone = train_capacity(config)
+    _same(outcome.result, alone)
+    assert not outcome.pruned and outcome.result.steps == config.max_steps
+    k1 = BatchedTrainer(shape_key(config), 1)
+    k1.add(config)
+    ((_, before),) = k1.run(10**6)
+    assert before.steps == alone.steps and abs(before.errors - alone.errors) <= 1
+    assert before.final_loss == pytest.approx(alone.final_loss, rel=1e-3)
+
+
+def test_a_lone_trial_is_judged_and_pruned_as_one_at_a_time():
+    config = _config()
+    executor = _executor()
+    executor.submit(Held("s", get_task("capacity"), config, None))
+    looks = []
+
+    def judge(held, steps, value):
+        looks.append((steps, value))
+        return False
+
+    (outcome,) = _drain(executor, judge).values()
+    shown = []
+    alone = train_capacity(config, checkpoint=lambda s, v: shown.append((s, v)) or False)
+    assert looks == shown == [(500, alone.bits)]
+    assert outcome.pruned and outcome.result.pruned and outcome.result.steps == 500
+    _same(outcome.result, alone)
+
+
+def test_a_second_trial_of_the_group_starts_its_batch():
+    first, second, third = (_config(seed=s, steps=300) for s in (1, 2, 3))
+    task = get_task("capacity")
+    executor = _executor()
+    executor.submit(Held("s", task, first, None))
+    executor.submit(Held("s", task, second, None))
+    key = task.batch_key(first)
+    assert isinstance(executor._trainers[(ALONE, key)], Alone)
+    assert isinstance(executor._trainers[key], BatchedTrainer)
+    executor.advance(lambda *a: True)
+    executor.submit(Held("s", task, third, None))  # the batch exists: it joins the batch
+    assert executor._trainers[key].occupied == 2
+    ended = _drain(executor)
+    _same(ended[1].result, train_capacity(first))
+    for config in (second, third):
+        alone = train_capacity(config)
+        assert ended[config.seed].result.steps == alone.steps
+        assert ended[config.seed].result.final_loss == pytest.approx(alone.final_loss, rel=1e-3)
+    assert executor._trainers == {} or all(t.occupied == 0 for t in executor._trainers.values())
+
+
+def test_on_a_gpu_a_group_of_one_is_a_batch():
+    executor = BatchedExecutor(8, "cuda", "off", [get_task("capacity")])
+    assert executor._alone_objective(get_task("capacity")) is None
+    assert _executor()._alone_objective(get_task("capacity")) is not None
