@@ -29,6 +29,12 @@ settings: `gp-batch:8+fit_cap=800+refit_every=1+later=qlogei` (GPBatchSampler's 
 Each row also gives the workers' CPU seconds per proposal (every thread, over the window):
 the figure to quote on a loaded machine, where the wall clock depends on the other load.
 
+`--related N`: the study warms from N more finished trials (`hpsearch.search.warm`), in two
+related studies of the same task and arch at budgets 200 and 500 (N/2 each, the same space;
+the study's own budget is 1000), which every proposal's fit includes (within the fit cap).
+The sampler `hpsearch-gp` is hpsearch's gp (`hpsearch.search.gp.GPSampler`, which warm-starts;
+`gp` is Optuna's own, which does not).
+
 Figures are CPU-bound on a small machine: note its cores with them.
 """
 
@@ -78,9 +84,44 @@ def fill(url: str, trials: int, seed: int = 0) -> None:
     study.add_trials(frozen)
 
 
+# The budgets of the related studies of --related, and the study's own.
+RELATED_BUDGETS = (200, 500)
+OWN_BUDGET = 1000
+
+
+def fill_related(url: str, trials: int, seed: int = 1) -> None:
+    """`trials` finished trials in RELATED_BUDGETS' studies, and the study set to warm from
+    them (the user attrs hpsearch's warm start reads)."""
+    rng = np.random.default_rng(seed)
+    attrs = {"task": "capacity", "arch": "rnn"}
+    for budget in RELATED_BUDGETS:
+        study = optuna.create_study(
+            study_name=f"related-p{budget}", storage=url, direction="maximize"
+        )
+        for key, value in {**attrs, "budget": budget}.items():
+            study.set_user_attr(key, value)
+        frozen = []
+        for _ in range(trials // len(RELATED_BUDGETS)):
+            p = random_point(rng)
+            value = budget * smooth_value(p, rng.normal(0, 0.05))
+            frozen.append(
+                optuna.trial.create_trial(params=p, distributions=SEARCH_SPACE, value=value)
+            )
+        study.add_trials(frozen)
+    own = optuna.load_study(study_name=STUDY, storage=url)
+    for key, value in {**attrs, "budget": OWN_BUDGET, "warm_from": ["auto"]}.items():
+        own.set_user_attr(key, value)
+
+
 def make(sampler: str, seed: int) -> optuna.samplers.BaseSampler:
     if sampler == "gp":
         return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
+        )
+    if sampler == "hpsearch-gp":
+        from hpsearch.search.gp import GPSampler
+
+        return GPSampler(
             seed=seed, n_startup_trials=STARTUP_TRIALS, warn_independent_sampling=False
         )
     # gp-batch:Q, optionally with settings: gp-batch:8+fit_cap=800+refit_every=1+later=qlogei
@@ -245,16 +286,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="window per configuration")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/proposals.json"))
     parser.add_argument("--split", type=int, metavar="Q", help="time one fit's parts instead")
+    parser.add_argument(
+        "--related", type=int, default=0, metavar="N", help="related trials to warm from"
+    )
     args = parser.parse_args()
     if args.split is not None and args.split < 1:
         parser.error(f"--split must be at least 1, got {args.split}")
     counts = [int(w) for w in args.workers.split(",")]
     samplers = args.samplers.split(",")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    machine = {"cpus": os.cpu_count(), "trials": args.trials, "storage": "sqlite"}
+    machine = {
+        "cpus": os.cpu_count(),
+        "trials": args.trials,
+        "related": args.related,
+        "storage": "sqlite",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base.db"
         fill(f"sqlite:///{base}", args.trials)
+        if args.related:
+            fill_related(f"sqlite:///{base}", args.related)
         if args.split:
             # The settings of the first gp-batch in --samplers, at Q proposals.
             batch = next((s for s in samplers if s.startswith("gp-batch")), "gp-batch:8")
@@ -263,7 +314,10 @@ def main() -> None:
             print(f"{args.trials} finished trials: " + json.dumps(row))
             return
         results = []
-        print(f"{args.trials} finished trials, {os.cpu_count()} CPUs, {args.seconds:g} s each")
+        print(
+            f"{args.trials} finished trials, {args.related} related, {os.cpu_count()} CPUs, "
+            f"{args.seconds:g} s each"
+        )
         print(
             f"{'sampler':<12} {'workers':>7} {'proposals/s':>11} {'fits':>5} {'lock ms':>8} "
             f"{'CPU s/proposal':>14}"
