@@ -324,6 +324,7 @@ class Experiment:
             "arch in the storage; or study names, comma-separated, which must exist; default "
             "none): `--warm-from auto`",
             WORDS,
+            metavar="auto|STUDY[,STUDY...]",
         ),
     )
     tag: str | None = _study_setting(
