@@ -18,8 +18,9 @@ value so far; the judge reports it and says whether it goes on (False: pruned).
   trained task's) trains alone, as one at a time trains it (`Alone`), in chunks beside the
   batches: a batch of one ran slower than one at a time there (docs/benchmarks.md,
   "Minibatch trials batched on a CPU"), and a search of many groups has many groups of one.
-  A trial of its group that comes while it trains starts the group's batch; the lone trial
-  stays alone to its end (nothing moves between the two trainers).
+  When a trial of its group comes while it trains, the lone trial moves into the group's
+  new batch (`BatchedTrainer.adopt`: weights, optimizer state, progress) and goes on there.
+  (A batch that thins out to one trial keeps it: nothing moves back.)
 """
 
 from __future__ import annotations
@@ -194,6 +195,14 @@ class Alone:
         p = self._trial.progress
         return [(self._config, p.steps, self.objective.best_value(self._config, p.best_kept))]
 
+    def move_into(self, batch: Any) -> Any:
+        """Hand the trial over to `batch` (a BatchedTrainer: `adopt`), where it goes on;
+        its config. Left here if the batch cannot take it."""
+        batch.adopt(self._trial)
+        config = self._config
+        self._config = self._trial = None
+        return config
+
     def stop(self, config: Any) -> Any:
         if self._trial is None or (config is not self._config and config != self._config):
             raise ValueError("no slot holds this trial")
@@ -267,8 +276,11 @@ class BatchedExecutor:
         key = task.batch_key(held.config)
         trainer = self._trainers.get(key)
         alone = (ALONE, key)
-        first = trainer is None and alone not in self._trainers
-        objective = self._alone_objective(task) if first else None
+        lone = self._trainers.get(alone)
+        if lone is not None and not lone.occupied:  # its trial ended: not yet swept
+            del self._trainers[alone], self._tasks[alone]
+            lone = None
+        objective = self._alone_objective(task) if trainer is None and lone is None else None
         if objective is not None:
             trainer = self._trainers[alone] = Alone(objective, self.device)
             self._tasks[alone] = task
@@ -276,7 +288,12 @@ class BatchedExecutor:
             precision = choose_precision(
                 task, held.config, self.device, self.tf32, self._precisions
             )
-            trainer = task.batch(held.config, 1, self.device, precision)
+            trainer = task.batch(held.config, 1 if lone is None else 2, self.device, precision)
+            if isinstance(lone, Alone):  # the group's lone trial joins its batch
+                lone_config = lone.move_into(trainer)
+                lone_held, _ = self._held[id(lone_config)]
+                self._held[id(lone_config)] = (lone_held, trainer)
+                del self._trainers[alone], self._tasks[alone]
             self._trainers[key] = trainer
             self._tasks[key] = task
         elif trainer.free == 0:

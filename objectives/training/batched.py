@@ -61,7 +61,7 @@ from objectives.training.matmul import FULL, PRECISIONS, matmul_precision
 from objectives.training.minibatch import indices as minibatch_indices
 from objectives.training.rules import DEVICE, Progress, advance, lr_factor, observe, prune, scored
 from objectives.training.step_graph import StepGraph
-from objectives.training.trainer import init_of
+from objectives.training.trainer import OneTrial, init_of
 
 # The trainer's own per-model rows, first axis K (moved with the rules' rows by `resize`),
 # and the rows of the held-out set of a task scored on one.
@@ -334,6 +334,28 @@ class BatchedTrainer:
         self.slots[index] = _Slot(config=config, started=time.perf_counter())
         self._calls[index] = 0
         self._changed()
+        return index
+
+    def adopt(self, trial: OneTrial) -> int:
+        """Take over a trial trained so far alone (`objectives.training.trainer.OneTrial`),
+        in a free slot: its weights, optimizer state, step count and progress, so that it
+        goes on as it would have alone (to rounding, as any trial of a batch). Its slot."""
+        index = self.add(trial.config)
+        progress = trial.progress
+        with torch.no_grad():
+            for name, view in self._blocks(self.weights).items():
+                view[index] = trial.params[name].detach()
+            buffers = trial.buffers()
+            for buffer, flat in self.state.items():
+                for name, view in self._blocks(flat).items():
+                    view[index] = buffers[buffer][name]
+            self.step_count[index] = progress.steps
+            for f in fields(Progress):
+                getattr(self.rows, f.name)[index] = getattr(progress, f.name)
+        self._calls[index] = progress.steps
+        slot = self.slots[index]
+        assert slot is not None
+        slot.started = trial.start
         return index
 
     def resize(self, capacity: int) -> None:

@@ -32,6 +32,7 @@ from objectives.training.rules import HOST, Progress, advance, lr_factor, observ
 
 __all__ = [
     "CHECKPOINT_STEPS",
+    "TORCH_STATE",
     "Checkpoint",
     "OneTrial",
     "make_optimizer",
@@ -84,6 +85,16 @@ def init_of(config: TrainingConfig, n_out: int) -> Params:
 
 def _move(params: Params, device: torch.device) -> Params:
     return {k: v.to(device).requires_grad_(True) for k, v in params.items()}
+
+
+# torch.optim's state of each optimizer, by the names of the batched trainer's buffers
+# (objectives.training.batched, which writes the optimizers out step for step).
+TORCH_STATE: dict[str, dict[str, str]] = {
+    "adam": {"m": "exp_avg", "v": "exp_avg_sq"},
+    "rmsprop": {"v": "square_avg", "buf": "momentum_buffer"},
+    "sgd": {"buf": "momentum_buffer"},
+    "adagrad": {"sum": "sum"},
+}
 
 
 class OneTrial:
@@ -180,6 +191,19 @@ class OneTrial:
             if not self.step():
                 return False
         return self.progress.active
+
+    def buffers(self) -> dict[str, Params]:
+        """The optimizer's state by the batched trainer's names (`TORCH_STATE`), each a
+        tensor per named weight (zeros where torch.optim has none yet): what a batch needs
+        to take the trial over (`BatchedTrainer.adopt`)."""
+        state = self.optimizer.state
+        return {
+            mine: {
+                name: state.get(p, {}).get(theirs, torch.zeros_like(p)).detach()
+                for name, p in self.params.items()
+            }
+            for mine, theirs in TORCH_STATE[self.config.optimizer].items()
+        }
 
     def prune(self) -> None:
         """End the trial now, from outside: it keeps its best value so far, marked pruned."""

@@ -1,12 +1,13 @@
 """A group of one on a CPU: the batched executor trains a group's first trial alone, as one
 at a time trains it (`Alone`, `OneTrial`), so its result is exactly the one-at-a-time
-trainer's; a trial of its group that comes meanwhile starts the group's batch."""
+trainer's; a trial of its group that comes meanwhile takes it into the group's batch
+(`BatchedTrainer.adopt`), where it goes on as it would have alone, to rounding."""
 
 import dataclasses
 
 import pytest
 
-from hpsearch.worker.executors import ALONE, Alone, BatchedExecutor, Held
+from hpsearch.worker.executors import Alone, BatchedExecutor, Held
 from objectives.tasks.capacity.objective import train_capacity
 from objectives.tasks.capacity.study import CapacityConfig
 from objectives.tasks.objective import objective_of, shape_key
@@ -97,28 +98,74 @@ def test_a_lone_trial_is_judged_and_pruned_as_one_at_a_time():
     _same(outcome.result, alone)
 
 
-def test_a_second_trial_of_the_group_starts_its_batch():
+def test_a_second_trial_of_the_group_takes_the_lone_one_into_its_batch():
     first, second, third = (_config(seed=s, steps=300) for s in (1, 2, 3))
     task = get_task("capacity")
     executor = _executor()
     executor.submit(Held("s", task, first, None))
+    executor.advance(lambda *a: True)  # the lone trial has trained a chunk
     executor.submit(Held("s", task, second, None))
     key = task.batch_key(first)
-    assert isinstance(executor._trainers[(ALONE, key)], Alone)
-    assert isinstance(executor._trainers[key], BatchedTrainer)
+    assert list(executor._trainers) == [key]  # the lone trial moved into the batch
+    batch = executor._trainers[key]
+    assert isinstance(batch, BatchedTrainer) and batch.occupied == 2
     executor.advance(lambda *a: True)
-    executor.submit(Held("s", task, third, None))  # the batch exists: it joins the batch
-    assert executor._trainers[key].occupied == 2
+    executor.submit(Held("s", task, third, None))
+    assert batch.occupied == 3
     ended = _drain(executor)
-    _same(ended[1].result, train_capacity(first))
-    for config in (second, third):
+    for config in (first, second, third):
         alone = train_capacity(config)
-        assert ended[config.seed].result.steps == alone.steps
+        assert ended[config.seed].result.steps == alone.steps == config.max_steps
+        assert abs(ended[config.seed].result.errors - alone.errors) <= 1
         assert ended[config.seed].result.final_loss == pytest.approx(alone.final_loss, rel=1e-3)
-    assert executor._trainers == {} or all(t.occupied == 0 for t in executor._trainers.values())
+
+
+def test_a_trial_after_the_lone_one_ended_trains_alone_too():
+    first, second = _config(seed=1, steps=19), _config(seed=2, steps=100)
+    task = get_task("capacity")
+    executor = _executor()
+    executor.submit(Held("s", task, first, None))
+    (ended,) = executor.advance(lambda *a: True)  # it ended in the chunk; Alone not swept
+    assert ended.held.config is first
+    executor.submit(Held("s", task, second, None))
+    (trainer,) = executor._trainers.values()
+    assert isinstance(trainer, Alone) and trainer.occupied == 1
+    (outcome,) = _drain(executor).values()
+    _same(outcome.result, train_capacity(second))
 
 
 def test_on_a_gpu_a_group_of_one_is_a_batch():
     executor = BatchedExecutor(8, "cuda", "off", [get_task("capacity")])
     assert executor._alone_objective(get_task("capacity")) is None
     assert _executor()._alone_objective(get_task("capacity")) is not None
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "settings"),
+    [
+        ("adam", {}),
+        ("rmsprop", {"momentum_logit": 0.0, "learning_rate": 0.002}),
+        ("sgd", {"learning_rate": 0.1}),
+        ("adagrad", {"learning_rate": 0.05, "l2": 1e-3}),
+    ],
+)
+@pytest.mark.parametrize("batch_size", [32, "full"])
+def test_a_trial_adopted_midway_goes_on_as_alone(optimizer, settings, batch_size):
+    """70 steps alone, then in a batch of two beside another trial: every optimizer's state
+    moves, and the trial ends as it does trained alone throughout (to rounding)."""
+    config = dataclasses.replace(
+        _config(seed=7, batch_size=batch_size, steps=200), optimizer=optimizer, b=400, **settings
+    )
+    other = dataclasses.replace(config, seed=8)
+    trial = OneTrial(config, objective_of(config))
+    assert trial.run(70)
+    batch = BatchedTrainer(shape_key(config), 2)
+    batch.add(other)
+    assert batch.adopt(trial) == 1
+    ended = dict((c.seed, r) for c, r in batch.run(10**6))
+    alone = train_capacity(config)
+    adopted = ended[config.seed]
+    assert adopted.steps == alone.steps == config.max_steps
+    assert abs(adopted.errors - alone.errors) <= 1
+    assert adopted.final_loss == pytest.approx(alone.final_loss, rel=1e-3)
+    assert ended[other.seed].steps == train_capacity(other).steps
