@@ -17,15 +17,18 @@ medians are printed as ms per step and trials per hour.
 With --batch-size N, the trials are minibatch trials (batch_size N, scored on all b at their
 first and last step): the figures are trial-steps per second, wall-clock and by this
 process's CPU time (which leaves out time spent waiting for a core on a loaded machine),
-batched against one at a time. With --batch-sizes LO:HI, K minibatch trials of sizes spread
-evenly on a log scale over [LO, HI] are trained three ways: in one program masked to the
-largest size, grouped by size class (`objectives.training.batched.size_class`, one program a
-class, one after another) and one at a time: the measurement behind the size classes.
+batched against one at a time. With --executor too, the K trials are trained as a worker
+trains them, by its batched executor (`hpsearch.worker.executors.BatchedExecutor`, K slots,
+in chunks; on a CPU a group's first trial trains alone there), not by one BatchedTrainer.
+With --batch-sizes LO:HI, K minibatch trials of sizes spread evenly on a log scale over
+[LO, HI] are trained three ways: in one program masked to the largest size, grouped by size
+class (`objectives.training.batched.size_class`, one program a class, one after another) and
+one at a time: the measurement behind the size classes.
 
 Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 100]
        [--threads N] [--ks 1,8,32,128] [--archs rnn,lstm] [--budgets 1000,10000]
        [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
-       [--batch-size 256 | --batch-sizes 64:1000]
+       [--batch-size 256 [--executor] | --batch-sizes 64:1000]
        python benchmarks/batched_throughput.py --k1 [--bs 1000,4000] [--repeats 9] ...
        python benchmarks/batched_throughput.py --verdicts --device cuda [--archs] [--budgets]
 """
@@ -140,6 +143,34 @@ def train_together(
     done = trainer.run(10**7)
     _sync(device)
     assert len(done) == k
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def through_executor(configs: list[CapacityConfig], device: str) -> tuple[float, float]:
+    """Seconds for `configs` trained by a worker's batched executor of len(configs) slots
+    (`hpsearch.worker.executors.BatchedExecutor`, in its chunks, as a worker trains them),
+    wall-clock and CPU time, after the same untimed warm-up on 5-step trials."""
+    from hpsearch.worker.executors import BatchedExecutor, Held
+    from objectives.tasks.registry import get_task
+
+    task = get_task("capacity")
+
+    def trained(trials: list[CapacityConfig]) -> None:
+        executor = BatchedExecutor(len(trials), device, "off", [task])
+        for c in trials:
+            executor.submit(Held("bench", task, c, None))
+        ended = 0
+        while executor.held():
+            ended += len(executor.advance(lambda held, steps, value: True))
+        assert ended == len(trials)
+
+    trained(
+        [CapacityConfig(**{**c.__dict__, "max_steps": 5, "seed": c.seed + 10**6}) for c in configs]
+    )
+    _sync(device)
+    start, cpu = time.perf_counter(), time.process_time()
+    trained(configs)
+    _sync(device)
     return time.perf_counter() - start, time.process_time() - cpu
 
 
@@ -289,6 +320,11 @@ def main() -> None:
         help="LO:HI: minibatch trials of mixed sizes, masked against grouped (K: --ks)",
     )
     parser.add_argument("--k1", action="store_true", help="train_capacity against K = 1")
+    parser.add_argument(
+        "--executor",
+        action="store_true",
+        help="with --batch-size: the K trials through a worker's batched executor",
+    )
     parser.add_argument("--bs", default="1000,4000", help="with --k1: the values of b")
     parser.add_argument("--repeats", type=int, default=9, help="with --k1")
     parser.add_argument(
@@ -385,9 +421,14 @@ def minibatch_rows(args: argparse.Namespace) -> None:
             wall, cpu = one_at_a_time(arch, budget, args.b, args.steps, args.device, size)
             config = _configs(arch, budget, 1, args.b, args.steps, size)[0]
             for k in (int(x) for x in args.ks.split(",")):
-                k_wall, k_cpu = batched(
-                    arch, budget, k, args.b, args.steps, args.device, size, **options
-                )
+                if args.executor:
+                    k_wall, k_cpu = through_executor(
+                        _configs(arch, budget, k, args.b, args.steps, size), args.device
+                    )
+                else:
+                    k_wall, k_cpu = batched(
+                        arch, budget, k, args.b, args.steps, args.device, size, **options
+                    )
                 row = {
                     "arch": arch,
                     "budget": budget,
@@ -400,6 +441,7 @@ def minibatch_rows(args: argparse.Namespace) -> None:
                     "device": args.device,
                     "threads": args.threads,
                     **options,
+                    "executor": args.executor,
                     "one_at_a_time_trial_steps_per_s": args.steps / wall,
                     "batched_trial_steps_per_s": k * args.steps / k_wall,
                     "speedup": k * wall / k_wall,
