@@ -27,7 +27,7 @@ one at a time: the measurement behind the size classes.
 
 Usage: python benchmarks/batched_throughput.py [--device cpu|cuda] [--b 1000] [--steps 100]
        [--threads N] [--ks 1,8,32,128] [--archs rnn,lstm] [--budgets 1000,10000]
-       [--peak-tflops X] [--precision ieee|tf32] [--no-graph]
+       [--peak-tflops X] [--precision ieee|tf32] [--no-graph] [--matmul-n 4096]
        [--batch-size 256 [--executor] | --batch-sizes 64:1000]
        python benchmarks/batched_throughput.py --k1 [--bs 1000,4000] [--repeats 9] ...
        python benchmarks/batched_throughput.py --verdicts --device cuda [--archs] [--budgets]
@@ -319,6 +319,12 @@ def main() -> None:
         default=None,
         help="LO:HI: minibatch trials of mixed sizes, masked against grouped (K: --ks)",
     )
+    parser.add_argument(
+        "--matmul-n",
+        type=int,
+        default=4096,
+        help="the yardstick's square matmul size (a dry run on a CPU: small)",
+    )
     parser.add_argument("--k1", action="store_true", help="train_capacity against K = 1")
     parser.add_argument(
         "--executor",
@@ -372,7 +378,7 @@ def main() -> None:
     options = {"precision": args.precision}
     if args.device == "cuda":
         options["cuda_graph"] = not args.no_graph
-    peak = measured_peak_gflops(args.device)
+    peak = measured_peak_gflops(args.device, args.matmul_n)
     print(json.dumps({"device": args.device, "measured_matmul_gflops": peak}), flush=True)
     rows = []
     for arch in args.archs.split(","):

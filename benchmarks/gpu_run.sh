@@ -53,7 +53,9 @@ rm -f "$OUT/stages.tsv" "$OUT/DRY_RUN" "$OUT"/status/*.json "$OUT/search.db"
 if (( DRY )); then
     touch "$OUT/DRY_RUN"
     DEVICE=cpu TOTAL=80 WORKER_MIN=12 WORKER_MAX=20 RESERVE=15 MIN_STAGE=10 STATUS_EVERY=5
-    THROUGHPUT=(--device cpu --threads 1 --archs rnn --budgets 300 --ks 1,4 --steps 20 --b 200)
+    # --matmul-n: the yardstick matmul at 4096 takes most of a minute on one loaded core.
+    THROUGHPUT=(--device cpu --threads 1 --archs rnn --budgets 300 --ks 1,4 --steps 20 --b 200
+        --matmul-n 256)
     MINIBATCH=(--b 400 --batch-size 32)
     export CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS=1
 else

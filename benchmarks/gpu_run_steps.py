@@ -7,7 +7,9 @@ failed stage leaves the others' files readable:
 - `create-args [--dry-run]`: the `hpsearch create` flags of the run's search, one a line: the
   paper's protocol (the [space] of experiments/paper-protocol.toml, read here so that the
   space is written once) for rnn at budget 10,000 with gp-batch and the median pruner; with
-  `--dry-run` the same space shrunk to a CPU's seconds (budget 300, 600 steps).
+  `--dry-run` the same space shrunk to a CPU's seconds (budget 300, 200 steps: 32 trials at
+  once, --batch auto on a CPU, finish within the worker's seconds even on a loaded machine;
+  the pruner, which looks every 500 steps, is not reached).
 - `summary OUTDIR`: summary.json and summary.md, the headline figures (trials per hour, the
   GPU's busy fraction, best bits per parameter, the throughput rows) and every stage's rc.
 
@@ -43,7 +45,7 @@ SEARCH: dict[str, Any] = {
     "seed": 0,
 }
 DRY_RUN: dict[str, Any] = {"budget": 300, "patience": 600}
-DRY_RUN_SPACE: dict[str, Any] = {"b": "300:1000", "batch_size": "16:64", "max_steps": 600}
+DRY_RUN_SPACE: dict[str, Any] = {"b": "300:1000", "batch_size": "16:64", "max_steps": 200}
 
 
 def _spec(value: Any) -> str:

@@ -137,7 +137,7 @@ def test_create_args_are_the_paper_protocol_and_shrink_for_the_dry_run():
     searched = {a.split("=")[1] for a in full if a.startswith("--space=")}
     assert searched == set(space)
     dry = steps.create_args(dry_run=True)
-    assert "--budget=300" in dry and "--space=max_steps=600" in dry
+    assert "--budget=300" in dry and "--space=max_steps=200" in dry
     assert {a.split("=")[1] for a in dry if a.startswith("--space=")} == set(space) | {"b"}
     # Each dimension once: `hpsearch create` refuses a --space given twice.
     names = [a.split("=")[1] for a in dry if a.startswith("--space=")]
