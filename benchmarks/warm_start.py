@@ -127,7 +127,8 @@ def run(args: argparse.Namespace, name: str) -> None:
 def summarize(args: argparse.Namespace, name: str) -> dict[str, object]:
     rows: dict[str, object] = {}
     print(
-        f"| seed | cold best ({args.cold_trials} trials) | 95% of it | trials to reach it: cold "
+        f"| seed | cold best (of its first {args.cold_trials} trials: trials it had) | 95% of it "
+        "| trials to reach it: cold "
         f"| warm | best after {args.trials}: cold | warm |"
     )
     print("|---|---|---|---|---|---|---|")
