@@ -359,9 +359,9 @@ class BatchedExecutor:
 
 # --batch auto on a CPU for studies of minibatch trials only: 16 minibatch trials (rnn, budget
 # 1,000, batch 256) in one batch ran 3.4x the trial-steps per second of one at a time on one
-# thread, 2 already 1.3x, and a batch of one 0.8x (docs/benchmarks.md, "Minibatch trials
-# batched on a CPU"); K is shared by a search's groups (size classes, optimizers, ...), so it
-# is set to fill several groups.
+# thread, 2 already 1.3x, and a batch of one 0.8x, which is why a group's first trial trains
+# alone (docs/benchmarks.md, "Minibatch trials batched on a CPU"); K is shared by a search's
+# groups (size classes, optimizers, ...), so it is set to fill several groups.
 CPU_MINIBATCH_BATCH = 32
 
 
