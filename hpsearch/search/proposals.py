@@ -460,8 +460,9 @@ class ClaimWaits:
     """What one worker's claims of one study waited for proposals: a fit of its own (the
     fallback when the queue ran short), another worker's fit it waited out, or, for samplers
     that do not batch, the claim itself (its asks sample, gp's fit, under the lock).
-    `claims` counts claims that got trials; `waited` those that waited at all; `seconds`
-    every claim's wait, those that found the study full included."""
+    `claims` counts claims that got trials; `waited` those of them that waited at all (never
+    more than `claims`); `seconds` every claim's wait, those that found the study full
+    included."""
 
     claims: int = 0
     waited: int = 0
@@ -469,7 +470,7 @@ class ClaimWaits:
 
     def add(self, seconds: float, claimed: bool = True) -> None:
         self.claims += int(claimed)
-        self.waited += int(seconds > 0)
+        self.waited += int(claimed and seconds > 0)
         self.seconds += seconds
 
     @property

@@ -62,7 +62,10 @@ def test_waits_are_summed_over_workers_and_bad_records_skipped():
     waits.add(0.0)
     waits.add(1.5)
     waits.add(0.5, claimed=False)  # found the study full: its time counts, not the claim
-    assert (waits.claims, waits.waited, waits.seconds, waits.mean) == (2, 2, 2.0, 1.0)
+    assert (waits.claims, waits.waited, waits.seconds, waits.mean) == (2, 1, 2.0, 1.0)
+    for _ in range(5):  # claims that found nothing never count as claims that waited
+        waits.add(0.25, claimed=False)
+    assert (waits.claims, waits.waited) == (2, 1) and waits.seconds == pytest.approx(3.25)
 
 
 @pytest.mark.parametrize("ahead", [False, True])
