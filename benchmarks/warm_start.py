@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -30,6 +31,8 @@ from optuna.trial import TrialState
 HPSEARCH = [sys.executable, "-m", "hpsearch.cli"]
 # The share of the cold study's best that counts as reached.
 SHARE = 0.95
+# The trial counts at which the best of each study is printed.
+MARKS = (10, 25, 50, 100, 200)
 
 
 def complete(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -124,8 +127,8 @@ def run(args: argparse.Namespace, name: str) -> None:
                 print(f"done: seed {seed} at {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def summarize(args: argparse.Namespace, name: str) -> dict[str, object]:
-    rows: dict[str, object] = {}
+def summarize(args: argparse.Namespace, name: str) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
     print(
         f"| seed | cold best (of its first {args.cold_trials} trials: trials it had) | 95% of it "
         "| trials to reach it: cold "
@@ -141,7 +144,7 @@ def summarize(args: argparse.Namespace, name: str) -> dict[str, object]:
         )
         reference = cold[: args.cold_trials]
         target = SHARE * max(reference)
-        row = {
+        row: dict[str, Any] = {
             "cold_trials": len(reference),
             "warm_trials": len(warm),
             "cold_best": max(reference),
@@ -151,6 +154,10 @@ def summarize(args: argparse.Namespace, name: str) -> dict[str, object]:
             "cold_best_at_T": max(cold[: args.trials]),
             "warm_best_at_T": max(warm[: args.trials]) if warm else None,
         }
+        row["best_after"] = {
+            "cold": {n: max(cold[:n]) for n in MARKS if n <= len(cold)},
+            "warm": {n: max(warm[:n]) for n in MARKS if n <= len(warm)},
+        }
         rows[str(seed)] = row
         print(
             f"| {seed} | {row['cold_best']:.3f} ({len(reference)}) | {target:.3f} "
@@ -158,6 +165,15 @@ def summarize(args: argparse.Namespace, name: str) -> dict[str, object]:
             f"| {row['cold_best_at_T']:.3f} ({min(len(cold), args.trials)}) "
             f"| {row['warm_best_at_T'] or 0:.3f} ({min(len(warm), args.trials)}) |",
             flush=True,
+        )
+    for arm in ("cold", "warm"):
+        print(
+            f"best bits/param after {', '.join(map(str, MARKS))} trials, {arm}: "
+            + "; ".join(
+                f"seed {seed}: "
+                + "/".join(f"{v:.2f}" for v in rows[str(seed)]["best_after"][arm].values())
+                for seed in args.seeds
+            )
         )
     return rows
 
