@@ -47,7 +47,7 @@ def _files() -> list[str]:
 
 def test_every_preset_has_its_small_file_and_nothing_else_is_new():
     on_disk = {p.stem for p in EXPERIMENTS.glob("*.toml")}
-    assert on_disk == {*_files(), "capacity", "smoke"}
+    assert on_disk == {*_files(), "capacity", "demo", "smoke"}
 
 
 @pytest.mark.parametrize("name", _files())

@@ -169,7 +169,13 @@ STEPS_1000 = {"max_steps": _fixed(1000)}
 # Every preset's [space] as the previous syntax read it (none of them used a two-element list
 # or a table, so the files keep their words), per variant tag.
 PRESET_SPACES = {
-    "capacity": lambda tag: {},
+    "capacity": lambda tag: {
+        "batch_size": IntDistribution(32, 500, log=True),
+        "max_steps": _fixed(50_000),
+        "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+        "lr_schedule": _fixed("cosine"),
+        "optimizer": _fixed("adam"),
+    },
     "smoke": lambda tag: {"max_steps": _fixed(20)},
     "paper-fig1": lambda tag: {},
     "paper-fig1-small": lambda tag: STEPS_1000,
@@ -219,6 +225,16 @@ PRESET_SPACES["paper-protocol"] = lambda tag: {
     "batch_size": IntDistribution(32, 500, log=True),
     "max_steps": _fixed(100_000),
     **({"gate_bias": FloatDistribution(0.0, 6.0)} if tag == "paper-gated" else {}),
+}
+# The demo (scripts/demo.sh): minibatch cosine training at budget 500.
+PRESET_SPACES["demo"] = lambda tag: {
+    "b": IntDistribution(1000, 4000, log=True),
+    "batch_size": _fixed(128),
+    "max_steps": _fixed(30_000),
+    "learning_rate": FloatDistribution(5e-3, 3e-2, log=True),
+    "init_scale": FloatDistribution(0.3, 2.0, log=True),
+    "lr_schedule": _fixed("cosine"),
+    "optimizer": _fixed("adam"),
 }
 PRESET_SPACES["paper-protocol-small"] = lambda tag: {
     **PAPER_SPACE,
