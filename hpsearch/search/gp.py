@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.fitted import is_result
 from hpsearch.search.optuna_compat import (
     MAX_QMC_SEED_VALUE,
     RELATIVE_PARAMS_KEY,
@@ -72,15 +72,6 @@ KERNEL_ATTR = "hpsearch:gp_kernel"
 # The results a fit of gp-batch sees at most, and one of gp's with related studies' results
 # (`fit_subset`; gp alone fits all its own, as GPSampler does).
 FIT_CAP = 600
-
-
-def is_result(trial: FrozenTrial) -> bool:
-    """A trial the GP fits: COMPLETE, or PRUNED with the (finite) value it reached."""
-    return trial.state == TrialState.COMPLETE or (
-        trial.state == TrialState.PRUNED
-        and trial.values is not None
-        and all(math.isfinite(v) for v in trial.values)
-    )
 
 
 def results(

@@ -207,7 +207,7 @@ def own_depth(attrs: Mapping[str, Any]) -> int:
 def read_related(study: optuna.Study, search_space: Mapping[str, Any]) -> Related | None:
     """The related studies' results of `study` in its coordinates; None for a study that
     does not warm from any (no setting, no size, or no related study)."""
-    from hpsearch.search.gp import is_result
+    from hpsearch.search.fitted import is_result
     from hpsearch.search.optuna_compat import study_storage
 
     attrs = study.user_attrs
