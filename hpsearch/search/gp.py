@@ -330,21 +330,31 @@ class WarmFit:
     ) -> Any:
         """LogEI (qLogEI over `pending`, the study's own pending points), at the study's
         context, over its search space."""
-        from hpsearch.search.optuna_compat import acqf_module
-
-        inner: acqf_module.BaseAcquisitionFunc
-        if len(pending) == 0:
-            inner = acqf_module.LogEI(gpr=gpr, search_space=space, threshold=threshold)
-        else:
-            inner = acqf_module.qLogEI(
-                gpr=gpr,
-                search_space=space,
-                threshold=threshold,
-                n_qmc_samples=sampler.n_qmc_samples_qei,
-                qmc_seed=sampler.rng.randint(MAX_QMC_SEED_VALUE),
-                normalized_params_of_running_trials=with_context(pending, self.k),
-            )
+        inner = log_ei(gpr, space, threshold, with_context(pending, self.k), sampler)
         return ContextAcqf(inner, space, self.k)
+
+
+def log_ei(
+    gpr: Any,
+    space: gp_search_space.SearchSpace,
+    threshold: float,
+    pending: np.ndarray,
+    sampler: GPSamplerBase,
+) -> Any:
+    """GPSampler's acquisition function: LogEI, or qLogEI over `pending` (normalized points
+    of the running trials) where there are any, seeded from the sampler's rng."""
+    from hpsearch.search.optuna_compat import acqf_module
+
+    if len(pending) == 0:
+        return acqf_module.LogEI(gpr=gpr, search_space=space, threshold=threshold)
+    return acqf_module.qLogEI(
+        gpr=gpr,
+        search_space=space,
+        threshold=threshold,
+        n_qmc_samples=sampler.n_qmc_samples_qei,
+        qmc_seed=sampler.rng.randint(MAX_QMC_SEED_VALUE),
+        normalized_params_of_running_trials=pending,
+    )
 
 
 def warm_fit(

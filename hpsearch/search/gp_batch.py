@@ -60,6 +60,7 @@ from hpsearch.search.gp import (
     GPSampler,
     KernelFit,
     fit_subset,
+    log_ei,
     normalize,
     results,
     store_kernel,
@@ -69,7 +70,6 @@ from hpsearch.search.gp import (
     warm_fit,
 )
 from hpsearch.search.optuna_compat import (
-    MAX_QMC_SEED_VALUE,
     acqf_module,
     fixed_gp,
     gp_search_space,
@@ -256,17 +256,8 @@ class GPBatchSampler(GPSampler):
                 elif related is not None:
                     # Exploration points are of the study's own GP: a warm fit takes qLogEI.
                     acqf = warm.acqf(gpr, space, threshold_y, pending, self)
-                elif len(pending) == 0:
-                    acqf = acqf_module.LogEI(gpr=gpr, search_space=space, threshold=threshold_y)
                 else:
-                    acqf = acqf_module.qLogEI(
-                        gpr=gpr,
-                        search_space=space,
-                        threshold=threshold_y,
-                        n_qmc_samples=self.n_qmc_samples_qei,
-                        qmc_seed=self.rng.randint(MAX_QMC_SEED_VALUE),
-                        normalized_params_of_running_trials=pending,
-                    )
+                    acqf = log_ei(gpr, space, threshold_y, pending, self)
                 if chosen and self.later == "explore" and related is None:
                     if candidates is None:
                         candidates = space.sample_normalized_params(EXPLORE_SAMPLES, self.rng)
