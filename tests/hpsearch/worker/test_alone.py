@@ -14,22 +14,12 @@ from objectives.tasks.objective import objective_of, shape_key
 from objectives.tasks.registry import get_task
 from objectives.training.batched import BatchedTrainer
 from objectives.training.trainer import OneTrial
+from tests.testing import capacity_config
 
 
 def _config(seed: int = 5, batch_size: int | str = 32, steps: int = 700) -> CapacityConfig:
-    return CapacityConfig(
-        arch="rnn",
-        n_in=16,
-        hidden_size=8,
-        depth=1,
-        unroll=3,
-        b=200,
-        learning_rate=0.01,
-        init_scale=0.9,
-        max_steps=steps,
-        patience=10**6,
-        seed=seed,
-        batch_size=batch_size,
+    return capacity_config(
+        b=200, init_scale=0.9, max_steps=steps, patience=10**6, seed=seed, batch_size=batch_size
     )
 
 
